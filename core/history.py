@@ -1,0 +1,113 @@
+"""Who, from where and why for every historical record.
+
+simple-history records the user of the current request; services also run from commands, imports
+and scheduled tasks, so they name the acting user and the reason explicitly. The request's IP
+address is kept in a context variable set by `AuditContextMiddleware` and written to the
+`ip_address` column that every historical model inherits from `HistoricalAudit`.
+"""
+from __future__ import annotations
+
+import contextlib
+from contextvars import ContextVar
+
+from django.conf import settings
+from django.db import models
+from django.dispatch import receiver
+from simple_history.signals import pre_create_historical_record
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+
+_ip: ContextVar[str | None] = ContextVar("clearance_audit_ip", default=None)
+_reason: ContextVar[str | None] = ContextVar("clearance_audit_reason", default=None)
+
+BULK_BATCH_SIZE = 500
+
+
+class HistoricalAudit(models.Model):
+    """Extra columns on every historical table."""
+
+    ip_address = models.GenericIPAddressField("IP address", null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+def client_ip(request) -> str | None:
+    if getattr(settings, "TRUST_X_FORWARDED_FOR", False):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip() or None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+class AuditContextMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = _ip.set(client_ip(request))
+        try:
+            return self.get_response(request)
+        finally:
+            _ip.reset(token)
+
+
+@contextlib.contextmanager
+def audit_context(*, ip: str | None = None, reason: str | None = None):
+    """Set the IP and/or default change reason for history written inside the block."""
+    tokens = []
+    if ip is not None:
+        tokens.append((_ip, _ip.set(ip)))
+    if reason is not None:
+        tokens.append((_reason, _reason.set(reason)))
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+def current_ip() -> str | None:
+    return _ip.get()
+
+
+@receiver(pre_create_historical_record)
+def _fill_audit_columns(sender, history_instance, **kwargs):
+    if history_instance.ip_address is None:
+        history_instance.ip_address = _ip.get()
+    if not history_instance.history_change_reason and _reason.get():
+        history_instance.history_change_reason = _reason.get()
+
+
+def tracked(instance, *, user, reason: str = ""):
+    """Mark an instance so its next save() records `user` and `reason` in its history."""
+    instance._history_user = user
+    instance._change_reason = reason or _reason.get() or ""
+    return instance
+
+
+def save_tracked(instance, *, user, reason: str = "", update_fields=None):
+    tracked(instance, user=user, reason=reason)
+    instance.save(update_fields=update_fields)
+    return instance
+
+
+def bulk_create_tracked(objs, model, *, user, reason: str = "", batch_size=BULK_BATCH_SIZE):
+    """bulk_create plus one historical row per object, in batches."""
+    if not objs:
+        return []
+    return bulk_create_with_history(
+        objs, model, batch_size=batch_size, default_user=user,
+        default_change_reason=reason or _reason.get() or "",
+        custom_historical_attrs={"ip_address": _ip.get()},
+    )
+
+
+def bulk_update_tracked(objs, model, fields, *, user, reason: str = "", batch_size=BULK_BATCH_SIZE):
+    """bulk_update plus one historical row per object, in batches."""
+    if not objs:
+        return 0
+    return bulk_update_with_history(
+        objs, model, fields, batch_size=batch_size, default_user=user,
+        default_change_reason=reason or _reason.get() or "",
+        custom_historical_attrs={"ip_address": _ip.get()},
+    )

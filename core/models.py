@@ -1,0 +1,685 @@
+"""The clearance domain (DESIGN.md, "Domain"). Models hold fields, constraints and small derived
+properties; every workflow write lives in core/services/."""
+from __future__ import annotations
+
+import re
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from .history import HistoricalAudit
+
+REGISTRATION_NUMBER_RE = r"^[A-Z]{2,6}/[A-Z]{2,6}/[0-9]{3,5}/[0-9]{4}$"
+MPESA_CODE_RE = r"^[A-Z0-9]{10}$"
+KES = dict(max_digits=12, decimal_places=2)
+
+
+def history(**kwargs):
+    """simple-history on a domain model, with the acting user, the IP and a change reason."""
+    return HistoricalRecords(bases=[HistoricalAudit], **kwargs)
+
+
+def normalize_registration_number(value: str) -> str:
+    """`sce/cs/0001/2022 ` → `SCE/CS/0001/2022` (upper-case, no spaces anywhere)."""
+    return re.sub(r"\s+", "", value or "").upper()
+
+
+def admission_year_from(registration_number: str) -> int | None:
+    match = re.search(r"/(\d{4})$", registration_number or "")
+    return int(match.group(1)) if match else None
+
+
+def validate_registration_number(value: str) -> None:
+    if not re.match(REGISTRATION_NUMBER_RE, value or ""):
+        raise ValidationError(
+            "%(value)s is not a registration number of the form SCHOOL/DEPT/NNNN/YYYY, "
+            "e.g. SCE/CS/0001/2022.", params={"value": value or "(empty)"}, code="invalid")
+
+
+def validate_mpesa_code(value: str) -> None:
+    if not re.match(MPESA_CODE_RE, value or ""):
+        raise ValidationError(
+            "An M-PESA code is 10 letters or digits, e.g. TL44LDQBWZ; %(value)s is not.",
+            params={"value": value or "(empty)"}, code="invalid")
+
+
+class TimeStamped(models.Model):
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+# --- people -------------------------------------------------------------------------------------
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create_user(self, email, password, **extra):
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email, password=None, **extra):
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email, password=None, **extra):
+        extra.update(is_staff=True, is_superuser=True)
+        return self._create_user(email, password, **extra)
+
+    def get_by_natural_key(self, email):
+        return self.get(email__iexact=email)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who logs in, by email. Roles are Groups (core.permissions)."""
+
+    email = models.EmailField("email address", unique=True)
+    full_name = models.CharField(max_length=150)
+    is_staff = models.BooleanField(
+        default=False, help_text="May log in to an admin site (every role but none).")
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+    history = history(excluded_fields=["password", "last_login"])
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["full_name"]
+
+    class Meta:
+        ordering = ["email"]
+
+    def __str__(self):
+        return self.full_name or self.email
+
+    def clean(self):
+        super().clean()
+        self.email = (self.email or "").strip().lower()
+
+    def get_full_name(self):
+        return self.full_name
+
+    def get_short_name(self):
+        return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+# --- academic structure -------------------------------------------------------------------------
+
+class School(models.Model):
+    code = models.CharField(max_length=6, unique=True)
+    name = models.CharField(max_length=200)
+
+    history = history()
+
+    class Meta:
+        ordering = ["code"]
+        permissions = [("review_school", "Can review the school office's clearance for this school")]
+
+    def __str__(self):
+        return f"{self.code} — {self.name}"
+
+
+class AcademicDepartment(models.Model):
+    school = models.ForeignKey(School, on_delete=models.PROTECT, related_name="academic_departments")
+    code = models.CharField(max_length=6)
+    name = models.CharField(max_length=200)
+
+    history = history()
+
+    class Meta:
+        ordering = ["school__code", "code"]
+        constraints = [models.UniqueConstraint(fields=["school", "code"], name="uniq_acad_dept_code_per_school")]
+
+    def __str__(self):
+        return f"{self.code} — {self.name}"
+
+
+class Programme(models.Model):
+    academic_department = models.ForeignKey(AcademicDepartment, on_delete=models.PROTECT, related_name="programmes")
+    code = models.CharField(max_length=20, unique=True)
+    name = models.CharField(max_length=200)
+
+    history = history()
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self):
+        return self.name
+
+
+class Student(TimeStamped):
+    registration_number = models.CharField(
+        max_length=30, unique=True, validators=[validate_registration_number],
+        help_text="SCHOOL/DEPT/NNNN/YYYY; stored upper-case without spaces.")
+    admission_year = models.PositiveSmallIntegerField(editable=False, db_index=True)
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=20, blank=True)
+    school = models.ForeignKey(School, on_delete=models.PROTECT, related_name="students")
+    academic_department = models.ForeignKey(AcademicDepartment, on_delete=models.PROTECT, related_name="students")
+    programme = models.ForeignKey(Programme, on_delete=models.PROTECT, related_name="students")
+    expected_graduation_year = models.PositiveSmallIntegerField("cohort (expected graduation year)", db_index=True)
+    is_resident = models.BooleanField("lives in a hostel", default=False)
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="student")
+
+    history = history()
+
+    class Meta:
+        ordering = ["registration_number"]
+        constraints = [
+            models.CheckConstraint(condition=Q(registration_number__regex=REGISTRATION_NUMBER_RE),
+                                   name="student_reg_no_format"),
+        ]
+        indexes = [
+            models.Index(fields=["school", "expected_graduation_year"]),
+            models.Index(fields=["programme", "expected_graduation_year"]),
+            models.Index(fields=["last_name", "first_name"]),
+        ]
+
+    def __str__(self):
+        return f"{self.registration_number} {self.full_name}"
+
+    @property
+    def full_name(self):
+        return f"{self.first_name} {self.last_name}".strip()
+
+    def clean(self):
+        self.registration_number = normalize_registration_number(self.registration_number)
+        validate_registration_number(self.registration_number)
+        self.admission_year = admission_year_from(self.registration_number)
+        if self.academic_department_id and self.school_id and self.academic_department.school_id != self.school_id:
+            raise ValidationError({"academic_department": "This department belongs to another school."})
+        if (self.programme_id and self.academic_department_id
+                and self.programme.academic_department_id != self.academic_department_id):
+            raise ValidationError({"programme": "This programme belongs to another department."})
+
+    def save(self, *args, **kwargs):
+        # Normalising the key is part of the field's meaning, not workflow.
+        self.registration_number = normalize_registration_number(self.registration_number)
+        self.admission_year = admission_year_from(self.registration_number) or 0
+        super().save(*args, **kwargs)
+
+
+# --- offices and cycles -------------------------------------------------------------------------
+
+class Department(models.Model):
+    """A clearance office."""
+
+    class Type(models.TextChoices):
+        FINANCE = "finance", "Finance"
+        LIBRARY = "library", "Library"
+        HOSTEL = "hostel", "Hostel"
+        FACULTY = "faculty", "School / faculty"
+        SPORTS = "sports", "Sports"
+        STORE = "store", "Store"
+        REGISTRY = "registry", "Registry"
+        OTHER = "other", "Other"
+
+    class AppliesTo(models.TextChoices):
+        ALL = "all", "Every student"
+        RESIDENTS = "residents", "Hostel residents only"
+        SCHOOLS = "schools", "Students of the selected schools"
+
+    code = models.CharField(max_length=10, unique=True)
+    name = models.CharField(max_length=100)
+    type = models.CharField(max_length=20, choices=Type.choices, default=Type.OTHER)
+    head_email = models.EmailField(blank=True)
+    is_active = models.BooleanField(default=True)
+    stage = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1)],
+        help_text="Offices in the same stage clear in parallel; a stage opens when every earlier one is approved.")
+    sla_days = models.PositiveSmallIntegerField("SLA (days)", default=7)
+    applies_to = models.CharField(max_length=20, choices=AppliesTo.choices, default=AppliesTo.ALL)
+    schools = models.ManyToManyField(School, blank=True, related_name="+",
+                                     help_text="Used when the office applies to selected schools.")
+
+    history = history(m2m_fields=[schools])
+
+    class Meta:
+        ordering = ["stage", "code"]
+        permissions = [("review_department", "Can review clearance for this office")]
+        constraints = [models.CheckConstraint(condition=Q(stage__gte=1), name="department_stage_positive")]
+
+    def __str__(self):
+        return self.code
+
+    def applies_to_student(self, student: Student, school_ids: set[int] | None = None) -> bool:
+        if not self.is_active:
+            return False
+        if self.applies_to == self.AppliesTo.RESIDENTS:
+            return student.is_resident
+        if self.applies_to == self.AppliesTo.SCHOOLS:
+            if school_ids is None:
+                school_ids = {s.pk for s in self.schools.all()}
+            return student.school_id in school_ids
+        return True
+
+
+class ClearanceCycle(TimeStamped):
+    name = models.CharField(max_length=100, unique=True)
+    graduation_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    opens_on = models.DateField()
+    closes_on = models.DateField()
+    is_closed = models.BooleanField(default=False, help_text="Close early, whatever the dates say.")
+    max_resubmissions = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Re-submissions allowed per request; empty uses the site default.")
+
+    history = history()
+
+    class Meta:
+        ordering = ["-opens_on"]
+        constraints = [models.CheckConstraint(condition=Q(closes_on__gte=models.F("opens_on")),
+                                              name="cycle_closes_after_opening")]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_open(self) -> bool:
+        today = timezone.localdate()
+        return not self.is_closed and self.opens_on <= today <= self.closes_on
+
+    @property
+    def resubmission_limit(self) -> int:
+        return self.max_resubmissions if self.max_resubmissions is not None else settings.MAX_RESUBMISSIONS
+
+
+# --- clearance ----------------------------------------------------------------------------------
+
+class ClearanceRequest(TimeStamped):
+    class Reason(models.TextChoices):
+        GRADUATION = "graduation", "Graduation"
+        WITHDRAWAL = "withdrawal", "Withdrawal"
+        TRANSFER = "transfer", "Transfer"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        IN_PROGRESS = "in_progress", "In progress"
+        ON_HOLD = "on_hold", "On hold"
+        COMPLETED = "completed", "Completed"
+        REVOKED = "revoked", "Revoked"
+
+    student = models.ForeignKey(Student, on_delete=models.PROTECT, related_name="clearance_requests")
+    cycle = models.ForeignKey(ClearanceCycle, on_delete=models.PROTECT, related_name="requests")
+    reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.GRADUATION)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, editable=False)
+    submitted_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    resubmission_count = models.PositiveSmallIntegerField(default=0, editable=False)
+    opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+    revoked_reason = models.TextField(blank=True, editable=False)
+
+    history = history()
+
+    class Meta:
+        ordering = ["-submitted_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["student", "cycle"], condition=~Q(status="revoked"),
+                                    name="one_open_request_per_student_cycle"),
+            models.CheckConstraint(condition=~Q(status="completed") | Q(completed_at__isnull=False),
+                                   name="request_completed_has_date"),
+            models.CheckConstraint(condition=~Q(status="revoked") | ~Q(revoked_reason=""),
+                                   name="request_revoked_has_reason"),
+        ]
+        indexes = [models.Index(fields=["cycle", "status"]), models.Index(fields=["status", "completed_at"])]
+
+    def __str__(self):
+        return f"{self.student.registration_number} — {self.cycle}"
+
+
+class ClearanceApproval(TimeStamped):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        WAIVED = "waived", "Waived"
+
+    CLEARED = (Status.APPROVED, Status.WAIVED)
+
+    request = models.ForeignKey(ClearanceRequest, on_delete=models.CASCADE, related_name="approvals")
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="approvals")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, editable=False)
+    waiting_since = models.DateTimeField(default=timezone.now, editable=False,
+                                         help_text="When it last became pending (SLA clock).")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+    decided_by_import = models.ForeignKey("BalanceImport", null=True, blank=True, on_delete=models.SET_NULL,
+                                          related_name="+", editable=False)
+    decided_at = models.DateTimeField(null=True, blank=True, editable=False)
+    reason = models.TextField(blank=True, help_text="Required to reject or waive; shown to the student.")
+    notes = models.TextField(blank=True, help_text="Internal notes for the office.")
+    student_response = models.TextField(blank=True, help_text="The student's answer when re-submitting.")
+    evidence = models.FileField(upload_to="evidence/%Y/%m/", blank=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["waiting_since"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "department"], name="one_approval_per_request_department"),
+            models.CheckConstraint(condition=~Q(status__in=["rejected", "waived"]) | ~Q(reason=""),
+                                   name="approval_reject_waive_needs_reason"),
+            models.CheckConstraint(condition=Q(status="pending") | Q(decided_at__isnull=False),
+                                   name="approval_decision_has_date"),
+        ]
+        indexes = [
+            models.Index(fields=["department", "status", "waiting_since"]),
+            models.Index(fields=["status", "decided_at"]),
+        ]
+
+    def __str__(self):
+        return f"{self.department.code} for {self.request.student.registration_number}"
+
+    @property
+    def is_cleared(self) -> bool:
+        return self.status in self.CLEARED
+
+    @property
+    def days_waiting(self) -> int:
+        end = self.decided_at if self.status != self.Status.PENDING and self.decided_at else timezone.now()
+        return max((end - self.waiting_since).days, 0)
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.status == self.Status.PENDING and self.days_waiting > self.department.sla_days
+
+
+class Hold(TimeStamped):
+    class Source(models.TextChoices):
+        MANUAL = "manual", "Placed by the office"
+        BALANCE_IMPORT = "balance_import", "Balance import"
+        RULE = "rule", "Rule"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        RELEASED = "released", "Released"
+        WAIVED = "waived", "Waived"
+
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="holds")
+    student = models.ForeignKey(Student, on_delete=models.PROTECT, related_name="holds")
+    reason = models.CharField(max_length=255)
+    amount = models.DecimalField("amount (KES)", null=True, blank=True, **KES)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.MANUAL)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE, editable=False)
+    placed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+", editable=False)
+    placed_at = models.DateTimeField(default=timezone.now, editable=False)
+    released_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+", editable=False)
+    released_at = models.DateTimeField(null=True, blank=True, editable=False)
+    release_reason = models.TextField(blank=True, editable=False)
+    balance_import = models.ForeignKey("BalanceImport", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="holds", editable=False)
+
+    history = history()
+
+    class Meta:
+        ordering = ["-placed_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__isnull=True) | Q(amount__gte=0), name="hold_amount_not_negative"),
+            # the balance import keeps exactly one FIN hold per student up to date
+            models.UniqueConstraint(fields=["student", "department"],
+                                    condition=Q(status="active", source="balance_import"),
+                                    name="one_active_import_hold_per_student_department"),
+            models.CheckConstraint(condition=~Q(status="waived") | ~Q(release_reason=""), name="hold_waive_needs_reason"),
+        ]
+        indexes = [models.Index(fields=["student", "department", "status"]),
+                   models.Index(fields=["department", "status"])]
+
+    def __str__(self):
+        amount = f" KES {self.amount:,.2f}" if self.amount is not None else ""
+        return f"{self.department.code} hold on {self.student.registration_number}{amount}"
+
+
+# --- money --------------------------------------------------------------------------------------
+
+class BalanceImport(TimeStamped):
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Uploaded"
+        PREVIEWED = "previewed", "Previewed"
+        APPLYING = "applying", "Applying"
+        APPLIED = "applied", "Applied"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    file = models.FileField(upload_to="imports/%Y/%m/", blank=True)
+    original_name = models.CharField(max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.UPLOADED)
+    rows_total = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    unchanged_count = models.PositiveIntegerField(default=0)
+    not_found_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="Row-level errors: row, column, reason.")
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done while running in the background.")
+    applied_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Import #{self.pk} {self.original_name}"
+
+
+class FinanceRecord(models.Model):
+    class GraduationFeeStatus(models.TextChoices):
+        UNPAID = "unpaid", "Unpaid"
+        PAID = "paid", "Paid"
+        WAIVED = "waived", "Waived"
+
+    student = models.OneToOneField(Student, on_delete=models.CASCADE, related_name="finance_record")
+    tuition_balance = models.DecimalField("tuition balance (KES)", default=Decimal("0"),
+                                          help_text="Negative is a credit.", **KES)
+    graduation_fee = models.DecimalField("graduation fee (KES)", default=Decimal("5500"), **KES)
+    graduation_fee_status = models.CharField(max_length=10, choices=GraduationFeeStatus.choices,
+                                             default=GraduationFeeStatus.UNPAID)
+    notes = models.TextField(blank=True)
+    last_import = models.ForeignKey(BalanceImport, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["student__registration_number"]
+        constraints = [models.CheckConstraint(condition=Q(graduation_fee__gte=0), name="graduation_fee_not_negative")]
+        indexes = [models.Index(fields=["tuition_balance"])]
+
+    def __str__(self):
+        return f"Finance record of {self.student.registration_number}"
+
+
+class Payment(TimeStamped):
+    class Method(models.TextChoices):
+        MPESA = "mpesa", "M-PESA"
+        BANK = "bank", "Bank"
+        CASH = "cash", "Cash"
+
+    student = models.ForeignKey(Student, on_delete=models.PROTECT, related_name="payments")
+    amount = models.DecimalField("amount (KES)", **KES)
+    method = models.CharField(max_length=10, choices=Method.choices, default=Method.MPESA)
+    transaction_code = models.CharField(max_length=40)
+    phone = models.CharField(max_length=20, blank=True)
+    paid_at = models.DateTimeField(default=timezone.now)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+", editable=False)
+    verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+", editable=False)
+    verified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    receipt = models.FileField(upload_to="receipts/%Y/%m/", blank=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["-paid_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["method", "transaction_code"], name="unique_payment_code_per_method"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(condition=~Q(method="mpesa") | Q(transaction_code__regex=MPESA_CODE_RE),
+                                   name="payment_mpesa_code_format"),
+        ]
+        indexes = [models.Index(fields=["verified_at"]), models.Index(fields=["student", "paid_at"])]
+
+    def __str__(self):
+        return f"{self.get_method_display()} {self.transaction_code} KES {self.amount:,.2f}"
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verified_at is not None
+
+
+class GownIssuance(TimeStamped):
+    class Size(models.TextChoices):
+        S = "S", "Small"
+        M = "M", "Medium"
+        L = "L", "Large"
+        XL = "XL", "Extra large"
+
+    class DepositStatus(models.TextChoices):
+        HELD = "held", "Held"
+        REFUNDED = "refunded", "Refunded"
+        RETAINED = "retained", "Retained"
+        PART_REFUNDED = "part_refunded", "Part-refunded"
+
+    student = models.ForeignKey(Student, on_delete=models.PROTECT, related_name="gowns")
+    gown_code = models.CharField(max_length=20)
+    size = models.CharField(max_length=3, choices=Size.choices)
+    issued_at = models.DateTimeField(default=timezone.now, editable=False)
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+", editable=False)
+    expected_return_on = models.DateField()
+    returned_at = models.DateTimeField(null=True, blank=True, editable=False)
+    deposit = models.DecimalField("deposit (KES)", default=Decimal("2000"), **KES)
+    deposit_status = models.CharField(max_length=20, choices=DepositStatus.choices, default=DepositStatus.HELD,
+                                      editable=False)
+    refunded_amount = models.DecimalField(default=Decimal("0"), editable=False, **KES)
+    damage_notes = models.TextField(blank=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["-issued_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["gown_code"], condition=Q(returned_at__isnull=True),
+                                    name="gown_out_once"),
+            models.UniqueConstraint(fields=["student"], condition=Q(returned_at__isnull=True),
+                                    name="one_gown_out_per_student"),
+            models.CheckConstraint(condition=Q(refunded_amount__lte=models.F("deposit")) & Q(refunded_amount__gte=0),
+                                   name="gown_refund_within_deposit"),
+        ]
+        indexes = [models.Index(fields=["deposit_status"])]
+
+    def __str__(self):
+        return f"Gown {self.gown_code} ({self.size}) — {self.student.registration_number}"
+
+
+# --- messages and documents ---------------------------------------------------------------------
+
+class Notification(models.Model):
+    class Kind(models.TextChoices):
+        INFO = "info", "Information"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        HOLD = "hold", "Hold"
+        COMPLETED = "completed", "Completed"
+        OVERDUE = "overdue", "Overdue"
+        REVOKED = "revoked", "Revoked"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    title = models.CharField(max_length=200)
+    message = models.TextField(blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.INFO)
+    link = models.CharField(max_length=300, blank=True, help_text="Where the object it is about can be seen.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    history = history()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "read_at"])]
+
+    def __str__(self):
+        return self.title
+
+
+def new_verification_code() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Certificate(models.Model):
+    request = models.OneToOneField(ClearanceRequest, on_delete=models.PROTECT, related_name="certificate")
+    code = models.CharField(max_length=64, unique=True, default=new_verification_code, editable=False)
+    issued_at = models.DateTimeField(default=timezone.now, editable=False)
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+", editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+    revoked_reason = models.TextField(blank=True, editable=False)
+
+    history = history()
+
+    class Meta:
+        ordering = ["-issued_at"]
+
+    def __str__(self):
+        return f"Certificate for {self.request}"
+
+    @property
+    def is_valid(self) -> bool:
+        return self.revoked_at is None
+
+
+class Delegation(TimeStamped):
+    """A reviewer hands their office rights to another user for a date range."""
+
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="delegations")
+    from_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="delegations_given")
+    to_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="delegations_received")
+    starts_on = models.DateField()
+    ends_on = models.DateField()
+    reason = models.CharField(max_length=255, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    history = history()
+
+    class Meta:
+        ordering = ["-starts_on"]
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_on__gte=models.F("starts_on")), name="delegation_dates_ordered"),
+            models.CheckConstraint(condition=~Q(from_user=models.F("to_user")), name="delegation_not_to_self"),
+        ]
+        indexes = [models.Index(fields=["to_user", "starts_on", "ends_on"])]
+
+    def __str__(self):
+        return f"{self.department.code}: {self.from_user} → {self.to_user} ({self.starts_on}–{self.ends_on})"

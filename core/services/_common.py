@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import islice
+
+from django.core.exceptions import ValidationError
+
+
+@dataclass
+class Refusal:
+    pk: int
+    label: str
+    reason: str
+
+    def __str__(self):
+        return f"{self.label}: {self.reason}"
+
+
+@dataclass
+class BulkResult:
+    """What a bulk service did and what it refused, row by row."""
+
+    done: list[int] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+
+    @property
+    def done_count(self) -> int:
+        return len(self.done)
+
+    def refuse(self, pk, label, reason):
+        self.refused.append(Refusal(pk, str(label), reason))
+
+    def raise_if_refused(self):
+        """For single-object services: turn the one refusal into a ValidationError."""
+        if self.refused:
+            raise ValidationError(self.refused[0].reason)
+
+
+def chunked(items, size=2000):
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def require_reason(reason: str, what: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError(f"A reason is required to {what}.", code="reason_required")
+    return reason

@@ -1,0 +1,318 @@
+"""Deciding clearance approvals (workflow rules 2–4).
+
+The bulk functions are the one implementation: they take ids, check every rule for every row with a
+constant number of queries, write the allowed rows in batches (with one historical row each) and
+report the refused rows with the reason. The single-object functions call them and raise the
+refusal as a ValidationError.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from .. import permissions
+from ..history import bulk_update_tracked, save_tracked
+from ..models import ClearanceApproval, ClearanceRequest, Hold, Notification
+from ._common import BulkResult, chunked, require_reason
+from .notifications import notifications_send
+from .status import requests_refresh_status
+
+A = ClearanceApproval.Status
+R = ClearanceRequest.Status
+CLOSED_REQUEST_REASONS = {
+    R.COMPLETED: "the student's clearance is already completed; the registry must revoke it before "
+                 "any decision changes",
+    R.REVOKED: "this clearance request was revoked",
+}
+
+
+def _load(ids: Iterable[int]) -> list[ClearanceApproval]:
+    qs = (ClearanceApproval.objects.select_related("department", "request__student", "request__cycle")
+          .select_for_update(of=("self",)).order_by("pk"))
+    return [a for chunk in chunked(ids) for a in qs.filter(pk__in=chunk)]
+
+
+def _label(approval: ClearanceApproval) -> str:
+    return f"{approval.request.student.registration_number} ({approval.department.code})"
+
+
+def _scope_filter(approvals, acting_user, result: BulkResult, missing_ids, check_scope=True):
+    """Keep the approvals the user may decide; refuse the rest as 'not yours'. System decisions
+    (finance following the balances) pass check_scope=False."""
+    for pk in missing_ids:
+        result.refuse(pk, f"#{pk}", "no such clearance item")
+    if not check_scope:
+        return approvals
+    if acting_user is None:
+        raise ValidationError("A decision needs the person who makes it.")
+    scope = permissions.approvals_for(acting_user)
+    allowed = {pk for chunk in chunked([a.pk for a in approvals])
+               for pk in scope.filter(pk__in=chunk).values_list("pk", flat=True)}
+    kept = []
+    for a in approvals:
+        if a.pk in allowed:
+            kept.append(a)
+        else:
+            result.refuse(a.pk, _label(a), f"not yours: you do not review {a.department.code}")
+    return kept
+
+
+def _open_request_filter(approvals, result) -> list[ClearanceApproval]:
+    kept = []
+    for a in approvals:
+        why = CLOSED_REQUEST_REASONS.get(a.request.status)
+        if why:
+            result.refuse(a.pk, _label(a), why)
+        else:
+            kept.append(a)
+    return kept
+
+
+def _blocking(approvals) -> tuple[dict, dict]:
+    """For each approval: the earlier-stage offices still open, and its office's active holds."""
+    request_ids = {a.request_id for a in approvals}
+    earlier_open = defaultdict(list)
+    siblings = defaultdict(list)
+    for ids in chunked(request_ids):
+        for request_id, code, stage, status in ClearanceApproval.objects.filter(request_id__in=ids).values_list(
+                "request_id", "department__code", "department__stage", "status"):
+            siblings[request_id].append((code, stage, status))
+    for a in approvals:
+        earlier_open[a.pk] = sorted(f"{code} ({status})" for code, stage, status in siblings[a.request_id]
+                                    if stage < a.department.stage and status not in ClearanceApproval.CLEARED)
+    holds = defaultdict(list)
+    pairs = {(a.request.student_id, a.department_id) for a in approvals}
+    student_ids = {s for s, _ in pairs}
+    dept_ids = {d for _, d in pairs}
+    for ids in chunked(student_ids):
+        for h in Hold.objects.filter(status=Hold.Status.ACTIVE, student_id__in=ids, department_id__in=dept_ids
+                                     ).only("student_id", "department_id", "reason", "amount"):
+            holds[(h.student_id, h.department_id)].append(h)
+    return earlier_open, holds
+
+
+def _hold_text(holds: list[Hold]) -> str:
+    parts = []
+    for h in holds:
+        parts.append(f"{h.reason} (KES {h.amount:,.2f})" if h.amount is not None else h.reason)
+    return "; ".join(parts)
+
+
+def _write(approvals, *, acting_user, reason_for_history, balance_import=None, notify_kind=None):
+    fields = ["status", "decided_by", "decided_by_import", "decided_at", "reason", "notes", "waiting_since",
+              "student_response", "evidence"]
+    bulk_update_tracked(approvals, ClearanceApproval, fields, user=acting_user, reason=reason_for_history)
+    requests_refresh_status({a.request_id for a in approvals}, acting_user=acting_user, reason=reason_for_history)
+    if notify_kind:
+        notifications_send([
+            dict(user_id=a.request.student.user_id, kind=notify_kind,
+                 title=f"{a.department.code}: {a.get_status_display().lower()}",
+                 message=(f"{a.department.name} {a.get_status_display().lower()} your clearance."
+                          + (f" Reason: {a.reason}" if a.reason else "")),
+                 link="/student/")
+            for a in approvals if a.request.student.user_id])
+
+
+@transaction.atomic
+def approvals_approve(*, approval_ids: Iterable[int], acting_user, notes: str = "", evidence=None,
+                      reason_for_history: str = "", balance_import=None, check_scope: bool = True) -> BulkResult:
+    """Approve each approval. Refused per row: not the user's office; request completed or revoked;
+    already approved or waived; an earlier stage still open (naming which offices); an active hold
+    of this office on the student (naming it)."""
+    ids = list(dict.fromkeys(approval_ids))
+    result = BulkResult()
+    approvals = _load(ids)
+    approvals = _scope_filter(approvals, acting_user, result, set(ids) - {a.pk for a in approvals}, check_scope)
+    approvals = _open_request_filter(approvals, result)
+    earlier_open, holds = _blocking(approvals)
+    now = timezone.now()
+    todo = []
+    for a in approvals:
+        if a.status in ClearanceApproval.CLEARED:
+            result.refuse(a.pk, _label(a), f"already {a.status}")
+        elif earlier_open[a.pk]:
+            result.refuse(a.pk, _label(a), "an earlier stage is still open: " + ", ".join(earlier_open[a.pk]))
+        elif holds[(a.request.student_id, a.department_id)]:
+            result.refuse(a.pk, _label(a), f"{a.department.code} holds an active hold on the student: "
+                          + _hold_text(holds[(a.request.student_id, a.department_id)]))
+        else:
+            a.status = A.APPROVED
+            a.decided_by = acting_user
+            a.decided_by_import = balance_import
+            a.decided_at = now
+            a.reason = ""
+            if notes:
+                a.notes = notes
+            if evidence is not None:
+                a.evidence = evidence
+            todo.append(a)
+            result.done.append(a.pk)
+    _write(todo, acting_user=acting_user, reason_for_history=reason_for_history or "Approved",
+           notify_kind=Notification.Kind.APPROVED)
+    return result
+
+
+@transaction.atomic
+def approvals_reject(*, approval_ids: Iterable[int], acting_user, reason: str | dict[int, str], notes: str = "",
+                     evidence=None, reason_for_history: str = "", balance_import=None,
+                     check_scope: bool = True) -> BulkResult:
+    """Reject each approval with a reason the student will read (one for all, or one per approval
+    id). Refused: no reason (for all); per row: not the user's office, request completed or
+    revoked, already rejected with this reason, or waived."""
+    if isinstance(reason, dict):
+        reason_of = {pk: require_reason(text, "reject") for pk, text in reason.items()}
+    else:
+        text = require_reason(reason, "reject")
+        reason_of = None
+    ids = list(dict.fromkeys(approval_ids))
+    result = BulkResult()
+    approvals = _load(ids)
+    approvals = _scope_filter(approvals, acting_user, result, set(ids) - {a.pk for a in approvals}, check_scope)
+    approvals = _open_request_filter(approvals, result)
+    now = timezone.now()
+    todo = []
+    for a in approvals:
+        reason = reason_of[a.pk] if reason_of is not None else text
+        if a.status == A.WAIVED:
+            result.refuse(a.pk, _label(a), "it was waived; re-open it first")
+        elif a.status == A.REJECTED and a.reason == reason:
+            result.refuse(a.pk, _label(a), "already rejected for this reason")
+        else:
+            a.status = A.REJECTED
+            a.decided_by = acting_user
+            a.decided_by_import = balance_import
+            a.decided_at = now
+            a.reason = reason
+            if notes:
+                a.notes = notes
+            if evidence is not None:
+                a.evidence = evidence
+            todo.append(a)
+            result.done.append(a.pk)
+    _write(todo, acting_user=acting_user,
+           reason_for_history=reason_for_history or ("Rejected" if reason_of else f"Rejected: {text}"),
+           notify_kind=Notification.Kind.REJECTED)
+    return result
+
+
+@transaction.atomic
+def approvals_waive(*, approval_ids: Iterable[int], acting_user, reason: str, notes: str = "") -> BulkResult:
+    """Waive: the office clears the student without the usual conditions (stage order and holds
+    do not block it), and must say why. Refused: no reason; per row: not the user's office, request
+    completed or revoked, already approved or waived."""
+    reason = require_reason(reason, "waive")
+    ids = list(dict.fromkeys(approval_ids))
+    result = BulkResult()
+    approvals = _load(ids)
+    approvals = _scope_filter(approvals, acting_user, result, set(ids) - {a.pk for a in approvals})
+    approvals = _open_request_filter(approvals, result)
+    now = timezone.now()
+    todo = []
+    for a in approvals:
+        if a.status in ClearanceApproval.CLEARED:
+            result.refuse(a.pk, _label(a), f"already {a.status}")
+            continue
+        a.status, a.decided_by, a.decided_by_import, a.decided_at, a.reason = A.WAIVED, acting_user, None, now, reason
+        if notes:
+            a.notes = notes
+        todo.append(a)
+        result.done.append(a.pk)
+    _write(todo, acting_user=acting_user, reason_for_history=f"Waived: {reason}",
+           notify_kind=Notification.Kind.APPROVED)
+    return result
+
+
+@transaction.atomic
+def approvals_reopen(*, approval_ids: Iterable[int], acting_user, note: str = "") -> BulkResult:
+    """Re-open rejected approvals so they can be decided again; the earlier decision stays in the
+    history. Refused per row: not the user's office, request completed or revoked, not rejected."""
+    ids = list(dict.fromkeys(approval_ids))
+    result = BulkResult()
+    approvals = _load(ids)
+    approvals = _scope_filter(approvals, acting_user, result, set(ids) - {a.pk for a in approvals})
+    approvals = _open_request_filter(approvals, result)
+    now = timezone.now()
+    todo = []
+    for a in approvals:
+        if a.status != A.REJECTED:
+            result.refuse(a.pk, _label(a), f"only a rejected item can be re-opened; this one is {a.status}")
+            continue
+        a.status, a.decided_by, a.decided_by_import, a.decided_at, a.reason = A.PENDING, None, None, None, ""
+        a.waiting_since = now
+        if note:
+            a.notes = note
+        todo.append(a)
+        result.done.append(a.pk)
+    _write(todo, acting_user=acting_user, reason_for_history="Re-opened by the office" + (f": {note}" if note else ""))
+    return result
+
+
+# --- one at a time ------------------------------------------------------------------------------
+
+def _single(func, approval, **kwargs) -> ClearanceApproval:
+    func(approval_ids=[approval.pk], **kwargs).raise_if_refused()
+    approval.refresh_from_db()
+    return approval
+
+
+def approval_approve(*, approval: ClearanceApproval, acting_user, notes: str = "", evidence=None) -> ClearanceApproval:
+    """Approve one approval; refused as `approvals_approve` refuses a row."""
+    return _single(approvals_approve, approval, acting_user=acting_user, notes=notes, evidence=evidence)
+
+
+def approval_reject(*, approval: ClearanceApproval, acting_user, reason: str, notes: str = "",
+                    evidence=None) -> ClearanceApproval:
+    """Reject one approval; a reason is required."""
+    return _single(approvals_reject, approval, acting_user=acting_user, reason=reason, notes=notes, evidence=evidence)
+
+
+def approval_waive(*, approval: ClearanceApproval, acting_user, reason: str, notes: str = "") -> ClearanceApproval:
+    """Waive one approval; a reason is required."""
+    return _single(approvals_waive, approval, acting_user=acting_user, reason=reason, notes=notes)
+
+
+def approval_reopen(*, approval: ClearanceApproval, acting_user, note: str = "") -> ClearanceApproval:
+    """Re-open one rejected approval."""
+    return _single(approvals_reopen, approval, acting_user=acting_user, note=note)
+
+
+@transaction.atomic
+def approval_resubmit(*, approval: ClearanceApproval, acting_user, response: str) -> ClearanceApproval:
+    """The student answers a rejection and sends the item back to the office.
+
+    Refused: not the student's own item; no response; the item is not rejected; the request is
+    completed or revoked; the cycle is closed; the re-submission limit of the cycle is reached."""
+    response = (response or "").strip()
+    approval = (ClearanceApproval.objects.select_related("request__student", "request__cycle", "department")
+                .select_for_update(of=("self",)).get(pk=approval.pk))
+    req = approval.request
+    if acting_user is None or req.student.user_id != acting_user.pk:
+        raise ValidationError("You can only re-submit your own clearance items.", code="not_yours")
+    if not response:
+        raise ValidationError("Write a response to the office: say what you did about the reason given.",
+                              code="response_required")
+    if approval.status != A.REJECTED:
+        raise ValidationError(f"Only a rejected item can be re-submitted; {approval.department.code} is "
+                              f"{approval.get_status_display().lower()}.", code="not_rejected")
+    if req.status in CLOSED_REQUEST_REASONS:
+        raise ValidationError(f"Not possible: {CLOSED_REQUEST_REASONS[req.status]}.", code="closed")
+    if not req.cycle.is_open:
+        raise ValidationError(f"The cycle {req.cycle} is closed; re-submissions are not accepted.", code="cycle_closed")
+    limit = req.cycle.resubmission_limit
+    if req.resubmission_count >= limit:
+        raise ValidationError(f"You have used all {limit} re-submissions allowed in {req.cycle}; "
+                              f"contact {approval.department.name} in person.", code="limit")
+    now = timezone.now()
+    approval.status, approval.decided_by, approval.decided_by_import, approval.decided_at = A.PENDING, None, None, None
+    approval.reason = ""
+    approval.student_response = response
+    approval.waiting_since = now
+    save_tracked(approval, user=acting_user, reason=f"Re-submitted by the student: {response}")
+    req.resubmission_count += 1
+    save_tracked(req, user=acting_user, reason="Re-submission", update_fields=["resubmission_count"])
+    requests_refresh_status([req.pk], acting_user=acting_user, reason="Re-submission")
+    return approval

@@ -1,0 +1,42 @@
+"""Delegations: a reviewer lends their office's rights to a colleague for a date range."""
+from __future__ import annotations
+
+from datetime import date
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from .. import permissions
+from ..history import save_tracked
+from ..models import Delegation, Department
+
+
+@transaction.atomic
+def delegation_create(*, department: Department, from_user, to_user, starts_on: date, ends_on: date,
+                      acting_user, reason: str = "") -> Delegation:
+    """Refused: the delegator does not review the office; to oneself; dates in the wrong order or
+    ending in the past; the acting user is neither the delegator nor an administrator."""
+    if acting_user.pk != from_user.pk and not acting_user.is_superuser:
+        raise ValidationError("Only the reviewer themselves or an administrator can delegate their rights.")
+    if from_user.pk == to_user.pk:
+        raise ValidationError("Delegate to someone else.")
+    if ends_on < starts_on:
+        raise ValidationError("The delegation ends before it starts.")
+    if ends_on < timezone.localdate():
+        raise ValidationError("The delegation would already be over.")
+    if not permissions.reviewable_departments(from_user).filter(pk=department.pk).exists():
+        raise ValidationError(f"{from_user} does not review {department.code}, so cannot delegate it.")
+    delegation = Delegation(department=department, from_user=from_user, to_user=to_user, starts_on=starts_on,
+                            ends_on=ends_on, reason=reason)
+    return save_tracked(delegation, user=acting_user, reason=f"Delegated {department.code} to {to_user}")
+
+
+@transaction.atomic
+def delegation_revoke(*, delegation: Delegation, acting_user) -> Delegation:
+    if acting_user.pk != delegation.from_user_id and not acting_user.is_superuser:
+        raise ValidationError("Only the reviewer who delegated or an administrator can end a delegation.")
+    if delegation.revoked_at:
+        raise ValidationError("This delegation was already ended.")
+    delegation.revoked_at = timezone.now()
+    return save_tracked(delegation, user=acting_user, reason="Delegation ended")

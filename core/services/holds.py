@@ -1,0 +1,148 @@
+"""Holds: what an office holds against a student, independent of any request (rule 2 uses them)."""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from .. import permissions
+from ..history import bulk_create_tracked, bulk_update_tracked
+from ..models import Department, Hold, Notification, Student
+from ._common import BulkResult, require_reason
+from .finance import FINANCE_CODE, finance_clearance_follow
+from .notifications import notifications_send
+
+H = Hold.Status
+MAX_AMOUNT = Decimal("10000000")
+
+
+def _check_amount(amount):
+    if amount is None:
+        return None
+    amount = Decimal(amount)
+    if amount < 0:
+        raise ValidationError("A hold's amount cannot be negative.", code="negative")
+    if amount > MAX_AMOUNT:
+        raise ValidationError(f"KES {amount:,.2f} is more than any fee; check the amount.", code="absurd")
+    return amount
+
+
+def _after_change(department: Department, student_ids, *, acting_user, reason):
+    # Finance clearance follows the money (rule 5): a FIN hold change re-decides the FIN approval.
+    if department.code == FINANCE_CODE:
+        finance_clearance_follow(student_ids=student_ids, acting_user=acting_user, reason=reason)
+
+
+@transaction.atomic
+def holds_place(*, department: Department, student_ids: Iterable[int], reason: str, acting_user,
+                amount=None, source: str = Hold.Source.MANUAL) -> BulkResult:
+    """Place a hold of `department` on each student. Refused: no reason; a negative or absurd
+    amount; the user does not review this office (for all); per student: unknown, outside the
+    user's schools, or already held by this office for the same reason."""
+    reason = require_reason(reason, "place a hold")
+    amount = _check_amount(amount)
+    if acting_user is not None and not permissions.can_manage_holds(acting_user, department):
+        raise ValidationError(f"You do not review {department.code}, so you cannot place its holds.", code="not_yours")
+    ids = list(dict.fromkeys(student_ids))
+    result = BulkResult()
+    students = {s.pk: s for s in Student.objects.filter(pk__in=ids).only("pk", "registration_number", "user_id",
+                                                                            "school_id")}
+    existing = set(Hold.objects.filter(department=department, student_id__in=ids, status=H.ACTIVE, reason=reason)
+                   .values_list("student_id", flat=True))
+    allowed_school_ids = None
+    if acting_user is not None and department.type == Department.Type.FACULTY and not acting_user.is_superuser:
+        allowed_school_ids = {s.pk for s in students.values() if permissions.can_manage_holds(acting_user, department, s)}
+    now = timezone.now()
+    new = []
+    for pk in ids:
+        s = students.get(pk)
+        if s is None:
+            result.refuse(pk, f"#{pk}", "no such student")
+        elif allowed_school_ids is not None and s.pk not in allowed_school_ids:
+            result.refuse(pk, s.registration_number, "not yours: the student is in a school you do not review")
+        elif pk in existing:
+            result.refuse(pk, s.registration_number, f"{department.code} already holds this student for “{reason}”")
+        else:
+            new.append(Hold(department=department, student_id=pk, reason=reason, amount=amount, source=source,
+                            status=H.ACTIVE, placed_by=acting_user, placed_at=now))
+            result.done.append(pk)
+    bulk_create_tracked(new, Hold, user=acting_user, reason=f"Hold placed: {reason}")
+    notifications_send([dict(user_id=students[h.student_id].user_id, kind=Notification.Kind.HOLD,
+                             title=f"{department.code} placed a hold",
+                             message=reason + (f" (KES {amount:,.2f})" if amount is not None else ""), link="/student/")
+                        for h in new if students[h.student_id].user_id])
+    _after_change(department, result.done, acting_user=acting_user, reason=f"Hold placed: {reason}")
+    return result
+
+
+def hold_place(*, department: Department, student: Student, reason: str, acting_user, amount=None,
+               source: str = Hold.Source.MANUAL) -> Hold:
+    """Place one hold; refused as `holds_place` refuses."""
+    holds_place(department=department, student_ids=[student.pk], reason=reason, acting_user=acting_user,
+                amount=amount, source=source).raise_if_refused()
+    return Hold.objects.filter(department=department, student=student, status=H.ACTIVE, reason=reason.strip()).latest("pk")
+
+
+def _end(hold_ids, *, acting_user, new_status, reason, verb) -> BulkResult:
+    ids = list(dict.fromkeys(hold_ids))
+    result = BulkResult()
+    holds = list(Hold.objects.select_related("department", "student").select_for_update(of=("self",))
+                 .filter(pk__in=ids).order_by("pk"))
+    allowed = None
+    if acting_user is not None:
+        allowed = set(permissions.holds_for(acting_user).filter(pk__in=ids).values_list("pk", flat=True))
+    for pk in set(ids) - {h.pk for h in holds}:
+        result.refuse(pk, f"#{pk}", "no such hold")
+    now = timezone.now()
+    todo = []
+    for h in holds:
+        label = f"{h.student.registration_number} ({h.department.code})"
+        if allowed is not None and h.pk not in allowed:
+            result.refuse(h.pk, label, f"not yours: you do not review {h.department.code}")
+        elif h.status != H.ACTIVE:
+            result.refuse(h.pk, label, f"already {h.status}")
+        else:
+            h.status, h.released_by, h.released_at, h.release_reason = new_status, acting_user, now, reason
+            todo.append(h)
+            result.done.append(h.pk)
+    bulk_update_tracked(todo, Hold, ["status", "released_by", "released_at", "release_reason"], user=acting_user,
+                        reason=f"Hold {verb}" + (f": {reason}" if reason else ""))
+    notifications_send([dict(user_id=h.student.user_id, kind=Notification.Kind.HOLD,
+                             title=f"{h.department.code} {verb} a hold", message=h.reason, link="/student/")
+                        for h in todo if h.student.user_id])
+    by_department = {}
+    for h in todo:
+        by_department.setdefault(h.department, []).append(h.student_id)
+    for department, student_ids in by_department.items():
+        _after_change(department, student_ids, acting_user=acting_user, reason=f"Hold {verb}")
+    return result
+
+
+@transaction.atomic
+def holds_release(*, hold_ids: Iterable[int], acting_user, reason: str = "") -> BulkResult:
+    """Release holds (the student settled it). Refused per row: not the user's office; not active."""
+    return _end(hold_ids, acting_user=acting_user, new_status=H.RELEASED, reason=(reason or "").strip(),
+                verb="released")
+
+
+@transaction.atomic
+def holds_waive(*, hold_ids: Iterable[int], acting_user, reason: str) -> BulkResult:
+    """Waive holds (the office forgoes it) with a reason. Refused: no reason; per row: not the
+    user's office; not active."""
+    reason = require_reason(reason, "waive a hold")
+    return _end(hold_ids, acting_user=acting_user, new_status=H.WAIVED, reason=reason, verb="waived")
+
+
+def hold_release(*, hold: Hold, acting_user, reason: str = "") -> Hold:
+    holds_release(hold_ids=[hold.pk], acting_user=acting_user, reason=reason).raise_if_refused()
+    hold.refresh_from_db()
+    return hold
+
+
+def hold_waive(*, hold: Hold, acting_user, reason: str) -> Hold:
+    holds_waive(hold_ids=[hold.pk], acting_user=acting_user, reason=reason).raise_if_refused()
+    hold.refresh_from_db()
+    return hold

@@ -1,0 +1,82 @@
+"""Payments: recording and verifying (M-PESA codes are checked for form and duplicates)."""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from ..history import bulk_update_tracked, save_tracked
+from ..models import Payment, Student, validate_mpesa_code
+from ._common import BulkResult
+
+MAX_AMOUNT = Decimal("10000000")
+
+
+def normalize_code(code: str) -> str:
+    return "".join((code or "").split()).upper()
+
+
+@transaction.atomic
+def payment_record(*, student: Student, amount, method: str, transaction_code: str, acting_user,
+                   phone: str = "", paid_at=None, receipt=None) -> Payment:
+    """Record a payment. Refused: amount not positive or absurd; an M-PESA code that is not 10
+    letters/digits; a code already recorded for this method (naming whose)."""
+    code = normalize_code(transaction_code)
+    amount = Decimal(amount)
+    if amount <= 0:
+        raise ValidationError("A payment's amount must be more than zero.", code="amount")
+    if amount > MAX_AMOUNT:
+        raise ValidationError(f"KES {amount:,.2f} is more than any fee; check the amount.", code="absurd")
+    if method == Payment.Method.MPESA:
+        validate_mpesa_code(code)
+    elif not code:
+        raise ValidationError("Give the transaction or receipt number.", code="code")
+    duplicate = Payment.objects.filter(method=method, transaction_code=code).select_related("student").first()
+    if duplicate:
+        raise ValidationError(f"{code} is already recorded, for {duplicate.student.registration_number} "
+                              f"(KES {duplicate.amount:,.2f}).", code="duplicate")
+    payment = Payment(student=student, amount=amount, method=method, transaction_code=code, phone=phone,
+                      paid_at=paid_at or timezone.now(), recorded_by=acting_user)
+    if receipt is not None:
+        payment.receipt = receipt
+    return save_tracked(payment, user=acting_user, reason="Payment recorded")
+
+
+@transaction.atomic
+def payments_verify(*, payment_ids: Iterable[int], acting_user, reason: str = "") -> BulkResult:
+    """Mark payments verified. Refused per row: unknown; already verified (naming by whom)."""
+    ids = list(dict.fromkeys(payment_ids))
+    result = BulkResult()
+    payments = list(Payment.objects.select_for_update(of=("self",)).select_related("verified_by")
+                    .filter(pk__in=ids).order_by("pk"))
+    for pk in set(ids) - {p.pk for p in payments}:
+        result.refuse(pk, f"#{pk}", "no such payment")
+    now = timezone.now()
+    todo = []
+    for p in payments:
+        if p.verified_at:
+            result.refuse(p.pk, p.transaction_code, f"already verified by {p.verified_by} on {p.verified_at:%d %b %Y}")
+        else:
+            p.verified_at, p.verified_by = now, acting_user
+            todo.append(p)
+            result.done.append(p.pk)
+    bulk_update_tracked(todo, Payment, ["verified_at", "verified_by"], user=acting_user,
+                        reason=reason or "Payment verified")
+    return result
+
+
+def payment_verify_by_code(*, transaction_code: str, acting_user, method: str = Payment.Method.MPESA) -> Payment:
+    """Verify the payment with this code. Refused: malformed code; no payment recorded with it;
+    already verified."""
+    code = normalize_code(transaction_code)
+    if method == Payment.Method.MPESA:
+        validate_mpesa_code(code)
+    payment = Payment.objects.filter(method=method, transaction_code=code).first()
+    if payment is None:
+        raise ValidationError(f"No payment is recorded with the code {code}.", code="not_found")
+    payments_verify(payment_ids=[payment.pk], acting_user=acting_user).raise_if_refused()
+    payment.refresh_from_db()
+    return payment

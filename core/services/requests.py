@@ -1,0 +1,150 @@
+"""Opening, submitting and revoking clearance requests (workflow rules 1 and 4)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from ..history import bulk_create_tracked, save_tracked
+from ..models import (Certificate, ClearanceApproval, ClearanceCycle, ClearanceRequest, Department,
+                      Notification, Student)
+from ._common import chunked, require_reason
+from .notifications import notifications_send
+from .status import derive_request_status
+
+R = ClearanceRequest.Status
+
+
+@dataclass
+class OpenResult:
+    created: list[int] = field(default_factory=list)  # request ids
+    already_open: int = 0
+    approvals_created: int = 0
+
+    @property
+    def created_count(self) -> int:
+        return len(self.created)
+
+
+def _check_cycle_open(cycle: ClearanceCycle) -> None:
+    if cycle.is_closed:
+        raise ValidationError(f"The cycle {cycle} has been closed.", code="cycle_closed")
+    today = timezone.localdate()
+    if today < cycle.opens_on:
+        raise ValidationError(f"The cycle {cycle} opens on {cycle.opens_on:%d %b %Y}.", code="cycle_not_open")
+    if today > cycle.closes_on:
+        raise ValidationError(f"The cycle {cycle} closed on {cycle.closes_on:%d %b %Y}.", code="cycle_closed")
+
+
+def _departments_with_schools() -> list[tuple[Department, set[int]]]:
+    return [(d, {s.pk for s in d.schools.all()})
+            for d in Department.objects.filter(is_active=True).prefetch_related("schools")]
+
+
+def _open_for_students(students: QuerySet[Student], *, cycle, acting_user, reason, request_reason) -> OpenResult:
+    """Bulk: one request per student without an open one in the cycle, and one pending approval per
+    applicable active office. Queries grow with batches of 2,000 students, not with students."""
+    result = OpenResult()
+    departments = _departments_with_schools()
+    now = timezone.now()
+    history_reason = reason or "Clearance opened"
+    student_ids = list(students.values_list("pk", flat=True))
+    for ids in chunked(student_ids):
+        already = set(ClearanceRequest.objects.filter(cycle=cycle, student_id__in=ids).exclude(status=R.REVOKED)
+                      .values_list("student_id", flat=True))
+        result.already_open += len(already)
+        batch = [s for s in Student.objects.filter(pk__in=ids).only("pk", "school_id", "is_resident", "user_id")
+                 if s.pk not in already]
+        if not batch:
+            continue
+        requests = [ClearanceRequest(student_id=s.pk, cycle=cycle, reason=request_reason, status=R.PENDING,
+                                     submitted_at=now, opened_by=acting_user) for s in batch]
+        requests = bulk_create_tracked(requests, ClearanceRequest, user=acting_user, reason=history_reason)
+        by_student = {r.student_id: r for r in requests}
+        approvals = [ClearanceApproval(request_id=by_student[s.pk].pk, department_id=d.pk, waiting_since=now)
+                     for s in batch for d, school_ids in departments if d.applies_to_student(s, school_ids)]
+        bulk_create_tracked(approvals, ClearanceApproval, user=acting_user, reason=history_reason)
+        result.created.extend(r.pk for r in requests)
+        result.approvals_created += len(approvals)
+        notifications_send([
+            dict(user_id=s.user_id, kind=Notification.Kind.INFO, title="Your clearance is open",
+                 message=f"Clearance for {cycle} is open. Follow each office's decision here.", link="/student/")
+            for s in batch if s.user_id])
+    return result
+
+
+@transaction.atomic
+def request_open(*, student: Student, cycle: ClearanceCycle, acting_user,
+                 request_reason: str = ClearanceRequest.Reason.GRADUATION) -> tuple[ClearanceRequest, bool]:
+    """Open a student's request in a cycle with one pending approval per applicable office.
+    Opening twice does nothing new: returns (request, False). Refused when the cycle is not open."""
+    existing = ClearanceRequest.objects.filter(student=student, cycle=cycle).exclude(status=R.REVOKED).first()
+    if existing:
+        return existing, False
+    _check_cycle_open(cycle)
+    result = _open_for_students(Student.objects.filter(pk=student.pk), cycle=cycle, acting_user=acting_user,
+                                reason="Clearance opened", request_reason=request_reason)
+    return ClearanceRequest.objects.get(pk=result.created[0]), True
+
+
+@transaction.atomic
+def request_submit(*, student: Student, cycle: ClearanceCycle, acting_user,
+                   request_reason: str = ClearanceRequest.Reason.GRADUATION) -> ClearanceRequest:
+    """A student opens their own request. Refused: not their own record; the cycle is not open;
+    they already have an open request in this cycle."""
+    if acting_user is None or student.user_id != acting_user.pk:
+        raise ValidationError("You can only submit your own clearance request.", code="not_yours")
+    request, created = request_open(student=student, cycle=cycle, acting_user=acting_user,
+                                    request_reason=request_reason)
+    if not created:
+        raise ValidationError(f"You already have a clearance request in {cycle}.", code="already_open")
+    return request
+
+
+@transaction.atomic
+def requests_open_for_cohort(*, cycle: ClearanceCycle, acting_user, graduation_year: int | None = None,
+                             school=None, programme=None, student_ids: Iterable[int] | None = None) -> OpenResult:
+    """Open requests for a whole cohort (optionally one school or programme) or for the given
+    students. Students who already have an open request in the cycle are counted, not touched.
+    Refused when the cycle is not open or nobody is selected."""
+    _check_cycle_open(cycle)
+    students = Student.objects.all()
+    if student_ids is not None:
+        students = students.filter(pk__in=list(student_ids))
+    elif graduation_year is None:
+        raise ValidationError("Choose a cohort (expected graduation year) or some students.", code="no_selection")
+    if graduation_year is not None:
+        students = students.filter(expected_graduation_year=graduation_year)
+    if school is not None:
+        students = students.filter(school=school)
+    if programme is not None:
+        students = students.filter(programme=programme)
+    what = f"cohort {graduation_year}" if graduation_year else "selected students"
+    return _open_for_students(students.order_by("pk"), cycle=cycle, acting_user=acting_user,
+                              reason=f"Clearance opened for {what}", request_reason=ClearanceRequest.Reason.GRADUATION)
+
+
+@transaction.atomic
+def request_revoke(*, request: ClearanceRequest, acting_user, reason: str) -> ClearanceRequest:
+    """Revoke a request (normally a completed one that is now held); revokes its certificate too.
+    Refused: no reason; already revoked."""
+    reason = require_reason(reason, "revoke a clearance")
+    request = ClearanceRequest.objects.select_for_update().select_related("student").get(pk=request.pk)
+    if request.status == R.REVOKED:
+        raise ValidationError("This clearance request is already revoked.", code="already_revoked")
+    now = timezone.now()
+    request.revoked_at, request.revoked_by, request.revoked_reason = now, acting_user, reason
+    request.status = derive_request_status([], revoked=True)
+    save_tracked(request, user=acting_user, reason=f"Revoked: {reason}")
+    certificate = Certificate.objects.filter(request=request, revoked_at__isnull=True).first()
+    if certificate:
+        certificate.revoked_at, certificate.revoked_by, certificate.revoked_reason = now, acting_user, reason
+        save_tracked(certificate, user=acting_user, reason=f"Clearance revoked: {reason}")
+    if request.student.user_id:
+        notifications_send([dict(user_id=request.student.user_id, kind=Notification.Kind.REVOKED,
+                                 title="Your clearance was revoked", message=f"Reason: {reason}", link="/student/")])
+    return request

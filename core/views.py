@@ -1,0 +1,42 @@
+"""Views outside the admin sites: liveness/readiness."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+
+def _database() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return {"ok": True, "vendor": connection.vendor}
+    except Exception as exc:  # any failure to talk to the database is "not healthy"
+        return {"ok": False, "vendor": connection.vendor, "error": str(exc)[:200]}
+
+
+def _task_queue() -> dict:
+    try:
+        from django_q.brokers import get_broker
+        from django_q.status import Stat
+        broker = get_broker()
+        reachable = bool(broker.ping())
+        queued = broker.queue_size()
+        clusters = Stat.get_all(broker=broker) or []
+        workers = sum(len(getattr(c, "workers", []) or []) for c in clusters)
+        ok = reachable and (bool(clusters) or not settings.HEALTH_REQUIRE_WORKERS)
+        return {"ok": ok, "broker": broker.info(), "reachable": reachable, "queued": queued,
+                "clusters": len(clusters), "workers": workers}
+    except Exception as exc:
+        return {"ok": False, "error": str(exc)[:200]}
+
+
+@never_cache
+@require_GET
+def health(request):
+    checks = {"database": _database(), "task_queue": _task_queue()}
+    healthy = all(c["ok"] for c in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
