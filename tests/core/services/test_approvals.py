@@ -1,0 +1,516 @@
+"""Deciding clearance approvals (workflow rules 2–4)."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from core import permissions
+from core.models import ClearanceApproval, ClearanceRequest, Hold, Notification
+from core.selectors.clearance import completed_but_now_held
+from core.services.approvals import (approval_approve, approval_reject, approval_reopen, approval_resubmit,
+                                     approval_waive, approvals_approve, approvals_reject, approvals_reopen,
+                                     approvals_waive)
+from core.services.holds import hold_place, hold_release
+from core.services.requests import requests_open_for_cohort
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+A = ClearanceApproval.Status
+R = ClearanceRequest.Status
+
+
+def status_of(approval) -> str:
+    return ClearanceApproval.objects.values_list("status", flat=True).get(pk=approval.pk)
+
+
+def request_status(request) -> str:
+    return ClearanceRequest.objects.values_list("status", flat=True).get(pk=request.pk)
+
+
+# --- approve --------------------------------------------------------------------------------------
+
+def test_reviewer_approves_their_offices_item(clearance, approval, lib_reviewer):
+    lib = approval(clearance, "LIB")
+    result = approval_approve(approval=lib, acting_user=lib_reviewer, notes="All books back")
+    stored = ClearanceApproval.objects.get(pk=lib.pk)
+    assert result.status == stored.status == A.APPROVED
+    assert stored.decided_by == lib_reviewer
+    assert stored.decided_at is not None
+    assert stored.notes == "All books back"
+    assert request_status(clearance) == R.IN_PROGRESS
+
+
+def test_approving_another_offices_item_is_refused(clearance, approval, lib_reviewer):
+    spt = approval(clearance, "SPT")
+    with pytest.raises(ValidationError, match="not yours: you do not review SPT"):
+        approval_approve(approval=spt, acting_user=lib_reviewer)
+    assert status_of(spt) == A.PENDING
+
+
+def test_a_decision_needs_an_acting_user(clearance, approval):
+    with pytest.raises(ValidationError, match="needs the person"):
+        approval_approve(approval=approval(clearance, "LIB"), acting_user=None)
+
+
+def test_approving_twice_is_refused(clearance, approval, lib_reviewer):
+    lib = approval(clearance, "LIB")
+    approval_approve(approval=lib, acting_user=lib_reviewer)
+    with pytest.raises(ValidationError, match="already approved"):
+        approval_approve(approval=lib, acting_user=lib_reviewer)
+
+
+def test_unknown_approval_id_is_refused_in_bulk(clearance, lib_reviewer):
+    result = approvals_approve(approval_ids=[999999], acting_user=lib_reviewer)
+    assert result.done == []
+    assert [(r.pk, r.reason) for r in result.refused] == [(999999, "no such clearance item")]
+
+
+def test_superuser_decides_any_office(clearance, approval, superuser):
+    approval_approve(approval=approval(clearance, "SPT"), acting_user=superuser)
+    assert status_of(approval(clearance, "SPT")) == A.APPROVED
+
+
+def test_school_office_reviewer_cannot_decide_a_student_of_another_school(offices, open_request, make_reviewer):
+    spa = factories.SchoolFactory(code="SPA")
+    sce_student = factories.StudentFactory()
+    spa_student = factories.StudentFactory(school=spa)
+    reviewer = make_reviewer("SCH", schools=[sce_student.school])
+    ok = open_request(sce_student).approvals.get(department__code="SCH")
+    neighbour = open_request(spa_student).approvals.get(department__code="SCH")
+    approval_approve(approval=ok, acting_user=reviewer)
+    with pytest.raises(ValidationError, match="not yours"):
+        approval_approve(approval=neighbour, acting_user=reviewer)
+    assert (status_of(ok), status_of(neighbour)) == (A.APPROVED, A.PENDING)
+
+
+# --- stage order ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("office_stages", [{"GOWN": 2, "REG": 3}])
+def test_approve_is_refused_while_an_earlier_stage_is_open(clearance, approval, make_reviewer, superuser):
+    reg_reviewer = make_reviewer("REG")
+    reg = approval(clearance, "REG")
+    with pytest.raises(ValidationError) as exc:
+        approval_approve(approval=reg, acting_user=reg_reviewer)
+    message = exc.value.messages[0]
+    assert message.startswith("an earlier stage is still open: ")
+    for code in ("FIN", "LIB", "SCH", "SPT", "GOWN"):
+        assert f"{code} (pending)" in message
+    assert "REG" not in message.split(":", 1)[1]
+    assert status_of(reg) == A.PENDING
+
+
+@pytest.mark.parametrize("office_stages", [{"REG": 2}])
+def test_the_message_names_only_the_offices_still_open(clearance, approval, make_reviewer, superuser):
+    for code in ("FIN", "LIB", "SCH"):
+        approval_approve(approval=approval(clearance, code), acting_user=superuser)
+    approval_reject(approval=approval(clearance, "SPT"), acting_user=superuser, reason="Kit not returned")
+    with pytest.raises(ValidationError) as exc:
+        approval_approve(approval=approval(clearance, "REG"), acting_user=make_reviewer("REG"))
+    assert exc.value.messages[0] == "an earlier stage is still open: GOWN (pending), SPT (rejected)"
+
+
+@pytest.mark.parametrize("office_stages", [{"REG": 2}])
+def test_approve_is_allowed_once_every_earlier_stage_is_cleared(clearance, approval, make_reviewer, superuser):
+    stage_one = list(clearance.approvals.filter(department__stage=1).values_list("pk", flat=True))
+    approvals_approve(approval_ids=stage_one[1:], acting_user=superuser).raise_if_refused()
+    approvals_waive(approval_ids=stage_one[:1], acting_user=superuser, reason="Not applicable").raise_if_refused()
+    approval_approve(approval=approval(clearance, "REG"), acting_user=make_reviewer("REG"))
+    assert status_of(approval(clearance, "REG")) == A.APPROVED
+    assert request_status(clearance) == R.COMPLETED
+
+
+@pytest.mark.parametrize("office_stages", [{"REG": 2}])
+def test_reject_is_not_held_back_by_stage_order(clearance, approval, make_reviewer):
+    approval_reject(approval=approval(clearance, "REG"), acting_user=make_reviewer("REG"), reason="Photo missing")
+    assert status_of(approval(clearance, "REG")) == A.REJECTED
+
+
+# --- holds block approve --------------------------------------------------------------------------
+
+def test_an_active_hold_of_the_office_blocks_approve_naming_the_hold(clearance, approval, offices, student,
+                                                                     lib_reviewer):
+    factories.HoldFactory(department=offices["LIB"], student=student, reason="Book 'Dune' not returned",
+                          amount=Decimal("1500"))
+    lib = approval(clearance, "LIB")
+    with pytest.raises(ValidationError) as exc:
+        approval_approve(approval=lib, acting_user=lib_reviewer)
+    assert exc.value.messages[0] == ("LIB holds an active hold on the student: "
+                                     "Book 'Dune' not returned (KES 1,500.00)")
+    assert status_of(lib) == A.PENDING
+
+
+def test_another_offices_hold_does_not_block(clearance, approval, offices, student, lib_reviewer):
+    factories.HoldFactory(department=offices["SPT"], student=student, reason="Jersey not returned")
+    approval_approve(approval=approval(clearance, "LIB"), acting_user=lib_reviewer)
+    assert status_of(approval(clearance, "LIB")) == A.APPROVED
+
+
+def test_a_released_hold_no_longer_blocks(clearance, approval, offices, student, lib_reviewer):
+    hold = hold_place(department=offices["LIB"], student=student, reason="Book not returned",
+                      acting_user=lib_reviewer)
+    with pytest.raises(ValidationError, match="active hold"):
+        approval_approve(approval=approval(clearance, "LIB"), acting_user=lib_reviewer)
+    hold_release(hold=hold, acting_user=lib_reviewer, reason="Returned")
+    approval_approve(approval=approval(clearance, "LIB"), acting_user=lib_reviewer)
+    assert status_of(approval(clearance, "LIB")) == A.APPROVED
+
+
+def test_another_students_hold_does_not_block(clearance, approval, offices, lib_reviewer):
+    factories.HoldFactory(department=offices["LIB"], student=factories.StudentFactory())
+    approval_approve(approval=approval(clearance, "LIB"), acting_user=lib_reviewer)
+    assert status_of(approval(clearance, "LIB")) == A.APPROVED
+
+
+# --- reject and waive -----------------------------------------------------------------------------
+
+def test_reject_sets_the_reason_and_puts_the_request_on_hold(clearance, approval, lib_reviewer, student,
+                                                             django_capture_on_commit_callbacks):
+    lib = approval(clearance, "LIB")
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_reject(approval=lib, acting_user=lib_reviewer, reason="  Two books overdue ")
+    stored = ClearanceApproval.objects.get(pk=lib.pk)
+    assert (stored.status, stored.reason, stored.decided_by) == (A.REJECTED, "Two books overdue", lib_reviewer)
+    assert request_status(clearance) == R.ON_HOLD
+    note = Notification.objects.get(user=student.user, kind=Notification.Kind.REJECTED)
+    assert "Two books overdue" in note.message
+
+
+@pytest.mark.parametrize("reason", ["", "   ", None])
+def test_reject_without_reason_is_refused_and_changes_nothing(clearance, approval, lib_reviewer, reason):
+    lib = approval(clearance, "LIB")
+    history_before = lib.history.count()
+    with pytest.raises(ValidationError, match="A reason is required to reject"):
+        approval_reject(approval=lib, acting_user=lib_reviewer, reason=reason)
+    stored = ClearanceApproval.objects.get(pk=lib.pk)
+    assert (stored.status, stored.reason, stored.decided_by, stored.decided_at) == (A.PENDING, "", None, None)
+    assert lib.history.count() == history_before
+    assert request_status(clearance) == R.PENDING
+
+
+def test_bulk_reject_with_one_reason_per_item(offices, open_request, lib_reviewer):
+    a, b = factories.StudentFactory(), factories.StudentFactory()
+    la = open_request(a).approvals.get(department__code="LIB")
+    lb = open_request(b).approvals.get(department__code="LIB")
+    result = approvals_reject(approval_ids=[la.pk, lb.pk], acting_user=lib_reviewer,
+                              reason={la.pk: "Book A", lb.pk: "Book B"})
+    assert sorted(result.done) == sorted([la.pk, lb.pk])
+    assert dict(ClearanceApproval.objects.filter(pk__in=[la.pk, lb.pk]).values_list("pk", "reason")) == {
+        la.pk: "Book A", lb.pk: "Book B"}
+
+
+def test_bulk_reject_refuses_an_empty_reason_in_the_per_item_map(clearance, approval, lib_reviewer):
+    lib = approval(clearance, "LIB")
+    with pytest.raises(ValidationError, match="reason is required"):
+        approvals_reject(approval_ids=[lib.pk], acting_user=lib_reviewer, reason={lib.pk: " "})
+    assert status_of(lib) == A.PENDING
+
+
+def test_rejecting_again_for_the_same_reason_is_refused(clearance, approval, lib_reviewer):
+    lib = approval(clearance, "LIB")
+    approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book overdue")
+    with pytest.raises(ValidationError, match="already rejected for this reason"):
+        approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book overdue")
+    approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book lost")
+    assert ClearanceApproval.objects.get(pk=lib.pk).reason == "Book lost"
+
+
+def test_rejecting_another_offices_item_is_refused(clearance, approval, lib_reviewer):
+    with pytest.raises(ValidationError, match="not yours"):
+        approval_reject(approval=approval(clearance, "FIN"), acting_user=lib_reviewer, reason="No")
+    assert status_of(approval(clearance, "FIN")) == A.PENDING
+
+
+def test_waive_needs_a_reason(clearance, approval, lib_reviewer):
+    with pytest.raises(ValidationError, match="A reason is required to waive"):
+        approval_waive(approval=approval(clearance, "LIB"), acting_user=lib_reviewer, reason=" ")
+    assert status_of(approval(clearance, "LIB")) == A.PENDING
+
+
+@pytest.mark.parametrize("office_stages", [{"LIB": 2}])
+def test_waive_clears_despite_a_hold_and_an_open_earlier_stage(clearance, approval, offices, student,
+                                                               lib_reviewer):
+    factories.HoldFactory(department=offices["LIB"], student=student)
+    approval_waive(approval=approval(clearance, "LIB"), acting_user=lib_reviewer, reason="Book written off")
+    stored = approval(clearance, "LIB")
+    assert (stored.status, stored.reason, stored.decided_by) == (A.WAIVED, "Book written off", lib_reviewer)
+
+
+def test_a_waived_item_cannot_be_rejected_or_waived_again(clearance, approval, lib_reviewer):
+    lib = approval(clearance, "LIB")
+    approval_waive(approval=lib, acting_user=lib_reviewer, reason="Written off")
+    with pytest.raises(ValidationError, match="it was waived; re-open it first"):
+        approval_reject(approval=lib, acting_user=lib_reviewer, reason="Changed my mind")
+    with pytest.raises(ValidationError, match="already waived"):
+        approval_waive(approval=lib, acting_user=lib_reviewer, reason="Again")
+
+
+# --- re-open and re-submit ------------------------------------------------------------------------
+
+def test_office_reopens_a_rejected_item_and_the_decision_stays_in_history(clearance, approval, lib_reviewer):
+    lib = approval(clearance, "LIB")
+    approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book overdue")
+    approval_reopen(approval=lib, acting_user=lib_reviewer, note="Student brought the book")
+    stored = ClearanceApproval.objects.get(pk=lib.pk)
+    assert (stored.status, stored.reason, stored.decided_by, stored.decided_at) == (A.PENDING, "", None, None)
+    assert stored.notes == "Student brought the book"
+    records = list(stored.history.order_by("-history_id"))
+    assert records[0].status == A.PENDING
+    assert records[0].history_change_reason == "Re-opened by the office: Student brought the book"
+    assert records[1].status == A.REJECTED
+    assert records[1].reason == "Book overdue"
+    assert records[1].history_user == lib_reviewer
+    assert records[-1].status == A.PENDING  # as opened
+    assert request_status(clearance) == R.PENDING
+
+
+def test_reopen_refuses_an_item_that_is_not_rejected(clearance, approval, lib_reviewer):
+    lib = approval(clearance, "LIB")
+    with pytest.raises(ValidationError, match="only a rejected item can be re-opened; this one is pending"):
+        approval_reopen(approval=lib, acting_user=lib_reviewer)
+    approval_approve(approval=lib, acting_user=lib_reviewer)
+    result = approvals_reopen(approval_ids=[lib.pk], acting_user=lib_reviewer)
+    assert result.refused[0].reason.endswith("this one is approved")
+    assert status_of(lib) == A.APPROVED
+
+
+def test_reopen_refuses_another_offices_item(clearance, approval, lib_reviewer, superuser):
+    fin = approval(clearance, "FIN")
+    approval_reject(approval=fin, acting_user=superuser, reason="Balance")
+    with pytest.raises(ValidationError, match="not yours"):
+        approval_reopen(approval=fin, acting_user=lib_reviewer)
+    assert status_of(fin) == A.REJECTED
+
+
+def test_student_resubmits_a_rejected_item_with_a_response(clearance, approval, lib_reviewer, student):
+    lib = approval(clearance, "LIB")
+    approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book overdue")
+    approval_resubmit(approval=lib, acting_user=student.user, response="  Returned it on Monday ")
+    stored = ClearanceApproval.objects.get(pk=lib.pk)
+    assert (stored.status, stored.reason, stored.student_response) == (A.PENDING, "", "Returned it on Monday")
+    clearance.refresh_from_db()
+    assert clearance.resubmission_count == 1
+    assert clearance.status == R.PENDING
+    last = stored.history.first()
+    assert last.history_user == student.user
+    assert "Returned it on Monday" in last.history_change_reason
+    assert stored.history.filter(status=A.REJECTED, reason="Book overdue").exists()
+
+
+def test_resubmissions_are_limited_per_cycle(clearance, approval, lib_reviewer, student):
+    clearance.cycle.max_resubmissions = 1
+    clearance.cycle.save()
+    lib = approval(clearance, "LIB")
+    approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book overdue")
+    approval_resubmit(approval=lib, acting_user=student.user, response="Returned")
+    approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book damaged")
+    with pytest.raises(ValidationError) as exc:
+        approval_resubmit(approval=lib, acting_user=student.user, response="Paid for the damage")
+    assert "used all 1 re-submissions" in exc.value.messages[0]
+    assert "Library" in exc.value.messages[0]
+    stored = ClearanceApproval.objects.get(pk=lib.pk)
+    assert (stored.status, stored.reason) == (A.REJECTED, "Book damaged")
+    assert ClearanceRequest.objects.get(pk=clearance.pk).resubmission_count == 1
+
+
+def test_resubmission_limit_defaults_to_the_setting(clearance, approval, lib_reviewer, student, settings):
+    settings.MAX_RESUBMISSIONS = 0
+    lib = approval(clearance, "LIB")
+    approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book overdue")
+    with pytest.raises(ValidationError, match="used all 0 re-submissions"):
+        approval_resubmit(approval=lib, acting_user=student.user, response="Returned")
+    assert status_of(lib) == A.REJECTED
+
+
+def test_resubmitting_someone_elses_item_is_refused(clearance, approval, lib_reviewer):
+    neighbour = factories.StudentFactory(with_user=True)
+    lib = approval(clearance, "LIB")
+    approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book overdue")
+    for intruder in (neighbour.user, lib_reviewer):
+        with pytest.raises(ValidationError, match="only re-submit your own"):
+            approval_resubmit(approval=lib, acting_user=intruder, response="Let me in")
+    assert status_of(lib) == A.REJECTED
+    assert ClearanceRequest.objects.get(pk=clearance.pk).resubmission_count == 0
+
+
+def test_resubmit_needs_a_response(clearance, approval, lib_reviewer, student):
+    lib = approval(clearance, "LIB")
+    approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book overdue")
+    with pytest.raises(ValidationError, match="Write a response"):
+        approval_resubmit(approval=lib, acting_user=student.user, response="  ")
+    assert status_of(lib) == A.REJECTED
+
+
+def test_resubmit_refuses_an_item_that_is_not_rejected(clearance, approval, student):
+    with pytest.raises(ValidationError, match="Only a rejected item can be re-submitted; LIB is pending"):
+        approval_resubmit(approval=approval(clearance, "LIB"), acting_user=student.user, response="Hi")
+
+
+def test_resubmit_is_refused_once_the_cycle_is_closed(clearance, approval, lib_reviewer, student):
+    lib = approval(clearance, "LIB")
+    approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book overdue")
+    clearance.cycle.is_closed = True
+    clearance.cycle.save()
+    with pytest.raises(ValidationError, match="is closed; re-submissions are not accepted"):
+        approval_resubmit(approval=lib, acting_user=student.user, response="Returned")
+    assert status_of(lib) == A.REJECTED
+
+
+# --- completion -----------------------------------------------------------------------------------
+
+def test_all_cleared_completes_the_request_and_notifies_the_student(clearance, superuser, student,
+                                                                    django_capture_on_commit_callbacks):
+    ids = list(clearance.approvals.values_list("pk", flat=True))
+    approvals_waive(approval_ids=ids[:1], acting_user=superuser, reason="Not applicable").raise_if_refused()
+    assert request_status(clearance) == R.IN_PROGRESS
+    with django_capture_on_commit_callbacks(execute=True):
+        approvals_approve(approval_ids=ids[1:], acting_user=superuser).raise_if_refused()
+    clearance.refresh_from_db()
+    assert clearance.status == R.COMPLETED
+    assert clearance.completed_at is not None
+    completed = Notification.objects.filter(user=student.user, kind=Notification.Kind.COMPLETED)
+    assert completed.count() == 1
+    assert completed.get().title == "Your clearance is complete"
+
+
+def test_not_completed_while_one_item_is_open(clearance, superuser, student, django_capture_on_commit_callbacks):
+    ids = list(clearance.approvals.values_list("pk", flat=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        approvals_approve(approval_ids=ids[1:], acting_user=superuser).raise_if_refused()
+    assert request_status(clearance) == R.IN_PROGRESS
+    assert not Notification.objects.filter(kind=Notification.Kind.COMPLETED).exists()
+
+
+def test_a_rolled_back_decision_notifies_nobody(clearance, superuser, django_capture_on_commit_callbacks):
+    ids = list(clearance.approvals.values_list("pk", flat=True))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            approvals_approve(approval_ids=ids, acting_user=superuser)
+            raise RuntimeError("something later failed")
+    assert callbacks == []
+    assert not Notification.objects.exists()
+    assert request_status(clearance) == R.PENDING
+
+
+@pytest.fixture
+def completed(clearance, complete_request):
+    return complete_request(clearance)
+
+
+def test_a_completed_request_refuses_later_decisions_with_a_clear_message(completed, approval, lib_reviewer):
+    lib = approval(completed, "LIB")
+    with pytest.raises(ValidationError) as exc:
+        approval_reject(approval=lib, acting_user=lib_reviewer, reason="Found an overdue book")
+    assert exc.value.messages[0] == ("the student's clearance is already completed; the registry must revoke it "
+                                     "before any decision changes")
+    with pytest.raises(ValidationError, match="already completed"):
+        approval_waive(approval=lib, acting_user=lib_reviewer, reason="x")
+    assert status_of(lib) == A.APPROVED
+    assert request_status(completed) == R.COMPLETED
+
+
+def test_a_completed_request_refuses_reopen(completed, approval, lib_reviewer):
+    # make an item rejected behind the workflow's back, as an old row might be
+    ClearanceApproval.objects.filter(pk=approval(completed, "LIB").pk).update(status=A.REJECTED, reason="Old")
+    with pytest.raises(ValidationError, match="already completed"):
+        approval_reopen(approval=approval(completed, "LIB"), acting_user=lib_reviewer)
+    assert status_of(approval(completed, "LIB")) == A.REJECTED
+
+
+def test_a_new_hold_on_a_completed_request_is_reported_not_applied(completed, offices, student, lib_reviewer):
+    assert completed not in completed_but_now_held()
+    hold_place(department=offices["LIB"], student=student, reason="Book found overdue", acting_user=lib_reviewer)
+    assert request_status(completed) == R.COMPLETED
+    assert status_of(completed.approvals.get(department__code="LIB")) == A.APPROVED
+    assert list(completed_but_now_held()) == [completed]
+
+
+def test_completed_but_now_held_ignores_released_holds_and_open_requests(completed, offices, student,
+                                                                         lib_reviewer, open_request):
+    hold = hold_place(department=offices["LIB"], student=student, reason="Book", acting_user=lib_reviewer)
+    other = factories.StudentFactory()
+    open_request(other)
+    factories.HoldFactory(department=offices["LIB"], student=other)
+    hold_release(hold=hold, acting_user=lib_reviewer)
+    assert not completed_but_now_held().exists()
+
+
+def test_a_revoked_request_refuses_decisions(clearance, approval, registry_user, lib_reviewer):
+    from core.services.requests import request_revoke
+    request_revoke(request=clearance, acting_user=registry_user, reason="Withdrew")
+    with pytest.raises(ValidationError, match="was revoked"):
+        approval_approve(approval=approval(clearance, "LIB"), acting_user=lib_reviewer)
+
+
+# --- bulk -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("office_stages", [{"REG": 2}])
+def test_bulk_approve_of_mixed_rows_reports_done_and_refused_with_reasons(offices, open_request, make_reviewer,
+                                                                          superuser):
+    reviewer = make_reviewer("LIB", "REG")
+    mine, held, done_before = (factories.StudentFactory() for _ in range(3))
+    req_mine, req_held, req_done = open_request(mine), open_request(held), open_request(done_before)
+    factories.HoldFactory(department=offices["LIB"], student=held, reason="Laptop not returned")
+    lib_done = req_done.approvals.get(department__code="LIB")
+    approval_approve(approval=lib_done, acting_user=superuser)
+
+    ok = req_mine.approvals.get(department__code="LIB")
+    not_mine = req_mine.approvals.get(department__code="SPT")
+    earlier = req_mine.approvals.get(department__code="REG")
+    blocked = req_held.approvals.get(department__code="LIB")
+    ids = [ok.pk, not_mine.pk, earlier.pk, blocked.pk, lib_done.pk, 987654]
+
+    result = approvals_approve(approval_ids=ids, acting_user=reviewer)
+
+    assert result.done == [ok.pk]
+    refused = {r.pk: r for r in result.refused}
+    assert set(refused) == {not_mine.pk, earlier.pk, blocked.pk, lib_done.pk, 987654}
+    assert refused[not_mine.pk].reason == "not yours: you do not review SPT"
+    assert refused[not_mine.pk].label == f"{mine.registration_number} (SPT)"
+    assert refused[earlier.pk].reason.startswith("an earlier stage is still open: ")
+    assert "LIB (pending)" in refused[earlier.pk].reason
+    assert refused[blocked.pk].reason == "LIB holds an active hold on the student: Laptop not returned"
+    assert refused[lib_done.pk].reason == "already approved"
+    assert refused[987654].reason == "no such clearance item"
+    statuses = dict(ClearanceApproval.objects.filter(pk__in=ids).values_list("pk", "status"))
+    assert statuses == {ok.pk: A.APPROVED, not_mine.pk: A.PENDING, earlier.pk: A.PENDING,
+                        blocked.pk: A.PENDING, lib_done.pk: A.APPROVED}
+
+
+def test_bulk_approve_writes_one_history_row_per_item(offices, open_request, lib_reviewer):
+    ids = [open_request(factories.StudentFactory()).approvals.get(department__code="LIB").pk for _ in range(3)]
+    approvals_approve(approval_ids=ids + ids, acting_user=lib_reviewer).raise_if_refused()
+    approved = ClearanceApproval.history.filter(id__in=ids, status=A.APPROVED)
+    assert approved.count() == 3
+    assert {h.history_user for h in approved} == {lib_reviewer}
+
+
+def _bulk_approve_queries(n, cycle, registry_user, reviewer, year, on_commit):
+    factories.StudentFactory.create_batch(n, expected_graduation_year=year, with_user=True)
+    requests_open_for_cohort(cycle=cycle, acting_user=registry_user, graduation_year=year)
+    cohort = ClearanceApproval.objects.filter(request__student__expected_graduation_year=year)
+    # every other office has cleared, so this approve completes each request (status, history, notices)
+    cohort.exclude(department__code="LIB").update(status=A.APPROVED, decided_at=timezone.now())
+    ids = list(cohort.filter(department__code="LIB").values_list("pk", flat=True))
+    assert len(ids) == n
+    with CaptureQueriesContext(connection) as ctx, on_commit(execute=True):
+        result = approvals_approve(approval_ids=ids, acting_user=reviewer)
+    assert result.done_count == n
+    assert Notification.objects.filter(user__student__expected_graduation_year=year,
+                                       kind=Notification.Kind.COMPLETED).count() == n
+    assert ClearanceRequest.objects.filter(student__expected_graduation_year=year,
+                                           status=R.COMPLETED).count() == n
+    return len(ctx)
+
+
+def test_bulk_approve_queries_do_not_grow_with_rows(offices, cycle, registry_user, lib_reviewer,
+                                                    sqlite_param_limit, django_capture_on_commit_callbacks):
+    on_commit = django_capture_on_commit_callbacks
+    for_10 = _bulk_approve_queries(10, cycle, registry_user, lib_reviewer, 2030, on_commit)
+    for_100 = _bulk_approve_queries(100, cycle, registry_user, lib_reviewer, 2031, on_commit)
+    assert for_100 == for_10

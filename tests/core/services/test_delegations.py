@@ -1,0 +1,98 @@
+"""Delegations: a reviewer lends their office's rights to a colleague for a date range."""
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from core import permissions
+from core.models import ClearanceApproval, Delegation
+from core.services.approvals import approval_approve
+from core.services.delegations import delegation_create, delegation_revoke
+
+pytestmark = pytest.mark.django_db
+
+
+def _day(offset):
+    return timezone.localdate() + datetime.timedelta(days=offset)
+
+
+@pytest.fixture
+def colleague(make_user):
+    return make_user(permissions.STAFF, email="colleague@clearance.test")
+
+
+def test_delegate_decides_the_offices_items_during_the_delegation(clearance, approval, offices, lib_reviewer,
+                                                                  colleague):
+    lib = approval(clearance, "LIB")
+    with pytest.raises(ValidationError, match="not yours"):
+        approval_approve(approval=lib, acting_user=colleague)
+    delegation = delegation_create(department=offices["LIB"], from_user=lib_reviewer, to_user=colleague,
+                                   starts_on=_day(0), ends_on=_day(5), acting_user=lib_reviewer, reason="Leave")
+    assert delegation.history.get().history_user == lib_reviewer
+    approval_approve(approval=lib, acting_user=colleague)
+    stored = ClearanceApproval.objects.get(pk=lib.pk)
+    assert (stored.status, stored.decided_by) == (ClearanceApproval.Status.APPROVED, colleague)
+
+
+def test_a_future_delegation_grants_nothing_today(clearance, approval, offices, lib_reviewer, colleague):
+    delegation_create(department=offices["LIB"], from_user=lib_reviewer, to_user=colleague,
+                      starts_on=_day(2), ends_on=_day(5), acting_user=lib_reviewer)
+    assert not permissions.approvals_for(colleague).exists()
+    assert list(permissions.reviewable_departments(colleague, on=_day(3)).values_list("code", flat=True)) == ["LIB"]
+    assert not permissions.reviewable_departments(colleague, on=_day(6)).exists()
+
+
+def test_ending_a_delegation_withdraws_the_rights(clearance, approval, offices, lib_reviewer, colleague):
+    delegation = delegation_create(department=offices["LIB"], from_user=lib_reviewer, to_user=colleague,
+                                   starts_on=_day(0), ends_on=_day(5), acting_user=lib_reviewer)
+    assert permissions.can_decide(colleague, approval(clearance, "LIB"))
+    delegation_revoke(delegation=delegation, acting_user=lib_reviewer)
+    assert Delegation.objects.get(pk=delegation.pk).revoked_at is not None
+    assert not permissions.can_decide(colleague, approval(clearance, "LIB"))
+    with pytest.raises(ValidationError, match="not yours"):
+        approval_approve(approval=approval(clearance, "LIB"), acting_user=colleague)
+
+
+def test_an_administrator_may_delegate_for_a_reviewer(offices, lib_reviewer, colleague, superuser):
+    delegation = delegation_create(department=offices["LIB"], from_user=lib_reviewer, to_user=colleague,
+                                   starts_on=_day(0), ends_on=_day(0), acting_user=superuser)
+    assert delegation.history.get().history_user == superuser
+
+
+@pytest.mark.parametrize("case, message", [
+    ("someone_else_acts", "Only the reviewer themselves or an administrator"),
+    ("to_self", "Delegate to someone else"),
+    ("dates_reversed", "ends before it starts"),
+    ("already_over", "would already be over"),
+    ("office_not_theirs", "does not review SPT, so cannot delegate it"),
+])
+def test_delegation_refusals(offices, lib_reviewer, colleague, make_user, case, message):
+    args = dict(department=offices["LIB"], from_user=lib_reviewer, to_user=colleague, starts_on=_day(0),
+                ends_on=_day(3), acting_user=lib_reviewer)
+    if case == "someone_else_acts":
+        args["acting_user"] = colleague
+    elif case == "to_self":
+        args["to_user"] = lib_reviewer
+    elif case == "dates_reversed":
+        args.update(starts_on=_day(3), ends_on=_day(1))
+    elif case == "already_over":
+        args.update(starts_on=_day(-5), ends_on=_day(-1))
+    elif case == "office_not_theirs":
+        args["department"] = offices["SPT"]
+    with pytest.raises(ValidationError, match=message):
+        delegation_create(**args)
+    assert not Delegation.objects.exists()
+
+
+def test_revoke_refusals(offices, lib_reviewer, colleague):
+    delegation = delegation_create(department=offices["LIB"], from_user=lib_reviewer, to_user=colleague,
+                                   starts_on=_day(0), ends_on=_day(3), acting_user=lib_reviewer)
+    with pytest.raises(ValidationError, match="Only the reviewer who delegated or an administrator"):
+        delegation_revoke(delegation=delegation, acting_user=colleague)
+    assert Delegation.objects.get(pk=delegation.pk).revoked_at is None
+    delegation_revoke(delegation=delegation, acting_user=lib_reviewer)
+    with pytest.raises(ValidationError, match="already ended"):
+        delegation_revoke(delegation=delegation, acting_user=lib_reviewer)

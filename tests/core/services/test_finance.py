@@ -1,0 +1,153 @@
+"""Finance clearance follows the money (workflow rule 5)."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from core.models import ClearanceApproval, ClearanceRequest, Department, Hold
+from core.services.approvals import approval_approve
+from core.services.finance import finance_clearance_follow
+from core.services.holds import hold_place, hold_release
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+A = ClearanceApproval.Status
+R = ClearanceRequest.Status
+
+
+@pytest.fixture
+def fin(clearance, approval):
+    return approval(clearance, "FIN")
+
+
+def _fresh(approval):
+    return ClearanceApproval.objects.get(pk=approval.pk)
+
+
+def test_placing_a_fin_hold_rejects_the_finance_item_naming_the_amount(fin, offices, student, finance_user):
+    hold_place(department=offices["FIN"], student=student, reason="Fee balance", amount=Decimal("12500"),
+               acting_user=finance_user)
+    stored = _fresh(fin)
+    assert stored.status == A.REJECTED
+    assert "KES 12,500.00" in stored.reason
+    assert stored.decided_by == finance_user
+    assert ClearanceRequest.objects.get(pk=fin.request_id).status == R.ON_HOLD
+
+
+def test_two_fin_holds_are_added_up(fin, offices, student, finance_user):
+    hold_place(department=offices["FIN"], student=student, reason="Tuition", amount=10000, acting_user=finance_user)
+    hold_place(department=offices["FIN"], student=student, reason="Graduation fee", amount=5500,
+               acting_user=finance_user)
+    assert "KES 15,500.00" in _fresh(fin).reason
+
+
+def test_releasing_the_last_fin_hold_approves_the_finance_item(fin, offices, student, finance_user):
+    tuition = hold_place(department=offices["FIN"], student=student, reason="Tuition", amount=10000,
+                         acting_user=finance_user)
+    fee = hold_place(department=offices["FIN"], student=student, reason="Graduation fee", amount=5500,
+                     acting_user=finance_user)
+    hold_release(hold=tuition, acting_user=finance_user, reason="Paid")
+    stored = _fresh(fin)
+    assert stored.status == A.REJECTED
+    assert "KES 5,500.00" in stored.reason
+    hold_release(hold=fee, acting_user=finance_user, reason="Paid")
+    stored = _fresh(fin)
+    assert (stored.status, stored.reason, stored.decided_by) == (A.APPROVED, "", finance_user)
+
+
+def test_a_hold_of_another_office_does_not_touch_the_finance_item(fin, offices, student, lib_reviewer):
+    hold_place(department=offices["LIB"], student=student, reason="Book", acting_user=lib_reviewer)
+    assert _fresh(fin).status == A.PENDING
+
+
+def test_nothing_changes_when_finance_auto_clear_is_off(fin, offices, student, finance_user, settings):
+    settings.FINANCE_AUTO_CLEAR = False
+    hold = hold_place(department=offices["FIN"], student=student, reason="Fee balance", amount=12500,
+                      acting_user=finance_user)
+    assert _fresh(fin).status == A.PENDING
+    hold_release(hold=hold, acting_user=finance_user)
+    assert _fresh(fin).status == A.PENDING
+    assert _fresh(fin).history.count() == 1
+
+
+def test_follow_records_the_import_as_the_decider(fin, offices, student, finance_user):
+    balance_import = factories.BalanceImportFactory(uploaded_by=finance_user)
+    factories.HoldFactory(department=offices["FIN"], student=student, amount=Decimal("800"),
+                          source=Hold.Source.BALANCE_IMPORT, balance_import=balance_import)
+    approved, rejected = finance_clearance_follow(student_ids=[student.pk], acting_user=finance_user,
+                                                  reason="Balance import", balance_import=balance_import)
+    assert (approved.done, rejected.done) == ([], [fin.pk])
+    stored = _fresh(fin)
+    assert (stored.status, stored.decided_by_import, stored.decided_by) == (A.REJECTED, balance_import, finance_user)
+    assert stored.reason == "Outstanding fee balance of KES 800.00"
+    assert stored.history.first().history_change_reason == "Balance import"
+
+    Hold.objects.update(status=Hold.Status.RELEASED)
+    approved, rejected = finance_clearance_follow(student_ids=[student.pk], acting_user=finance_user,
+                                                  reason="Balance import", balance_import=balance_import)
+    assert (approved.done, rejected.done) == ([fin.pk], [])
+    assert (_fresh(fin).status, _fresh(fin).decided_by_import) == (A.APPROVED, balance_import)
+
+
+def test_follow_is_quiet_when_nothing_changes(fin, offices, student, finance_user):
+    hold_place(department=offices["FIN"], student=student, reason="Fee balance", amount=100,
+               acting_user=finance_user)
+    history_before = _fresh(fin).history.count()
+    approved, rejected = finance_clearance_follow(student_ids=[student.pk], acting_user=finance_user, reason="x")
+    assert (approved.done, rejected.done, approved.refused, rejected.refused) == ([], [], [], [])
+    assert _fresh(fin).history.count() == history_before
+
+
+def test_follow_leaves_a_completed_request_alone(clearance, fin, offices, student, finance_user, complete_request):
+    complete_request(clearance)
+    hold_place(department=offices["FIN"], student=student, reason="Fee balance", amount=12500,
+               acting_user=finance_user)
+    assert _fresh(fin).status == A.APPROVED
+    assert ClearanceRequest.objects.get(pk=clearance.pk).status == R.COMPLETED
+
+
+def test_follow_does_nothing_without_an_active_fin_office(fin, offices, student, finance_user):
+    Department.objects.filter(code="FIN").update(is_active=False)
+    factories.HoldFactory(department=offices["FIN"], student=student, amount=Decimal("100"))
+    approved, rejected = finance_clearance_follow(student_ids=[student.pk], acting_user=finance_user, reason="x")
+    assert (approved.done, rejected.done) == ([], [])
+    assert _fresh(fin).status == A.PENDING
+
+
+@pytest.mark.parametrize("office_stages", [{"FIN": 2}])
+def test_auto_approve_respects_stage_order(fin, offices, student, finance_user, superuser):
+    hold = hold_place(department=offices["FIN"], student=student, reason="Fee", amount=100, acting_user=finance_user)
+    assert _fresh(fin).status == A.REJECTED
+    hold_release(hold=hold, acting_user=finance_user)
+    assert _fresh(fin).status == A.REJECTED  # stage 1 still open: the rules refuse, the row stays
+    for a in ClearanceApproval.objects.filter(request_id=fin.request_id, department__stage=1):
+        approval_approve(approval=a, acting_user=superuser)
+    approved, _ = finance_clearance_follow(student_ids=[student.pk], acting_user=finance_user, reason="Retry")
+    assert approved.done == [fin.pk]
+    assert _fresh(fin).status == A.APPROVED
+
+
+def test_a_manual_approve_is_refused_while_a_fin_hold_is_active(fin, offices, student, finance_user):
+    hold_place(department=offices["FIN"], student=student, reason="Fee balance", amount=12500,
+               acting_user=finance_user)
+    with pytest.raises(ValidationError) as exc:
+        approval_approve(approval=fin, acting_user=finance_user)
+    assert exc.value.messages[0] == "FIN holds an active hold on the student: Fee balance (KES 12,500.00)"
+    assert _fresh(fin).status == A.REJECTED
+
+
+def test_a_new_fin_hold_rejects_an_already_approved_finance_item(fin, offices, student, finance_user,
+                                                                 django_capture_on_commit_callbacks):
+    approval_approve(approval=fin, acting_user=finance_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        hold_place(department=offices["FIN"], student=student, reason="Late penalty", amount="250",
+                   acting_user=finance_user)
+    stored = _fresh(fin)
+    assert (stored.status, stored.reason) == (A.REJECTED, "Outstanding fee balance of KES 250.00")
+    assert stored.history.filter(status=A.APPROVED).exists()
+    from core.models import Notification
+    assert Notification.objects.filter(user=student.user, kind=Notification.Kind.REJECTED,
+                                       title="FIN: rejected").exists()
