@@ -1,0 +1,46 @@
+# Two commands matter: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+export DEBUG ?= true
+
+.PHONY: run test test-pg install migrate seed worker serve bench clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+# Web server and task worker together; Ctrl-C stops both.
+run: seed
+	@echo "Clearance on http://$(HOST):$(PORT)/  (Ctrl-C stops the server and the worker)"
+	@trap 'kill 0 2>/dev/null' INT TERM EXIT; \
+	$(PY) manage.py qcluster & \
+	$(VENV)/bin/gunicorn clearance_admin.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 \
+	    --access-logfile - --graceful-timeout 5 & \
+	wait
+
+test: install
+	$(PY) -m pytest -q
+
+# The same suite against PostgreSQL (the test runner creates and drops test_<db>).
+test-pg: install
+	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) var db.sqlite3 db.sqlite3-*

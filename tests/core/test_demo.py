@@ -1,0 +1,46 @@
+import pytest
+from django.contrib.auth import authenticate
+
+from core import permissions
+from core.demo import DEMO_STUDENT_REG, seed_demo
+from core.models import (Certificate, ClearanceApproval, ClearanceRequest, Department, FinanceRecord, GownIssuance,
+                         Hold, Payment, Student, User)
+from core.services.status import derive_request_status
+
+pytestmark = pytest.mark.django_db(transaction=False)
+
+
+def test_seed_demo_is_idempotent_and_covers_every_state():
+    first = seed_demo(students=150, password="demo-pass-1", seed=7)
+    assert first.students_created == 150
+    counts = {t: Student.objects.count() for t in ["s"]}
+    again = seed_demo(students=150, password="demo-pass-1", seed=7)
+    assert again.students_created == 0
+    assert Student.objects.count() == counts["s"] == 150
+    assert set(Department.objects.values_list("code", flat=True)) >= {"FIN", "LIB", "HOS", "SCH", "SPT", "GOWN", "REG"}
+    statuses = set(ClearanceRequest.objects.values_list("status", flat=True))
+    assert statuses == {s.value for s in ClearanceRequest.Status}
+    assert Hold.objects.filter(status=Hold.Status.ACTIVE).exists()
+    assert FinanceRecord.objects.count() == 150
+    assert Payment.objects.exists() and GownIssuance.objects.exists() and Certificate.objects.exists()
+    # every request's status is what the one derivation function says of its approvals
+    for req in ClearanceRequest.objects.prefetch_related("approvals"):
+        assert req.status == derive_request_status([a.status for a in req.approvals.all()],
+                                                   revoked=req.revoked_at is not None)
+    # history was written for the demo rows, naming the administrator and the reason
+    h = ClearanceApproval.history.first()
+    assert h.history_user.email == "admin@clearance.test" and h.history_change_reason == "Demo data"
+
+
+def test_seed_demo_users_and_roles():
+    seed_demo(students=20, password="demo-pass-2", seed=1)
+    for email in ["admin@clearance.test", "registry@clearance.test", "finance@clearance.test",
+                  "lib@clearance.test", "fin@clearance.test", "student@clearance.test"]:
+        assert authenticate(username=email, password="demo-pass-2") is not None, email
+    lib = User.objects.get(email="lib@clearance.test")
+    assert permissions.has_role(lib, permissions.STAFF)
+    assert set(permissions.reviewable_departments(lib).values_list("code", flat=True)) == {"LIB"}
+    student = Student.objects.get(registration_number=DEMO_STUDENT_REG)
+    assert student.user.email == "student@clearance.test"
+    assert student.clearance_requests.get().status == ClearanceRequest.Status.IN_PROGRESS
+    assert User.objects.get(email="admin@clearance.test").is_superuser
