@@ -1,10 +1,19 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
 
 
 def _sync_roles(sender, **kwargs):
     from .permissions import sync_roles
     sync_roles()
+
+
+def _sqlite_real_param_limit(sender, connection, **kwargs):
+    # Django assumes SQLite's old 999-parameter limit and splits bulk writes into ~50-row statements;
+    # this build allows far more, so batches (not rows) decide the number of queries.
+    if connection.vendor == "sqlite":
+        import sqlite3
+        connection.features.max_query_params = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
 
 class CoreConfig(AppConfig):
@@ -16,3 +25,4 @@ class CoreConfig(AppConfig):
         from . import history  # noqa: F401  (connects the audit signal)
         # Roles follow core/permissions.py after every migrate (the command does it on demand).
         post_migrate.connect(_sync_roles, sender=self, dispatch_uid="core.sync_roles")
+        connection_created.connect(_sqlite_real_param_limit, dispatch_uid="core.sqlite_param_limit")

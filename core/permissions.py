@@ -12,7 +12,8 @@ from __future__ import annotations
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import CharField, Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import Cast
 from django.utils import timezone
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
@@ -140,59 +141,75 @@ def roles_of(user) -> set[str]:
 
 # --- object scope -------------------------------------------------------------------------------
 
-def reviewable_departments(user, *, on=None) -> QuerySet[Department]:
-    """Departments the user may decide for: granted directly, or delegated for today."""
-    if not user.is_authenticated:
+def _active_delegations(user, on=None):
+    on = on or timezone.localdate()
+    return Delegation.objects.filter(to_user=user, starts_on__lte=on, ends_on__gte=on, revoked_at__isnull=True)
+
+
+def granted_departments(user) -> QuerySet[Department]:
+    """Departments the user reviews by their own object permission (not by delegation)."""
+    if not (user.is_authenticated and user.is_active):
         return Department.objects.none()
     if user.is_superuser:
         return Department.objects.all()
-    on = on or timezone.localdate()
-    granted = get_objects_for_user(user, REVIEW_DEPARTMENT, klass=Department, accept_global_perms=False,
-                                   with_superuser=False)
-    delegated = Delegation.objects.filter(to_user=user, starts_on__lte=on, ends_on__gte=on,
-                                          revoked_at__isnull=True).values("department_id")
-    return Department.objects.filter(Q(pk__in=granted.values("pk")) | Q(pk__in=delegated))
+    return get_objects_for_user(user, REVIEW_DEPARTMENT, klass=Department, accept_global_perms=False,
+                                with_superuser=False)
 
 
-def _school_scope_q(user, student_path: str) -> Q:
-    """Faculty-type offices may be limited to given schools: where a user holds `review_school` on
-    any school, only those schools' students; otherwise all."""
+def reviewable_departments(user, *, on=None) -> QuerySet[Department]:
+    """Departments the user may decide for: granted directly, or delegated for today."""
+    if not (user.is_authenticated and user.is_active):
+        return Department.objects.none()
+    if user.is_superuser:
+        return Department.objects.all()
+    delegated = _active_delegations(user, on).values("department_id")
+    return Department.objects.filter(Q(pk__in=granted_departments(user).values("pk")) | Q(pk__in=delegated))
+
+
+def _school_perms(user_ref):
     school_ct = ContentType.objects.get_for_model(School)
-    user_school_perms = UserObjectPermission.objects.filter(
-        user=user, permission__codename="review_school", permission__content_type=school_ct)
-    limited = Exists(user_school_perms)
-    allowed_schools = user_school_perms.values("object_pk")
-    return (~Q(department__type=Department.Type.FACULTY)
-            | ~limited
-            | Q(**{f"{student_path}__school_id__in": _as_int(allowed_schools)}))
+    return UserObjectPermission.objects.filter(user=user_ref, permission__codename="review_school",
+                                               permission__content_type=school_ct)
 
 
-def _as_int(qs):
-    # guardian stores object_pk as text; compare as integers across SQLite and PostgreSQL.
-    from django.db.models.functions import Cast
-    from django.db.models import BigIntegerField
-    return qs.annotate(pk_int=Cast("object_pk", BigIntegerField())).values("pk_int")
+def _school_ok(user_ref, school_ref) -> Q:
+    """The school office may be limited to given schools: where a reviewer holds `review_school` on
+    any school, only those schools' students; otherwise all. (object_pk is text in guardian.)"""
+    perms = _school_perms(user_ref)
+    return ~Exists(perms) | Exists(perms.filter(object_pk=Cast(school_ref, CharField())))
+
+
+def _scope_q(user, student_path: str) -> Q:
+    """Rows (approvals or holds) of the offices the user reviews, each right with its own school
+    limit: a delegate gets the delegator's limit for a delegated school office, never wider."""
+    school = OuterRef(f"{student_path}__school_id")
+    not_faculty = ~Q(department__type=Department.Type.FACULTY)
+    direct = Q(department__in=granted_departments(user)) & (not_faculty | _school_ok(user, school))
+    delegation = _active_delegations(user).filter(department_id=OuterRef("department_id"))
+    delegated = Exists(delegation.filter(
+        Q(department__type__in=[t for t in Department.Type.values if t != Department.Type.FACULTY])
+        | _school_ok(OuterRef("from_user"), OuterRef(school))))
+    return direct | delegated
 
 
 def approvals_for(user) -> QuerySet[ClearanceApproval]:
-    """Approvals the user may see and decide, as one query (department scope is a subquery)."""
+    """Approvals the user may see and decide, as one query (the scope is subqueries)."""
     qs = ClearanceApproval.objects.all()
-    if not user.is_authenticated:
+    if not (user.is_authenticated and user.is_active):
         return qs.none()
     if user.is_superuser:
         return qs
-    return qs.filter(department__in=reviewable_departments(user)).filter(
-        _school_scope_q(user, "request__student"))
+    return qs.filter(_scope_q(user, "request__student"))
 
 
 def holds_for(user) -> QuerySet[Hold]:
-    """Holds of the offices the user reviews."""
+    """Holds of the offices the user reviews (with the same school limits)."""
     qs = Hold.objects.all()
-    if not user.is_authenticated:
+    if not (user.is_authenticated and user.is_active):
         return qs.none()
     if user.is_superuser:
         return qs
-    return qs.filter(department__in=reviewable_departments(user)).filter(_school_scope_q(user, "student"))
+    return qs.filter(_scope_q(user, "student"))
 
 
 def can_decide(user, approval: ClearanceApproval) -> bool:
@@ -200,13 +217,17 @@ def can_decide(user, approval: ClearanceApproval) -> bool:
 
 
 def can_manage_holds(user, department: Department, student=None) -> bool:
+    """May the user place holds of `department` (on `student`, when given: school limits apply)."""
     if not reviewable_departments(user).filter(pk=department.pk).exists():
         return False
     if student is None or user.is_superuser or department.type != Department.Type.FACULTY:
         return True
-    schools = get_objects_for_user(user, REVIEW_SCHOOL, klass=School, accept_global_perms=False,
-                                   with_superuser=False)
-    return not schools.exists() or schools.filter(pk=student.school_id).exists()
+    from .models import Student
+    school = OuterRef("school_id")
+    direct = Exists(granted_departments(user).filter(pk=department.pk)) & _school_ok(user, school)
+    delegated = Exists(_active_delegations(user).filter(department=department).filter(
+        _school_ok(OuterRef("from_user"), OuterRef(school))))
+    return Student.objects.filter(pk=student.pk).filter(direct | delegated).exists()
 
 
 # --- granting -----------------------------------------------------------------------------------

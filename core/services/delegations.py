@@ -25,8 +25,10 @@ def delegation_create(*, department: Department, from_user, to_user, starts_on: 
         raise ValidationError("The delegation ends before it starts.")
     if ends_on < timezone.localdate():
         raise ValidationError("The delegation would already be over.")
-    if not permissions.reviewable_departments(from_user).filter(pk=department.pk).exists():
-        raise ValidationError(f"{from_user} does not review {department.code}, so cannot delegate it.")
+    if not permissions.granted_departments(from_user).filter(pk=department.pk).exists():
+        # rights held only by delegation are not passed on again
+        raise ValidationError(f"{from_user} does not review {department.code} in their own right, so cannot "
+                              "delegate it.")
     delegation = Delegation(department=department, from_user=from_user, to_user=to_user, starts_on=starts_on,
                             ends_on=ends_on, reason=reason)
     return save_tracked(delegation, user=acting_user, reason=f"Delegated {department.code} to {to_user}")

@@ -18,8 +18,12 @@ def finance_department() -> Department | None:
     return Department.objects.filter(code=FINANCE_CODE, is_active=True).first()
 
 
-def finance_hold_reason(amount) -> str:
-    return f"Outstanding fee balance of KES {Decimal(amount):,.2f}"
+def finance_hold_reason(amount, reasons=()) -> str:
+    """What the student reads on a finance rejection: the amount held, or the holds' own reasons
+    when they carry no amount."""
+    if amount:
+        return f"Outstanding fee balance of KES {Decimal(amount):,.2f}"
+    return "Finance hold: " + ("; ".join(sorted(set(reasons))) or "see the finance office")
 
 
 @transaction.atomic
@@ -38,13 +42,16 @@ def finance_clearance_follow(*, student_ids: Iterable[int], acting_user, reason:
         return approved, rejected
     ids = list(dict.fromkeys(student_ids))
     held = defaultdict(lambda: Decimal("0"))
+    held_reasons = defaultdict(list)
     held_students = set()
     open_approvals = []
     for chunk in chunked(ids):
-        for student_id, amount in Hold.objects.filter(department=fin, status=Hold.Status.ACTIVE,
-                                                      student_id__in=chunk).values_list("student_id", "amount"):
+        for student_id, amount, why in Hold.objects.filter(department=fin, status=Hold.Status.ACTIVE,
+                                                           student_id__in=chunk).values_list("student_id", "amount",
+                                                                                             "reason"):
             held_students.add(student_id)
             held[student_id] += amount or 0
+            held_reasons[student_id].append(why)
         open_approvals.extend(
             ClearanceApproval.objects.filter(department=fin, request__student_id__in=chunk)
             .exclude(request__status__in=[ClearanceRequest.Status.COMPLETED, ClearanceRequest.Status.REVOKED])
@@ -53,7 +60,7 @@ def finance_clearance_follow(*, student_ids: Iterable[int], acting_user, reason:
     S = ClearanceApproval.Status
     for pk, student_id, status, current_reason in open_approvals:
         if student_id in held_students:
-            text = finance_hold_reason(held[student_id])
+            text = finance_hold_reason(held[student_id], held_reasons[student_id])
             if status in (S.PENDING, S.APPROVED) or (status == S.REJECTED and current_reason != text):
                 reject_reason[pk] = text
         elif status in (S.PENDING, S.REJECTED):

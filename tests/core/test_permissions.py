@@ -233,10 +233,6 @@ def test_delegation_adds_to_the_delegates_own_offices(world, offices, make_revie
     assert set(reviewable_departments(spt).values_list("code", flat=True)) == {"LIB", "SPT"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: core/permissions.py _school_scope_q/approvals_for: a delegation of the school office (type "
-    "faculty) from a reviewer limited to some schools gives the delegate every school's SCH approvals, "
-    "because the school limit is read only from the delegate's own review_school permissions"))
 def test_delegating_a_school_limited_office_does_not_widen_it(world, offices, make_reviewer, make_user):
     sch_sce = make_reviewer("SCH", schools=[world["sce"]])
     colleague = make_user(permissions.STAFF)
@@ -262,3 +258,11 @@ def test_approvals_for_is_a_single_query(world, offices, make_reviewer, make_use
 def test_approvals_for_superuser_is_a_single_query(world, superuser, django_assert_num_queries):
     with django_assert_num_queries(1):
         assert len(list(approvals_for(superuser))) == 12
+
+
+def test_a_disabled_reviewer_sees_nothing(make_reviewer, clearance):
+    lib = make_reviewer("LIB")
+    assert approvals_for(lib).exists()
+    lib.is_active = False
+    lib.save()
+    assert not approvals_for(lib).exists()

@@ -67,7 +67,7 @@ def test_an_administrator_may_delegate_for_a_reviewer(offices, lib_reviewer, col
     ("to_self", "Delegate to someone else"),
     ("dates_reversed", "ends before it starts"),
     ("already_over", "would already be over"),
-    ("office_not_theirs", "does not review SPT, so cannot delegate it"),
+    ("office_not_theirs", "does not review SPT in their own right, so cannot delegate it"),
 ])
 def test_delegation_refusals(offices, lib_reviewer, colleague, make_user, case, message):
     args = dict(department=offices["LIB"], from_user=lib_reviewer, to_user=colleague, starts_on=_day(0),
@@ -96,3 +96,20 @@ def test_revoke_refusals(offices, lib_reviewer, colleague):
     delegation_revoke(delegation=delegation, acting_user=lib_reviewer)
     with pytest.raises(ValidationError, match="already ended"):
         delegation_revoke(delegation=delegation, acting_user=lib_reviewer)
+
+
+def test_a_delegate_cannot_delegate_further(offices, make_reviewer, make_user):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from core.services.delegations import delegation_create
+    lib = make_reviewer("LIB")
+    deputy = make_user(permissions.STAFF)
+    third = make_user(permissions.STAFF)
+    today = timezone.localdate()
+    delegation_create(department=offices["LIB"], from_user=lib, to_user=deputy, starts_on=today,
+                      ends_on=today + timedelta(days=3), acting_user=lib)
+    with pytest.raises(ValidationError, match="in their own right"):
+        delegation_create(department=offices["LIB"], from_user=deputy, to_user=third, starts_on=today,
+                          ends_on=today + timedelta(days=1), acting_user=deputy)

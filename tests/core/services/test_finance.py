@@ -151,3 +151,12 @@ def test_a_new_fin_hold_rejects_an_already_approved_finance_item(fin, offices, s
     from core.models import Notification
     assert Notification.objects.filter(user=student.user, kind=Notification.Kind.REJECTED,
                                        title="FIN: rejected").exists()
+
+
+def test_a_fin_hold_without_amount_rejects_with_its_reason_not_kes_zero(fin, offices, student, finance_user):
+    hold_place(department=offices["FIN"], student=student, reason="Cheque bounced: see the cashier",
+               acting_user=finance_user)
+    stored = _fresh(fin)
+    assert stored.status == A.REJECTED
+    assert stored.reason == "Finance hold: Cheque bounced: see the cashier"
+    assert "KES 0.00" not in stored.reason
