@@ -1,8 +1,14 @@
-"""Admin mixins shared by every site."""
+"""Admin mixins shared by every site: history with unfold's look, scoping through core.permissions,
+and reporting what a bulk action did and refused."""
 from __future__ import annotations
 
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 from unfold.admin import ModelAdmin
+
+from core.services._common import BulkResult
 
 
 class HistoryModelAdmin(SimpleHistoryAdmin, ModelAdmin):
@@ -10,3 +16,74 @@ class HistoryModelAdmin(SimpleHistoryAdmin, ModelAdmin):
 
     def revert_disabled(self, request, obj=None):
         return not request.user.is_superuser
+
+
+class ScopedAdminMixin:
+    """Every list, detail page, action and hand-typed URL of a role site answers from `scope()`,
+    which narrows the queryset through core.permissions. An object outside the scope is a 403 with
+    a reason, never someone else's data."""
+
+    scope_refusal = "This record is outside what your role may see."
+
+    def scope(self, request, queryset):
+        raise NotImplementedError(f"{type(self).__name__} must say what each user may see")
+
+    def get_queryset(self, request):
+        return self.scope(request, super().get_queryset(request))
+
+    def in_scope(self, request, obj) -> bool:
+        return self.scope(request, self.model._default_manager.filter(pk=obj.pk)).exists()
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None and self.model._default_manager.filter(pk=_as_pk(self.model, object_id)).exists():
+            raise PermissionDenied(self.scope_refusal)
+        return obj
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) and (obj is None or self.in_scope(request, obj))
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and (obj is None or self.in_scope(request, obj))
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or self.in_scope(request, obj))
+
+
+def _as_pk(model, object_id):
+    try:
+        return model._meta.pk.to_python(object_id)
+    except ValidationError:
+        return None
+
+
+class RoleModelAdmin(ScopedAdminMixin, HistoryModelAdmin):
+    """Base of the ModelAdmins of the role sites."""
+
+    show_full_result_count = False
+    list_per_page = 50
+    list_max_show_all = 1000
+
+
+def report_bulk_result(modeladmin, request, result: BulkResult, *, done_verb: str, noun: str = "item") -> None:
+    """One success line with the count, and one warning listing every refused row with its reason."""
+    if result.done_count:
+        plural = noun if result.done_count == 1 else f"{noun}s"
+        modeladmin.message_user(request, f"{done_verb} {result.done_count} {plural}.", messages.SUCCESS)
+    if result.refused:
+        items = format_html_join("", "<li>{}: {}</li>", ((r.label, r.reason) for r in result.refused))
+        modeladmin.message_user(
+            request, format_html("Refused {}:<ul class=\"list-disc ml-5\">{}</ul>", len(result.refused), items),
+            messages.WARNING)
+    if not result.done_count and not result.refused:
+        modeladmin.message_user(request, "Nothing was selected.", messages.INFO)
+
+
+def run_service(modeladmin, request, func, **kwargs):
+    """Call a service; a ValidationError becomes an error message (never a 500). Returns the
+    service's result, or None when it refused."""
+    try:
+        return func(**kwargs)
+    except ValidationError as exc:
+        modeladmin.message_user(request, " ".join(exc.messages), messages.ERROR)
+        return None

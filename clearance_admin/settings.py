@@ -161,10 +161,83 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
-UNFOLD = {
-    "SITE_TITLE": _("Clearance"),
-    "SITE_HEADER": _("Clearance — administration"),
-    "SITE_SYMBOL": "verified",
-    "SHOW_HISTORY": True,
-    "SHOW_VIEW_ON_SITE": False,
-}
+# One unfold configuration per site (clearance_admin/sites.py names them). Sidebar links reverse
+# through each site's own namespace.
+def _unfold(title, symbol, dashboard, navigation, **extra):
+    return {
+        "SITE_TITLE": title,
+        "SITE_HEADER": title,
+        "SITE_SYMBOL": symbol,
+        "SHOW_HISTORY": True,
+        "SHOW_VIEW_ON_SITE": False,
+        "DASHBOARD_CALLBACK": f"clearance_admin.dashboards.{dashboard}",
+        "SIDEBAR": {"show_search": False, "show_all_applications": False, "navigation": navigation},
+        **extra,
+    }
+
+
+def _link(title, icon, url_name, **extra):
+    return {"title": title, "icon": icon, "link": reverse_lazy(url_name), **extra}
+
+
+UNFOLD_STAFF = _unfold("Clearance — offices", "fact_check", "staff_dashboard", [
+    {"title": _("My office"), "items": [
+        _link(_("Dashboard"), "dashboard", "staff:index"),
+        _link(_("Clearance queue"), "checklist", "staff:core_clearanceapproval_changelist"),
+        _link(_("Holds"), "block", "staff:core_hold_changelist"),
+        _link(_("Delegations"), "swap_horiz", "staff:core_delegation_changelist"),
+    ]},
+])
+UNFOLD_FINANCE = _unfold("Clearance — finance", "payments", "finance_dashboard", [
+    {"title": _("Finance"), "items": [
+        _link(_("Dashboard"), "dashboard", "finance:index"),
+        _link(_("Finance records"), "account_balance_wallet", "finance:core_financerecord_changelist"),
+        _link(_("Finance holds"), "block", "finance:core_hold_changelist"),
+        _link(_("Payments"), "receipt_long", "finance:core_payment_changelist"),
+        _link(_("Balance imports"), "upload_file", "finance:core_balanceimport_changelist"),
+    ]},
+])
+UNFOLD_REGISTRY = _unfold("Clearance — registry", "school", "registry_dashboard", [
+    {"title": _("Registry"), "items": [
+        _link(_("Dashboard"), "dashboard", "registry:index"),
+        _link(_("Clearance requests"), "assignment_turned_in", "registry:core_clearancerequest_changelist"),
+        _link(_("Students"), "groups", "registry:core_student_changelist"),
+        _link(_("Cycles"), "event", "registry:core_clearancecycle_changelist"),
+    ]},
+])
+UNFOLD_STUDENT = _unfold("My clearance", "verified_user", "student_dashboard", [
+    {"title": _("My clearance"), "items": [
+        _link(_("Progress"), "dashboard", "student:index"),
+        _link(_("Notifications"), "notifications", "student:core_notification_changelist"),
+    ]},
+])
+UNFOLD = _unfold("Clearance — administration", "admin_panel_settings", "admin_dashboard", [
+    {"title": _("People"), "items": [
+        _link(_("Users"), "person", "admin:core_user_changelist"),
+        _link(_("Roles"), "group", "admin:auth_group_changelist"),
+        _link(_("Delegations"), "swap_horiz", "admin:core_delegation_changelist"),
+    ]},
+    {"title": _("Clearance"), "items": [
+        _link(_("Cycles"), "event", "admin:core_clearancecycle_changelist"),
+        _link(_("Offices"), "apartment", "admin:core_department_changelist"),
+        _link(_("Requests"), "assignment_turned_in", "admin:core_clearancerequest_changelist"),
+        _link(_("Approvals"), "checklist", "admin:core_clearanceapproval_changelist"),
+        _link(_("Holds"), "block", "admin:core_hold_changelist"),
+        _link(_("Students"), "groups", "admin:core_student_changelist"),
+        _link(_("Schools"), "account_balance", "admin:core_school_changelist"),
+        _link(_("Programmes"), "menu_book", "admin:core_programme_changelist"),
+    ]},
+    {"title": _("Money and things"), "items": [
+        _link(_("Finance records"), "account_balance_wallet", "admin:core_financerecord_changelist"),
+        _link(_("Payments"), "receipt_long", "admin:core_payment_changelist"),
+        _link(_("Balance imports"), "upload_file", "admin:core_balanceimport_changelist"),
+        _link(_("Gowns"), "checkroom", "admin:core_gownissuance_changelist"),
+        _link(_("Certificates"), "workspace_premium", "admin:core_certificate_changelist"),
+    ]},
+    {"title": _("Task queue"), "items": [
+        _link(_("Queued tasks"), "pending_actions", "admin:django_q_ormq_changelist"),
+        _link(_("Schedules"), "schedule", "admin:django_q_schedule_changelist"),
+        _link(_("Successful tasks"), "task_alt", "admin:django_q_success_changelist"),
+        _link(_("Failed tasks"), "error", "admin:django_q_failure_changelist"),
+    ]},
+])

@@ -1,27 +1,109 @@
-"""One UnfoldAdminSite per role (CONVENTIONS.md). Each site lets in only the people of its role."""
+"""One UnfoldAdminSite per role (CONVENTIONS.md). Each site lets in only the people of its role;
+anyone else who reaches it gets a clear refusal that names the sites they do have."""
 from __future__ import annotations
 
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from unfold.forms import AuthenticationForm
 from unfold.sites import UnfoldAdminSite
 
 from core import permissions
 
+SITES: dict[str, "RoleSite"] = {}
+
+
+class RoleAuthenticationForm(AuthenticationForm):
+    """Refuses, at login, a person whose roles do not include the site's."""
+
+    def confirm_login_allowed(self, user):
+        if not user.is_active:
+            raise ValidationError("This account is disabled.", code="inactive")
+        site = SITES.get(getattr(self.request, "current_app", None) or "")
+        if site is not None and not site.user_allowed(user):
+            raise ValidationError(site.refusal(user), code="wrong_site")
+
 
 class RoleSite(UnfoldAdminSite):
-    role: str | None = None
+    role: str | None = None  # None: superusers only
+    audience = "administrators"
+    login_form = RoleAuthenticationForm
 
-    def has_permission(self, request):
-        user = request.user
+    def __init__(self, name):
+        super().__init__(name)
+        self.login_form = RoleAuthenticationForm
+        SITES[name] = self
+
+    def user_allowed(self, user) -> bool:
         if not (user.is_active and user.is_authenticated):
             return False
         if self.role is None:
             return user.is_superuser
-        return permissions.has_role(user, self.role) and (user.is_staff or self.role == permissions.STUDENT)
+        if not permissions.has_role(user, self.role):
+            return False
+        # students log in without is_staff; every other role is staff
+        return user.is_staff or self.role == permissions.STUDENT
+
+    def has_permission(self, request):
+        return self.user_allowed(request.user)
+
+    def refusal(self, user) -> str:
+        others = [f"/{s.name if s.name != 'admin' else 'admin'}/" for s in SITES.values()
+                  if s is not self and s.user_allowed(user)]
+        where = (" Your account can use " + ", ".join(others) + ".") if others else \
+            " Your account has no role in Clearance yet; ask the IT office."
+        return f"This site is for {self.audience}, and {user.email} is not one of them.{where}"
+
+    def login(self, request, extra_context=None):
+        if request.method == "GET" and request.user.is_authenticated and not self.has_permission(request):
+            messages.error(request, self.refusal(request.user))
+        return super().login(request, extra_context)
 
 
 class SuperuserSite(RoleSite):
+    settings_name = "UNFOLD"
     site_header = "Clearance — administration"
     site_title = "Clearance administration"
     index_title = "Administration"
 
 
+class StaffSite(RoleSite):
+    role = permissions.STAFF
+    audience = "department staff"
+    settings_name = "UNFOLD_STAFF"
+    site_header = "Clearance — offices"
+    site_title = "Clearance for offices"
+    index_title = "My queue"
+
+
+class FinanceSite(RoleSite):
+    role = permissions.FINANCE
+    audience = "finance officers"
+    settings_name = "UNFOLD_FINANCE"
+    site_header = "Clearance — finance"
+    site_title = "Clearance for finance"
+    index_title = "Financial summary"
+
+
+class RegistrySite(RoleSite):
+    role = permissions.REGISTRY
+    audience = "the registry"
+    settings_name = "UNFOLD_REGISTRY"
+    site_header = "Clearance — registry"
+    site_title = "Clearance for the registry"
+    index_title = "Progress"
+
+
+class StudentSite(RoleSite):
+    role = permissions.STUDENT
+    audience = "students"
+    settings_name = "UNFOLD_STUDENT"
+    site_header = "My clearance"
+    site_title = "My clearance"
+    index_title = "My clearance"
+
+
 superuser_site = SuperuserSite(name="admin")
+staff_site = StaffSite(name="staff")
+finance_site = FinanceSite(name="finance")
+registry_site = RegistrySite(name="registry")
+student_site = StudentSite(name="student")

@@ -1,14 +1,21 @@
 from django.conf import settings
 from django.conf.urls.static import static
 from django.urls import path
+from django.views.generic import RedirectView
 
 from core.views import health
 
-from .superuser import site as superuser_site
+from . import finance, registry, staff, student, superuser  # noqa: F401  (register each site's admins)
+from .sites import finance_site, registry_site, staff_site, student_site, superuser_site
 
 urlpatterns = [
     path("health/", health, name="health"),
+    path("staff/", staff_site.urls),
+    path("finance/", finance_site.urls),
+    path("registry/", registry_site.urls),
+    path("student/", student_site.urls),
     path("admin/", superuser_site.urls),
+    path("", RedirectView.as_view(url="/student/", permanent=False)),
 ]
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -1,0 +1,2 @@
+"""/student/ — see clearance_admin/sites.py."""
+from .sites import student_site as site  # noqa: F401
