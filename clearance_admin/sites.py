@@ -2,7 +2,12 @@
 anyone else who reaches it gets a clear refusal that names the sites they do have."""
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.core.exceptions import ValidationError
 from unfold.forms import AuthenticationForm
 from unfold.sites import UnfoldAdminSite
@@ -54,8 +59,13 @@ class RoleSite(UnfoldAdminSite):
         return f"This site is for {self.audience}, and {user.email} is not one of them.{where}"
 
     def login(self, request, extra_context=None):
-        if request.method == "GET" and request.user.is_authenticated and not self.has_permission(request):
-            messages.error(request, self.refusal(request.user))
+        if request.method == "GET":
+            if REDIRECT_FIELD_NAME not in request.GET:
+                # unfold's login form posts to its own URL without a `next` field: carry it in the URL
+                # so a successful login lands on this site, not on LOGIN_REDIRECT_URL.
+                return redirect(f"{request.path}?{urlencode({REDIRECT_FIELD_NAME: reverse(f'{self.name}:index')})}")
+            if request.user.is_authenticated and not self.has_permission(request):
+                messages.error(request, self.refusal(request.user))
         return super().login(request, extra_context)
 
 
@@ -100,6 +110,10 @@ class StudentSite(RoleSite):
     site_header = "My clearance"
     site_title = "My clearance"
     index_title = "My clearance"
+
+    def user_allowed(self, user) -> bool:
+        # Only real members of the Student group: a superuser is not a student.
+        return user.is_active and user.is_authenticated and permissions.in_group(user, permissions.STUDENT)
 
 
 superuser_site = SuperuserSite(name="admin")

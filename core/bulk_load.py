@@ -112,15 +112,40 @@ def load(rows: list[dict], model, *, user, reason: str) -> list[dict]:
         values.append(full)
     _insert(model, fields, [tuple(v) for v in values])
 
-    history_model = model.history.model
-    index = {f.attname: i for i, f in enumerate(fields)}
-    h_fields, _ = _columns(history_model, skip_pk=True)
-    extra = {"history_date": connection.ops.adapt_datetimefield_value(now), "history_change_reason": reason,
-             "history_type": "+", "history_user_id": user.pk if user else None, "ip_address": current_ip()}
-    picks = [(index.get(f.attname), extra.get(f.attname)) for f in h_fields]
-    _insert(history_model, h_fields, [tuple(v[i] if i is not None else e for i, e in picks) for v in values])
+    insert_history(model, [dict(zip((f.attname for f in fields), v)) for v in values], history_type="+",
+                   user=user, reason=reason, adapted=True, when=now)
     reset_sequences(model)
     return rows
+
+
+def insert_history(model, items, *, history_type: str, user, reason: str, adapted: bool = False, when=None) -> None:
+    """One historical row per item (a model instance or a dict of attnames), written with
+    executemany: what simple-history's bulk_history_create writes, without building a model
+    instance and an INSERT compilation per row."""
+    if not items:
+        return
+    history_model = model.history.model
+    fields, adapters = _columns(model)
+    tracked = {f.attname for f in fields}
+    h_fields, _ = _columns(history_model, skip_pk=True)
+    extra = {"history_date": connection.ops.adapt_datetimefield_value(when or timezone.now()),
+             "history_change_reason": reason, "history_type": history_type,
+             "history_user_id": user.pk if user else None, "ip_address": current_ip()}
+    adapter_of = {f.attname: (None if adapted else a) for f, a in zip(fields, adapters)}
+    picks = [(f.attname in tracked, f.attname) for f in h_fields]
+    get = dict.get if items and isinstance(items[0], dict) else getattr
+    rows = []
+    for item in items:
+        row = []
+        for is_tracked, name in picks:
+            if is_tracked:
+                value = get(item, name)
+                adapt = adapter_of[name]
+                row.append(value if adapt is None else adapt(value))
+            else:
+                row.append(extra[name])
+        rows.append(tuple(row))
+    _insert(history_model, h_fields, rows)
 
 
 def reset_sequences(*model_list) -> None:

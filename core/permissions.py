@@ -121,13 +121,16 @@ def sync_roles() -> dict[str, int]:
 def has_role(user, role: str) -> bool:
     if not user.is_authenticated or not user.is_active:
         return False
-    if user.is_superuser:
-        return True
-    names = getattr(user, "_role_names", None)
-    if names is None:
-        names = set(user.groups.values_list("name", flat=True))
-        user._role_names = names
-    return role in names
+    return user.is_superuser or in_group(user, role)
+
+
+def in_group(user, role: str) -> bool:
+    """Membership of the role's group itself (a superuser is not thereby a student)."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if getattr(user, "_role_names", None) is None:
+        user._role_names = set(user.groups.values_list("name", flat=True))
+    return role in user._role_names
 
 
 def roles_of(user) -> set[str]:

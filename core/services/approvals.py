@@ -102,9 +102,21 @@ def _hold_text(holds: list[Hold]) -> str:
     return "; ".join(parts)
 
 
-def _write(approvals, *, acting_user, reason_for_history, balance_import=None, notify_kind=None):
-    fields = ["status", "decided_by", "decided_by_import", "decided_at", "reason", "notes", "waiting_since",
-              "student_response", "evidence"]
+DECISION_FIELDS = ["status", "decided_by", "decided_by_import", "decided_at", "reason"]
+
+
+def _store_evidence(approvals, evidence):
+    """Save the uploaded file once to storage (bulk writes do not run FileField.pre_save)."""
+    if evidence is None or not approvals:
+        return []
+    first = approvals[0]
+    first.evidence.save(evidence.name, evidence, save=False)
+    for a in approvals[1:]:
+        a.evidence = first.evidence.name
+    return ["evidence"]
+
+
+def _write(approvals, *, acting_user, reason_for_history, fields, notify_kind=None):
     bulk_update_tracked(approvals, ClearanceApproval, fields, user=acting_user, reason=reason_for_history)
     requests_refresh_status({a.request_id for a in approvals}, acting_user=acting_user, reason=reason_for_history)
     if notify_kind:
@@ -147,11 +159,10 @@ def approvals_approve(*, approval_ids: Iterable[int], acting_user, notes: str = 
             a.reason = ""
             if notes:
                 a.notes = notes
-            if evidence is not None:
-                a.evidence = evidence
             todo.append(a)
             result.done.append(a.pk)
-    _write(todo, acting_user=acting_user, reason_for_history=reason_for_history or "Approved",
+    fields = DECISION_FIELDS + (["notes"] if notes else []) + _store_evidence(todo, evidence)
+    _write(todo, acting_user=acting_user, reason_for_history=reason_for_history or "Approved", fields=fields,
            notify_kind=Notification.Kind.APPROVED)
     return result
 
@@ -189,11 +200,10 @@ def approvals_reject(*, approval_ids: Iterable[int], acting_user, reason: str | 
             a.reason = reason
             if notes:
                 a.notes = notes
-            if evidence is not None:
-                a.evidence = evidence
             todo.append(a)
             result.done.append(a.pk)
-    _write(todo, acting_user=acting_user,
+    fields = DECISION_FIELDS + (["notes"] if notes else []) + _store_evidence(todo, evidence)
+    _write(todo, acting_user=acting_user, fields=fields,
            reason_for_history=reason_for_history or ("Rejected" if reason_of else f"Rejected: {text}"),
            notify_kind=Notification.Kind.REJECTED)
     return result
@@ -222,7 +232,7 @@ def approvals_waive(*, approval_ids: Iterable[int], acting_user, reason: str, no
         todo.append(a)
         result.done.append(a.pk)
     _write(todo, acting_user=acting_user, reason_for_history=f"Waived: {reason}",
-           notify_kind=Notification.Kind.APPROVED)
+           fields=DECISION_FIELDS + (["notes"] if notes else []), notify_kind=Notification.Kind.APPROVED)
     return result
 
 
@@ -247,7 +257,8 @@ def approvals_reopen(*, approval_ids: Iterable[int], acting_user, note: str = ""
             a.notes = note
         todo.append(a)
         result.done.append(a.pk)
-    _write(todo, acting_user=acting_user, reason_for_history="Re-opened by the office" + (f": {note}" if note else ""))
+    _write(todo, acting_user=acting_user, reason_for_history="Re-opened by the office" + (f": {note}" if note else ""),
+           fields=DECISION_FIELDS + ["waiting_since"] + (["notes"] if note else []))
     return result
 
 

@@ -9,8 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..history import bulk_update_tracked, save_tracked
-from ..models import Payment, Student, validate_mpesa_code
-from ._common import BulkResult
+from ..models import FinanceRecord, Payment, Student, validate_mpesa_code
+from ._common import BulkResult, require_reason
 
 MAX_AMOUNT = Decimal("10000000")
 
@@ -80,3 +80,36 @@ def payment_verify_by_code(*, transaction_code: str, acting_user, method: str = 
     payments_verify(payment_ids=[payment.pk], acting_user=acting_user).raise_if_refused()
     payment.refresh_from_db()
     return payment
+
+
+@transaction.atomic
+def finance_records_set_graduation_fee_status(*, record_ids: Iterable[int], status: str, acting_user,
+                                              reason: str = "") -> BulkResult:
+    """Set the graduation fee status (unpaid, paid, waived) of finance records, with history.
+    Refused: an unknown status; waiving without a reason; per row: unknown record; already in
+    that status. Balances are not touched: they come from imports."""
+    statuses = FinanceRecord.GraduationFeeStatus
+    if status not in statuses.values:
+        raise ValidationError(f"{status!r} is not a graduation fee status.", code="status")
+    reason = (reason or "").strip()
+    if status == statuses.WAIVED:
+        reason = require_reason(reason, "waive a graduation fee")
+    label = statuses(status).label.lower()
+    ids = list(dict.fromkeys(record_ids))
+    result = BulkResult()
+    records = list(FinanceRecord.objects.select_for_update(of=("self",)).select_related("student")
+                   .filter(pk__in=ids).order_by("pk"))
+    for pk in set(ids) - {r.pk for r in records}:
+        result.refuse(pk, f"#{pk}", "no such finance record")
+    now = timezone.now()
+    todo = []
+    for r in records:
+        if r.graduation_fee_status == status:
+            result.refuse(r.pk, r.student.registration_number, f"the graduation fee is already {label}")
+        else:
+            r.graduation_fee_status, r.updated_at = status, now
+            todo.append(r)
+            result.done.append(r.pk)
+    bulk_update_tracked(todo, FinanceRecord, ["graduation_fee_status", "updated_at"], user=acting_user,
+                        reason=f"Graduation fee marked {label}" + (f": {reason}" if reason else ""))
+    return result

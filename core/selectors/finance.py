@@ -1,0 +1,98 @@
+"""Reads for the finance site: the financial summary on its dashboard, each figure aggregated in the
+database (one query per table, whatever the number of students)."""
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
+
+from ..models import BalanceImport, ClearanceApproval, ClearanceRequest, FinanceRecord, Hold, Payment
+from ..services.finance import FINANCE_CODE
+
+ZERO = Decimal("0")
+
+
+@dataclass(frozen=True)
+class FinanceSummary:
+    outstanding_total: Decimal      # sum of positive tuition balances
+    students_owing: int
+    credit_total: Decimal           # sum of credits, as a positive amount
+    students_in_credit: int
+    graduation_fees_unpaid: int
+    graduation_fees_unpaid_total: Decimal
+    fin_holds_active: int
+    fin_holds_amount: Decimal
+    approvals_pending: int
+    approvals_approved: int
+    approvals_rejected: int
+    approvals_waived: int
+    payments_week_count: int
+    payments_week_total: Decimal
+    payments_unverified_count: int
+    payments_unverified_total: Decimal
+    week_starts: datetime.datetime
+    last_import: BalanceImport | None
+
+
+def start_of_week(now: datetime.datetime | None = None) -> datetime.datetime:
+    """Monday 00:00 of the current week, in the site's time zone."""
+    today = timezone.localdate(now or timezone.now())
+    monday = today - datetime.timedelta(days=today.weekday())
+    return timezone.make_aware(datetime.datetime.combine(monday, datetime.time.min))
+
+
+def balances_summary() -> dict:
+    owing, credit = Q(tuition_balance__gt=0), Q(tuition_balance__lt=0)
+    unpaid = Q(graduation_fee_status=FinanceRecord.GraduationFeeStatus.UNPAID)
+    return FinanceRecord.objects.aggregate(
+        outstanding_total=Sum("tuition_balance", filter=owing, default=ZERO),
+        students_owing=Count("pk", filter=owing),
+        credit_total=Sum("tuition_balance", filter=credit, default=ZERO),
+        students_in_credit=Count("pk", filter=credit),
+        graduation_fees_unpaid=Count("pk", filter=unpaid),
+        graduation_fees_unpaid_total=Sum("graduation_fee", filter=unpaid, default=ZERO),
+    )
+
+
+def fin_holds_summary() -> dict:
+    return Hold.objects.filter(department__code=FINANCE_CODE, status=Hold.Status.ACTIVE).aggregate(
+        fin_holds_active=Count("pk"), fin_holds_amount=Sum("amount", default=ZERO))
+
+
+def fin_approvals_summary() -> dict:
+    """FIN approvals of requests that are not revoked, by status."""
+    S = ClearanceApproval.Status
+    return (ClearanceApproval.objects.filter(department__code=FINANCE_CODE)
+            .exclude(request__status=ClearanceRequest.Status.REVOKED)
+            .aggregate(**{f"approvals_{s}": Count("pk", filter=Q(status=s))
+                          for s in (S.PENDING, S.APPROVED, S.REJECTED, S.WAIVED)}))
+
+
+def payments_summary(week_starts: datetime.datetime) -> dict:
+    this_week, unverified = Q(paid_at__gte=week_starts), Q(verified_at__isnull=True)
+    return Payment.objects.aggregate(
+        payments_week_count=Count("pk", filter=this_week),
+        payments_week_total=Sum("amount", filter=this_week, default=ZERO),
+        payments_unverified_count=Count("pk", filter=unverified),
+        payments_unverified_total=Sum("amount", filter=unverified, default=ZERO),
+    )
+
+
+def last_balance_import() -> BalanceImport | None:
+    return BalanceImport.objects.select_related("uploaded_by").order_by("-created_at", "-pk").first()
+
+
+def finance_summary(*, now: datetime.datetime | None = None) -> FinanceSummary:
+    """The finance dashboard's figures in five queries."""
+    week_starts = start_of_week(now)
+    figures = {**balances_summary(), **fin_holds_summary(), **fin_approvals_summary(),
+               **payments_summary(week_starts)}
+    figures["credit_total"] = -figures["credit_total"]
+    return FinanceSummary(**figures, week_starts=week_starts, last_import=last_balance_import())
+
+
+def unverified_payments() -> QuerySet[Payment]:
+    return Payment.objects.filter(verified_at__isnull=True)

@@ -1,0 +1,113 @@
+"""Reads for the department staff site: the queue, overdue items, the dashboard figures, and which
+students a reviewer may pick. Every function starts from core.permissions so the scope is the same
+everywhere."""
+from __future__ import annotations
+
+import datetime
+
+from django.db.models import (Count, DateTimeField, DurationField, Exists, ExpressionWrapper, F, Func, Min, OuterRef, Prefetch, Q,
+                              QuerySet)
+from django.utils import timezone
+
+from .. import permissions
+from ..models import ClearanceApproval, Department, Hold, Student
+
+A = ClearanceApproval.Status
+
+
+class DaysInterval(Func):
+    """An integer number of days as a duration, portable between PostgreSQL and SQLite
+    (where Django keeps durations as microseconds and cannot multiply them)."""
+
+    output_field = DurationField()
+    arity = 1
+
+    def as_sql(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, template="make_interval(days => %(expressions)s)", **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, template="((%(expressions)s) * 86400000000)", **extra)
+
+
+def overdue_since_expression():
+    """When a pending approval becomes overdue: the model's rule (`days_waiting > sla_days`) means
+    from `waiting_since + (sla_days + 1) days` on."""
+    return ExpressionWrapper(F("waiting_since") + DaysInterval(F("department__sla_days") + 1),
+                             output_field=DateTimeField())
+
+
+def approvals_overdue(queryset: QuerySet[ClearanceApproval], *, now=None) -> QuerySet[ClearanceApproval]:
+    """Pending approvals waiting longer than their department's SLA (one SQL filter)."""
+    now = now or timezone.now()
+    return (queryset.filter(status=A.PENDING).alias(overdue_since=overdue_since_expression())
+            .filter(overdue_since__lte=now))
+
+
+def approvals_not_overdue(queryset: QuerySet[ClearanceApproval], *, now=None) -> QuerySet[ClearanceApproval]:
+    now = now or timezone.now()
+    return (queryset.alias(overdue_since=overdue_since_expression())
+            .filter(~Q(status=A.PENDING) | Q(overdue_since__gt=now)))
+
+
+def active_holds_prefetch() -> Prefetch:
+    """Active holds of each approval's student, in one query for the whole page; the list keeps the
+    ones of the approval's own office (`approval.request.student.active_holds`)."""
+    return Prefetch("request__student__holds",
+                    queryset=Hold.objects.filter(status=Hold.Status.ACTIVE).only(
+                        "pk", "student_id", "department_id", "reason", "amount").order_by("pk"),
+                    to_attr="active_holds")
+
+
+def staff_queue(user) -> QuerySet[ClearanceApproval]:
+    """The approvals `user` may decide, ready for a list page."""
+    return (permissions.approvals_for(user)
+            .select_related("request__student__programme", "department")
+            .prefetch_related(active_holds_prefetch()))
+
+
+def students_for(user) -> QuerySet[Student]:
+    """Students a reviewer may look up (to place a hold): anyone, when they review an office that
+    applies beyond one school (a library book is owed whatever the school); a school office
+    reviewer only sees the students with an item or hold in their scope."""
+    if not (user.is_authenticated and user.is_active):
+        return Student.objects.none()
+    if user.is_superuser:
+        return Student.objects.all()
+    departments = permissions.reviewable_departments(user)
+    if departments.exclude(type=Department.Type.FACULTY).exists():
+        return Student.objects.all()
+    in_queue = permissions.approvals_for(user).filter(request__student_id=OuterRef("pk"))
+    held = permissions.holds_for(user).filter(student_id=OuterRef("pk"))
+    return Student.objects.filter(Exists(in_queue) | Exists(held))
+
+
+def staff_dashboard_figures(user, *, now=None) -> dict:
+    """The staff dashboard: per office pending and overdue, totals, oldest waiting, decided this week.
+    A handful of aggregate queries, whatever the queue size."""
+    now = now or timezone.now()
+    scope = permissions.approvals_for(user)
+    pending = scope.filter(status=A.PENDING)
+    overdue_ids = approvals_overdue(scope, now=now).values("pk")
+    rows = list(pending.values("department_id", "department__code", "department__name", "department__sla_days")
+                .annotate(pending=Count("pk"), overdue=Count("pk", filter=Q(pk__in=overdue_ids)),
+                          oldest=Min("waiting_since"))
+                .order_by("department__code"))
+    week_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    week_start -= datetime.timedelta(days=week_start.weekday())
+    decided = scope.filter(decided_at__gte=week_start).exclude(status=A.PENDING)
+    decided_counts = dict(decided.values_list("status").annotate(n=Count("pk")).order_by())
+    oldest = (pending.select_related("request__student", "department").order_by("waiting_since", "pk").first())
+    for row in rows:
+        row["oldest_days"] = max((now - row["oldest"]).days, 0) if row["oldest"] else None
+    return {
+        "departments": rows,
+        "pending": sum(r["pending"] for r in rows),
+        "overdue": sum(r["overdue"] for r in rows),
+        "oldest": oldest,
+        "oldest_days": oldest.days_waiting if oldest else None,
+        "decided_this_week": sum(decided_counts.values()),
+        "decided_by_status": decided_counts,
+        "decided_by_me_this_week": decided.filter(decided_by=user).count(),
+        "active_holds": permissions.holds_for(user).filter(status=Hold.Status.ACTIVE).count(),
+        "week_start": week_start,
+    }
