@@ -17,6 +17,12 @@ class HistoryModelAdmin(SimpleHistoryAdmin, ModelAdmin):
     def revert_disabled(self, request, obj=None):
         return not request.user.is_superuser
 
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        # revert_disabled only hides the button; the POST must be refused on the server too.
+        if request.method == "POST" and self.revert_disabled(request):
+            raise PermissionDenied("Only administrators may revert to an earlier version.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
 
 class ScopedAdminMixin:
     """Every list, detail page, action and hand-typed URL of a role site answers from `scope()`,

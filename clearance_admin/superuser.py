@@ -2,18 +2,35 @@
 through the services (from the role sites), so those models are read-only here."""
 from __future__ import annotations
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm
 from django.contrib.auth.models import Group
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Prefetch
+from django.http import Http404
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django_q import admin as q_admin
+from django_q import models as q_models
+from django_q.conf import Conf
+from guardian.shortcuts import get_objects_for_user
 from unfold.admin import ModelAdmin
+from unfold.decorators import action, display
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm
+from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
 from core import models as m
+from core import permissions
 
 from .mixins import HistoryModelAdmin
 from .sites import superuser_site as site
+
+site.index_template = "admin_site/index.html"
 
 
 class UserCreationForm(BaseUserCreationForm):
@@ -28,21 +45,147 @@ class UserEditForm(UserChangeForm):
         fields = "__all__"
 
 
+def current_scope(user) -> dict:
+    """What the user reviews now: roles, offices granted by object permission, school limits."""
+    return {
+        "roles": sorted(g.name for g in user.groups.all()),
+        "departments": list(get_objects_for_user(user, permissions.REVIEW_DEPARTMENT, klass=m.Department,
+                                                 accept_global_perms=False, with_superuser=False)),
+        "schools": list(get_objects_for_user(user, permissions.REVIEW_SCHOOL, klass=m.School,
+                                             accept_global_perms=False, with_superuser=False)),
+    }
+
+
+class RolesAndScopeForm(forms.Form):
+    """Roles (groups) and the offices (and, for the school office, schools) a user reviews."""
+
+    roles = forms.ModelMultipleChoiceField(
+        queryset=Group.objects.filter(name__in=permissions.ROLES).order_by("name"), required=False,
+        widget=UnfoldAdminCheckboxSelectMultipleWidget,
+        help_text="Every role but Student can log in to its admin site.")
+    departments = forms.ModelMultipleChoiceField(
+        label="Reviews these offices", queryset=m.Department.objects.order_by("stage", "code"), required=False,
+        widget=UnfoldAdminCheckboxSelectMultipleWidget,
+        help_text="The user decides these offices' clearance items and manages their holds (makes them "
+                  "Department staff).")
+    schools = forms.ModelMultipleChoiceField(
+        label="School office limited to these schools", queryset=m.School.objects.order_by("code"),
+        required=False, widget=UnfoldAdminCheckboxSelectMultipleWidget,
+        help_text="Only for a school office (type School / faculty): none ticked means every school.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["departments"].label_from_instance = (
+            lambda d: f"{d.code} — {d.name} ({d.get_type_display()}{'' if d.is_active else ', inactive'})")
+
+    def clean(self):
+        data = super().clean()
+        departments = data.get("departments") or []
+        if data.get("schools") and not any(d.type == m.Department.Type.FACULTY for d in departments):
+            self.add_error("schools", "Schools limit only a school office; tick a school office "
+                                      "(type School / faculty) among the offices, or untick the schools.")
+        return data
+
+
 class UserAdmin(BaseUserAdmin, HistoryModelAdmin):
     form = UserEditForm
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
     ordering = ["email"]
-    list_display = ["email", "full_name", "is_active", "is_staff", "is_superuser"]
+    list_display = ["email", "full_name", "roles_display", "is_active", "is_staff", "is_superuser"]
     list_filter = ["is_active", "is_staff", "is_superuser", "groups"]
     search_fields = ["email", "full_name"]
     fieldsets = (
         (None, {"fields": ("email", "password", "full_name")}),
-        ("Access", {"fields": ("is_active", "is_staff", "is_superuser", "groups")}),
+        # roles (groups) are assigned with the reviewer scope, on the "Roles and reviewer scope" page
+        ("Access", {"fields": ("is_active", "is_staff", "is_superuser")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "full_name", "password1", "password2")}),)
-    filter_horizontal = ["groups"]
+    show_full_result_count = False
+    change_form_outer_before_template = "admin_site/user_scope_summary.html"
+    actions_detail = ["edit_roles_and_scope"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related(
+            Prefetch("groups", queryset=Group.objects.only("pk", "name")))
+
+    @display(description="Roles")
+    def roles_display(self, obj):
+        return ", ".join(sorted(g.name for g in obj.groups.all())) or "—"
+
+    @action(description="Roles and reviewer scope", url_path="roles-and-scope-link", icon="manage_accounts",
+            permissions=["change"])
+    def edit_roles_and_scope(self, request, object_id):
+        return redirect(reverse("admin:core_user_scope", args=[object_id], current_app=self.admin_site.name))
+
+    def get_urls(self):
+        return [
+            path("<path:object_id>/scope/", self.admin_site.admin_view(self.scope_view), name="core_user_scope"),
+        ] + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        user = self.get_object(request, object_id)
+        if user is not None:
+            extra_context = {**(extra_context or {}), "reviewer_scope": current_scope(user),
+                             "scope_url": reverse("admin:core_user_scope", args=[user.pk],
+                                                  current_app=self.admin_site.name)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def scope_view(self, request, object_id):
+        """Assign roles and make the user a reviewer of offices (and schools) through
+        core.permissions.reviewer_set_scope — never by editing guardian rows."""
+        user = self.get_object(request, object_id)
+        if user is None:
+            raise Http404("No such user.")
+        if not self.has_change_permission(request, user):
+            raise PermissionDenied
+        scope = current_scope(user)
+        if request.method == "POST":
+            form = RolesAndScopeForm(request.POST)
+            if form.is_valid():
+                self._save_roles_and_scope(request, user, form.cleaned_data)
+                return redirect(reverse("admin:core_user_change", args=[user.pk], current_app=self.admin_site.name))
+        else:
+            form = RolesAndScopeForm(initial={
+                "roles": [g for g in user.groups.all() if g.name in permissions.ROLES],
+                "departments": scope["departments"], "schools": scope["schools"]})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Roles and reviewer scope: {user}",
+            "subtitle": None,
+            "opts": self.opts,
+            "original": user,
+            "form": form,
+            "reviewer_scope": scope,
+            "change_url": reverse("admin:core_user_change", args=[user.pk], current_app=self.admin_site.name),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin_site/user_scope.html", context)
+
+    @transaction.atomic
+    def _save_roles_and_scope(self, request, user, data):
+        # Groups that are not roles are kept; the roles are exactly the ones ticked.
+        others = [g for g in user.groups.all() if g.name not in permissions.ROLES]
+        user.groups.set([*others, *data["roles"]])
+        permissions.reviewer_set_scope(user=user, departments=data["departments"], schools=data["schools"])
+        user.refresh_from_db(fields=["is_staff"])
+        staff_roles = {g.name for g in user.groups.all()} - {permissions.STUDENT}
+        if staff_roles and not user.is_staff:
+            # every role but Student logs in to an admin site, which needs is_staff
+            user.is_staff = True
+            user._history_user = request.user
+            user._change_reason = "Roles assigned"
+            user.save(update_fields=["is_staff"])
+        scope = current_scope(user)
+        self.message_user(request, "Saved. Roles: {}. Reviews: {}{}.".format(
+            ", ".join(scope["roles"]) or "none",
+            ", ".join(d.code for d in scope["departments"]) or "no office",
+            (" (school office limited to " + ", ".join(s.code for s in scope["schools"]) + ")")
+            if scope["schools"] else ""), messages.SUCCESS)
+        if data["departments"] and not any(r.name == permissions.STAFF for r in data["roles"]):
+            self.message_user(request, "Reviewing an office makes the user Department staff; that role was added.",
+                              messages.INFO)
 
 
 class GroupAdmin(BaseGroupAdmin, ModelAdmin):
@@ -60,6 +203,16 @@ class ReadOnlyHistoryAdmin(HistoryModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def revert_disabled(self, request, obj=None):
+        # Reverting would write around the services (and their rules); history is for reading here.
+        return True
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method == "POST":
+            raise PermissionDenied("These records change only through the clearance workflow; history is "
+                                   "shown, not reverted.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
 
 
 site.register(m.User, UserAdmin)
@@ -186,3 +339,35 @@ class CertificateAdmin(ReadOnlyHistoryAdmin):
 class DelegationAdmin(ReadOnlyHistoryAdmin):
     list_display = ["department", "from_user", "to_user", "starts_on", "ends_on", "revoked_at"]
     list_select_related = ["department", "from_user", "to_user"]
+
+
+# --- the task queue (django-q2), with unfold's look -------------------------------------------
+# django_q's own admin classes keep their columns, filters and the "resubmit" action; unfold's
+# ModelAdmin comes second so the pages render in the site's theme.
+
+@admin.register(q_models.Schedule, site=site)
+class ScheduleAdmin(q_admin.ScheduleAdmin, ModelAdmin):
+    show_full_result_count = False
+
+
+@admin.register(q_models.Success, site=site)
+class SuccessAdmin(q_admin.TaskAdmin, ModelAdmin):
+    show_full_result_count = False
+    list_per_page = 50
+
+
+@admin.register(q_models.Failure, site=site)
+class FailureAdmin(q_admin.FailAdmin, ModelAdmin):
+    show_full_result_count = False
+    list_per_page = 50
+
+
+@admin.register(q_models.OrmQ, site=site)
+class QueuedTaskAdmin(q_admin.QueueAdmin, ModelAdmin):
+    """Tasks waiting in the ORM broker (empty when the broker is Redis: see the dashboard)."""
+
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        return qs if Conf.ORM else qs.none()

@@ -1,0 +1,340 @@
+"""/student/ through the HTTP client, as a student (and as people who are not students)."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from core import permissions
+from core.models import ClearanceApproval, ClearanceRequest, Notification
+from core.services.approvals import approvals_approve, approvals_reject
+from core.services.holds import hold_place
+from tests import factories
+from tests.conftest import _with_role, approval_of
+
+INDEX = "/student/"
+SUBMIT = "/student/clearance/submit/"
+
+
+def resubmit_url(approval):
+    return reverse("student:student_resubmit", args=[approval.pk])
+
+
+def texts(response):
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+@pytest.fixture
+def student_client(client, student):
+    client.force_login(student.user)
+    return client
+
+
+@pytest.fixture
+def neighbour(open_request):
+    """Another student, with their own request, a rejection and a hold the fixture student must not see."""
+    other = factories.StudentFactory(with_user=True, first_name="Nadia", last_name="Neighbour")
+    _with_role(other.user, permissions.STUDENT)
+    request = open_request(other)
+    factories.HoldFactory(student=other, department=approval_of(request, "SPT").department,
+                          reason="Neighbour's secret hold", amount=Decimal("777"))
+    return other, request
+
+
+# --- progress -----------------------------------------------------------------------------------
+
+def test_student_sees_each_office_with_reasons_and_amounts(student_client, student, clearance, offices,
+                                                          finance_user, lib_reviewer, neighbour):
+    # a finance balance: the FIN hold rejects the FIN item naming the amount (rule 5)
+    hold_place(department=offices["FIN"], student=student, reason="Fee balance", amount=Decimal("12500"),
+               acting_user=finance_user)
+    # the library holds a book: its item stays pending, but the hold shows with its amount
+    hold_place(department=offices["LIB"], student=student, reason="Book not returned", amount=Decimal("300"),
+               acting_user=lib_reviewer)
+    approvals_approve(approval_ids=[approval_of(clearance, "SPT").pk],
+                      acting_user=factories.UserFactory(is_superuser=True, is_staff=True)).raise_if_refused()
+
+    response = student_client.get(INDEX)
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert approval_of(clearance, "FIN").status == ClearanceApproval.Status.REJECTED
+    assert "Outstanding fee balance of KES 12,500.00" in body
+    assert "Book not returned — KES 300.00" in body
+    assert 'data-office="LIB" data-status="pending"' in body
+    assert 'data-office="SPT" data-status="approved"' in body
+    assert 'data-office="FIN" data-status="rejected"' in body
+    assert 'id="active-holds"' in body
+    assert "1 of 6 offices cleared" in body
+    # the neighbour's request, hold and name are nowhere on the page
+    other, other_request = neighbour
+    assert "Neighbour's secret hold" not in body
+    assert other.registration_number not in body
+    assert f'id="request-{other_request.pk}"' not in body
+
+
+def test_index_queries_do_not_grow_with_offices_and_holds(student_client, student, clearance, offices,
+                                                          lib_reviewer, django_assert_max_num_queries):
+    for n in range(5):
+        factories.HoldFactory(student=student, department=offices["LIB"], reason=f"Book {n}", amount=Decimal("10"))
+    with django_assert_max_num_queries(14):
+        assert student_client.get(INDEX).status_code == 200
+
+
+def test_student_without_a_student_record_gets_a_clear_page(client, make_user, cycle):
+    user = make_user(permissions.STUDENT, email="unlinked@clearance.test")
+    client.force_login(user)
+
+    response = client.get(INDEX)
+
+    assert response.status_code == 200
+    assert "No student record is linked to your login" in response.content.decode()
+    response = client.post(SUBMIT, {"cycle": cycle.pk}, follow=True)
+    assert response.status_code == 200
+    assert any("not linked to a student record" in t for t in texts(response))
+    assert not ClearanceRequest.objects.exists()
+
+
+# --- submit -------------------------------------------------------------------------------------
+
+def test_submit_while_a_cycle_is_open(student_client, student, cycle, offices):
+    page = student_client.get(INDEX).content.decode()
+    assert "Submit clearance request" in page
+    assert f'id="submit-{cycle.pk}"' in page
+
+    response = student_client.post(SUBMIT, {"cycle": cycle.pk, "reason": "graduation"}, follow=True)
+
+    assert response.redirect_chain[-1][0] == INDEX
+    request = ClearanceRequest.objects.get(student=student, cycle=cycle)
+    assert request.opened_by == student.user
+    assert request.approvals.count() == 6  # not a resident: no HOS
+    assert any("submitted: 6 offices" in t for t in texts(response))
+    assert "Submit clearance request" not in response.content.decode()
+
+
+def test_submit_refused_when_the_cycle_is_closed(student_client, student, cycle, offices):
+    cycle.is_closed = True
+    cycle.save()
+    assert "Submit clearance request" not in student_client.get(INDEX).content.decode()
+
+    response = student_client.post(SUBMIT, {"cycle": cycle.pk}, follow=True)
+
+    assert any("has been closed" in t for t in texts(response))
+    assert not ClearanceRequest.objects.filter(student=student).exists()
+
+
+def test_submit_refused_when_a_request_is_already_open(student_client, student, clearance, cycle):
+    response = student_client.post(SUBMIT, {"cycle": cycle.pk}, follow=True)
+
+    assert any("already have a clearance request" in t for t in texts(response))
+    assert ClearanceRequest.objects.filter(student=student).count() == 1
+
+
+def test_submit_needs_post_and_csrf(client, student, cycle, offices):
+    assert client.get(SUBMIT).status_code == 302  # anonymous: to the login page
+    client.force_login(student.user)
+    assert client.get(SUBMIT).status_code == 405
+    from django.test import Client
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(student.user)
+    assert strict.post(SUBMIT, {"cycle": cycle.pk}).status_code == 403
+    assert not ClearanceRequest.objects.filter(student=student).exists()
+
+
+def test_submit_unknown_cycle_is_404(student_client, student, offices):
+    assert student_client.post(SUBMIT, {"cycle": "999999"}).status_code == 404
+    assert student_client.post(SUBMIT, {"cycle": "abc"}).status_code == 404
+    assert not ClearanceRequest.objects.exists()
+
+
+# --- re-submit ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def lib_rejected(clearance, lib_reviewer):
+    lib = approval_of(clearance, "LIB")
+    approvals_reject(approval_ids=[lib.pk], acting_user=lib_reviewer, reason="Two books not returned"
+                     ).raise_if_refused()
+    return approval_of(clearance, "LIB")
+
+
+def test_resubmit_with_a_response(student_client, lib_rejected, clearance):
+    page = student_client.get(INDEX).content.decode()
+    assert "Two books not returned" in page
+    assert resubmit_url(lib_rejected) in page
+    assert "3 re-submissions left" in page
+
+    response = student_client.post(resubmit_url(lib_rejected), {"response": "Returned both on Monday"}, follow=True)
+
+    lib = approval_of(clearance, "LIB")
+    assert lib.status == ClearanceApproval.Status.PENDING
+    assert lib.student_response == "Returned both on Monday"
+    clearance.refresh_from_db()
+    assert clearance.resubmission_count == 1
+    assert any("Re-submitted to Library" in t for t in texts(response))
+    assert lib.history.first().history_user == clearance.student.user
+
+
+def test_resubmit_without_a_response_is_refused(student_client, lib_rejected, clearance):
+    response = student_client.post(resubmit_url(lib_rejected), {"response": "   "}, follow=True)
+
+    assert any("Write a response" in t for t in texts(response))
+    lib = approval_of(clearance, "LIB")
+    assert lib.status == ClearanceApproval.Status.REJECTED
+    assert lib.reason == "Two books not returned"
+    clearance.refresh_from_db()
+    assert clearance.resubmission_count == 0
+
+
+def test_resubmit_refused_once_the_limit_is_reached(student_client, lib_rejected, clearance, cycle, lib_reviewer):
+    cycle.max_resubmissions = 1
+    cycle.save()
+    student_client.post(resubmit_url(lib_rejected), {"response": "Returned one"})
+    approvals_reject(approval_ids=[lib_rejected.pk], acting_user=lib_reviewer, reason="One book still out"
+                     ).raise_if_refused()
+    page = student_client.get(INDEX).content.decode()
+    assert "used every re-submission" in page
+    assert resubmit_url(lib_rejected) not in page
+
+    response = student_client.post(resubmit_url(lib_rejected), {"response": "Returned the other"}, follow=True)
+
+    assert any("used all 1 re-submissions" in t for t in texts(response))
+    lib = approval_of(clearance, "LIB")
+    assert lib.status == ClearanceApproval.Status.REJECTED
+    assert lib.reason == "One book still out"
+    clearance.refresh_from_db()
+    assert clearance.resubmission_count == 1
+
+
+def test_resubmit_of_a_pending_item_is_refused(student_client, clearance):
+    spt = approval_of(clearance, "SPT")
+    response = student_client.post(resubmit_url(spt), {"response": "Please"}, follow=True)
+    assert any("Only a rejected item can be re-submitted" in t for t in texts(response))
+    assert approval_of(clearance, "SPT").student_response == ""
+
+
+def test_another_students_item_is_404_and_nothing_changes(student_client, neighbour, lib_reviewer, clearance):
+    other, other_request = neighbour
+    theirs = approval_of(other_request, "LIB")
+    approvals_reject(approval_ids=[theirs.pk], acting_user=lib_reviewer, reason="Their book").raise_if_refused()
+
+    response = student_client.post(resubmit_url(theirs), {"response": "I did it for them"})
+
+    assert response.status_code == 404
+    theirs = approval_of(other_request, "LIB")
+    assert theirs.status == ClearanceApproval.Status.REJECTED
+    assert theirs.student_response == ""
+    other_request.refresh_from_db()
+    assert other_request.resubmission_count == 0
+    assert student_client.post(reverse("student:student_resubmit", args=[987654]),
+                               {"response": "x"}).status_code == 404
+
+
+# --- notifications ------------------------------------------------------------------------------
+
+@pytest.fixture
+def notes(student, neighbour):
+    other, _ = neighbour
+    mine = [factories.NotificationFactory(user=student.user, title=f"Mine {n}") for n in range(3)]
+    theirs = factories.NotificationFactory(user=other.user, title="Theirs only")
+    return mine, theirs
+
+
+NOTIFICATIONS = "/student/core/notification/"
+
+
+def test_notifications_list_only_own(student_client, notes, student):
+    mine, theirs = notes
+    response = student_client.get(NOTIFICATIONS)
+    body = response.content.decode()
+    assert response.status_code == 200
+    for n in mine:
+        assert n.title in body
+    assert "Theirs only" not in body
+    unread = Notification.objects.filter(user=student.user, read_at__isnull=True).count()
+    assert unread >= 3
+    # the sidebar badge counts the unread ones
+    from clearance_admin.student import unread_badge
+    assert unread_badge(response.wsgi_request) == str(unread)
+
+
+def test_mark_read_in_bulk(student_client, notes, student):
+    mine, theirs = notes
+    response = student_client.post(NOTIFICATIONS, {
+        "action": "mark_read", "_selected_action": [mine[0].pk, mine[1].pk, theirs.pk]}, follow=True)
+
+    assert response.status_code == 200
+    assert any("Marked 2 notifications as read" in t for t in texts(response))
+    assert Notification.objects.get(pk=mine[0].pk).read_at is not None
+    assert Notification.objects.get(pk=mine[1].pk).read_at is not None
+    assert Notification.objects.get(pk=mine[2].pk).read_at is None
+    assert Notification.objects.get(pk=theirs.pk).read_at is None  # outside the scope: untouched
+
+
+def test_mark_one_read(student_client, notes):
+    mine, _ = notes
+    page = student_client.get(f"{NOTIFICATIONS}{mine[2].pk}/change/")
+    assert page.status_code == 200
+    read_url = reverse("student:core_notification_mark_read", args=[mine[2].pk])
+    assert read_url in page.content.decode()
+
+    response = student_client.post(read_url, follow=True)
+
+    assert any("Marked as read" in t for t in texts(response))
+    assert Notification.objects.get(pk=mine[2].pk).read_at is not None
+
+
+def test_another_students_notification_is_refused(student_client, notes):
+    _, theirs = notes
+    assert student_client.get(f"{NOTIFICATIONS}{theirs.pk}/change/").status_code == 403
+    assert student_client.post(reverse("student:core_notification_mark_read", args=[theirs.pk])).status_code == 403
+    assert Notification.objects.get(pk=theirs.pk).read_at is None
+    assert student_client.get(f"{NOTIFICATIONS}{theirs.pk}/history/").status_code in (403, 404)
+
+
+def test_notifications_cannot_be_added_or_deleted(student_client, notes):
+    mine, _ = notes
+    assert student_client.get(f"{NOTIFICATIONS}add/").status_code == 403
+    assert student_client.post(f"{NOTIFICATIONS}{mine[0].pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Notification.objects.filter(pk=mine[0].pk).exists()
+
+
+# --- who may use /student/ ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("who", ["lib_reviewer", "finance_user", "registry_user"])
+def test_staff_finance_and_registry_are_refused_at_student(client, request, who, offices):
+    user = request.getfixturevalue(who)
+    client.force_login(user)
+
+    response = client.get(INDEX, follow=True)
+
+    assert response.redirect_chain and "/student/login/" in response.redirect_chain[-1][0]
+    body = response.content.decode()
+    assert "This site is for students" in body
+    assert 'id="student-dashboard"' not in body
+
+
+def test_a_superuser_is_not_a_student(client, superuser):
+    client.force_login(superuser)
+    response = client.get(INDEX, follow=True)
+    assert "/student/login/" in response.redirect_chain[-1][0]
+    assert "This site is for students" in response.content.decode()
+
+
+def test_staff_cannot_post_to_student_views(client, lib_reviewer, clearance, lib_rejected):
+    client.force_login(lib_reviewer)
+    response = client.post(resubmit_url(lib_rejected), {"response": "sneaky"})
+    assert response.status_code == 302 and "/student/login/" in response["Location"]
+    assert approval_of(clearance, "LIB").status == ClearanceApproval.Status.REJECTED
+
+
+@pytest.mark.parametrize("site", ["/staff/", "/finance/", "/registry/", "/admin/"])
+def test_student_is_refused_at_other_sites_with_a_pointer_to_student(student_client, site, student):
+    response = student_client.get(site, follow=True)
+
+    assert response.redirect_chain and f"{site}login/" in response.redirect_chain[-1][0]
+    body = response.content.decode()
+    assert student.user.email in body
+    assert "/student/" in body
+    assert "can use /student/" in body

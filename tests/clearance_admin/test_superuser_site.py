@@ -1,0 +1,302 @@
+"""/admin/ through the HTTP client, as a superuser: roles and reviewer scope, the task queue pages,
+the dashboard, and history with revert (for administrators only)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib import admin as django_admin
+from django.contrib.auth.models import Group, Permission
+from django.contrib.messages import get_messages
+from django.urls import include, path, reverse
+from django.utils import timezone
+from django_q.models import OrmQ, Schedule, Task
+
+from clearance_admin.mixins import HistoryModelAdmin
+from clearance_admin.sites import SITES, RoleSite
+from core import permissions
+from core.models import ClearanceApproval, Department, School
+from tests import factories
+from tests.conftest import approval_of
+
+
+def texts(response):
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+@pytest.fixture
+def admin_client(client, superuser):
+    client.force_login(superuser)
+    return client
+
+
+def scope_url(user):
+    return reverse("admin:core_user_scope", args=[user.pk])
+
+
+# --- roles and reviewer scope -------------------------------------------------------------------
+
+@pytest.fixture
+def schools(db):
+    return {code: factories.SchoolFactory(code=code) for code in ("SCE", "SPA", "SBE")}
+
+
+@pytest.fixture
+def students_in_schools(schools, open_request):
+    """One student with an open request per school."""
+    return {code: open_request(factories.StudentFactory(school=school)) for code, school in schools.items()}
+
+
+def test_scope_form_makes_a_reviewer_of_offices_and_schools(admin_client, make_user, offices, schools,
+                                                            students_in_schools):
+    user = make_user(email="newhire@clearance.test")
+    assert not permissions.approvals_for(user).exists()
+    page = admin_client.get(scope_url(user))
+    assert page.status_code == 200
+    assert "Reviews these offices" in page.content.decode()
+
+    response = admin_client.post(scope_url(user), {
+        "roles": [Group.objects.get(name=permissions.STAFF).pk],
+        "departments": [offices["LIB"].pk, offices["SCH"].pk],
+        "schools": [schools["SPA"].pk],
+    }, follow=True)
+
+    assert response.redirect_chain[-1][0] == reverse("admin:core_user_change", args=[user.pk])
+    assert any("Reviews: LIB, SCH" in t and "limited to SPA" in t for t in texts(response))
+    user.refresh_from_db()
+    assert user.is_staff
+    assert permissions.has_role(user, permissions.STAFF)
+    seen = set(permissions.approvals_for(user).values_list("department__code", "request__student__school__code"))
+    # LIB for every school; the school office only for SPA
+    assert seen == {("LIB", "SCE"), ("LIB", "SPA"), ("LIB", "SBE"), ("SCH", "SPA")}
+    # the user page shows the current scope
+    body = response.content.decode()
+    assert 'id="reviewer-scope"' in body
+    assert "LIB (Library)" in body and "SCH (School office)" in body
+
+
+def test_scope_form_narrows_and_removes(admin_client, make_reviewer, offices, schools, students_in_schools):
+    user = make_reviewer("LIB", "SPT", email="two@clearance.test")
+    page = admin_client.get(reverse("admin:core_user_change", args=[user.pk])).content.decode()
+    assert "LIB (Library), SPT (Sports)" in page
+
+    admin_client.post(scope_url(user), {"roles": [Group.objects.get(name=permissions.STAFF).pk],
+                                        "departments": [offices["SPT"].pk]})
+
+    assert set(permissions.approvals_for(user).values_list("department__code", flat=True)) == {"SPT"}
+
+    admin_client.post(scope_url(user), {"roles": [], "departments": []})
+
+    user.refresh_from_db()
+    assert not permissions.approvals_for(user).exists()
+    assert not user.groups.filter(name__in=permissions.ROLES).exists()
+
+
+def test_scope_form_refuses_schools_without_a_school_office(admin_client, make_user, offices, schools):
+    user = make_user(email="wrong@clearance.test")
+
+    response = admin_client.post(scope_url(user), {"departments": [offices["LIB"].pk],
+                                                   "schools": [schools["SPA"].pk]})
+
+    assert response.status_code == 200
+    assert "Schools limit only a school office" in response.content.decode()
+    assert not permissions.granted_departments(user).exists()
+    assert not user.groups.exists()
+
+
+def test_scope_form_assigns_roles_and_keeps_other_groups(admin_client, make_user):
+    other = Group.objects.create(name="Newsletter")
+    user = make_user(email="registrar@clearance.test")
+    user.groups.add(other)
+
+    admin_client.post(scope_url(user), {"roles": [Group.objects.get(name=permissions.REGISTRY).pk]})
+
+    user.refresh_from_db()
+    assert set(user.groups.values_list("name", flat=True)) == {"Newsletter", permissions.REGISTRY}
+    assert user.is_staff  # a registry user logs in to /registry/
+
+
+def test_scope_form_is_for_superusers_only(client, registry_user, make_user, offices):
+    target = make_user(email="target@clearance.test")
+    client.force_login(registry_user)
+
+    response = client.post(scope_url(target), {"departments": [offices["FIN"].pk]})
+
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert not permissions.granted_departments(target).exists()
+
+
+def test_user_list_shows_roles_without_a_query_per_row(admin_client, make_user, django_assert_max_num_queries):
+    for n in range(15):
+        make_user(permissions.REGISTRY, email=f"r{n}@clearance.test")
+    with django_assert_max_num_queries(20):
+        response = admin_client.get(reverse("admin:core_user_changelist"))
+    assert response.status_code == 200
+    assert "Registry" in response.content.decode()
+
+
+# --- task queue ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def queue_rows(db):
+    now = timezone.now()
+    Schedule.objects.create(name="Overdue escalation", func="core.tasks.escalate_overdue",
+                            schedule_type=Schedule.DAILY, next_run=now + timedelta(hours=3))
+    Task.objects.create(id="a" * 32, name="balances-ok", func="core.tasks.import_balances", started=now,
+                        stopped=now, success=True, result="done")
+    Task.objects.create(id="b" * 32, name="report-broke", func="core.tasks.export_report", started=now,
+                        stopped=now, success=False, result="Traceback: boom")
+    OrmQ.objects.create(key="clearance", payload="x", lock=None)
+
+
+@pytest.mark.parametrize("name", ["django_q_ormq_changelist", "django_q_schedule_changelist",
+                                  "django_q_success_changelist", "django_q_failure_changelist"])
+def test_task_queue_pages_render(admin_client, queue_rows, name):
+    response = admin_client.get(reverse(f"admin:{name}"))
+    assert response.status_code == 200
+
+
+def test_task_queue_pages_show_their_rows(admin_client, queue_rows):
+    assert "Overdue escalation" in admin_client.get(reverse("admin:django_q_schedule_changelist")).content.decode()
+    assert "balances-ok" in admin_client.get(reverse("admin:django_q_success_changelist")).content.decode()
+    failures = admin_client.get(reverse("admin:django_q_failure_changelist")).content.decode()
+    assert "report-broke" in failures and "balances-ok" not in failures
+    assert admin_client.get(reverse("admin:django_q_failure_change", args=["b" * 32])).status_code == 200
+
+
+def test_schedule_add_and_change_pages_render(admin_client, queue_rows):
+    schedule = Schedule.objects.get(name="Overdue escalation")
+    assert admin_client.get(reverse("admin:django_q_schedule_add")).status_code == 200
+    assert admin_client.get(reverse("admin:django_q_schedule_change", args=[schedule.pk])).status_code == 200
+    queued = OrmQ.objects.get()
+    assert admin_client.get(reverse("admin:django_q_ormq_change", args=[queued.pk])).status_code == 200
+
+
+def test_task_queue_pages_refused_to_registry(client, registry_user, queue_rows):
+    client.force_login(registry_user)
+    response = client.get(reverse("admin:django_q_schedule_changelist"))
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+# --- dashboard ----------------------------------------------------------------------------------
+
+def test_dashboard_figures(admin_client, clearance, registry_user, lib_reviewer, queue_rows):
+    response = admin_client.get("/admin/")
+
+    assert response.status_code == 200
+    ctx = response.context
+    roles = {r["name"]: r["count"] for r in ctx["roles"]}
+    assert roles[permissions.REGISTRY] == 1
+    assert roles[permissions.STAFF] >= 1
+    assert roles[permissions.STUDENT] == 1
+    assert ctx["queue"]["failures"] == 1
+    assert ctx["queue"]["schedules"] == 1
+    assert ctx["queue"]["queued"] == 1
+    assert {k["title"]: k["value"] for k in ctx["kpis"]}["Open requests"] == "1"
+    body = response.content.decode()
+    assert 'id="task-queue"' in body and 'id="users-per-role"' in body
+
+
+# --- history and revert -------------------------------------------------------------------------
+
+def _rename_school(client, school, new_name):
+    response = client.post(reverse("admin:core_school_change", args=[school.pk]),
+                           {"code": school.code, "name": new_name})
+    assert response.status_code == 302, response.content.decode()[:2000]
+
+
+def test_superuser_reverts_a_school_change(admin_client, db):
+    school = factories.SchoolFactory(code="SPA", name="School of Pure Arts")
+    _rename_school(admin_client, school, "School of Typos")
+    first = school.history.earliest("history_date")
+
+    history = admin_client.get(reverse("admin:core_school_history", args=[school.pk])).content.decode()
+    assert "revert to a previous version" in history
+    form = admin_client.get(reverse("admin:core_school_simple_history", args=[school.pk, first.history_id]))
+    assert "Revert" in form.content.decode()
+
+    response = admin_client.post(reverse("admin:core_school_simple_history", args=[school.pk, first.history_id]),
+                                 {"code": "SPA", "name": "School of Pure Arts"})
+
+    assert response.status_code == 302
+    school.refresh_from_db()
+    assert school.name == "School of Pure Arts"
+    assert school.history.count() == 3
+
+
+def test_superuser_reverts_a_department_change(admin_client, offices):
+    lib = offices["LIB"]
+    data = {"code": "LIB", "name": "Library", "type": lib.type, "head_email": "", "stage": 1, "sla_days": 7,
+            "applies_to": lib.applies_to, "is_active": "on"}
+    admin_client.post(reverse("admin:core_department_change", args=[lib.pk]), {**data, "sla_days": 30})
+    lib.refresh_from_db()
+    assert lib.sla_days == 30
+    before = lib.history.filter(sla_days=7).latest("history_date")
+
+    response = admin_client.post(reverse("admin:core_department_simple_history", args=[lib.pk, before.history_id]),
+                                 data)
+
+    assert response.status_code == 302
+    lib.refresh_from_db()
+    assert lib.sla_days == 7
+
+
+def test_workflow_records_show_history_but_never_revert(admin_client, clearance, lib_reviewer):
+    from core.services.approvals import approvals_reject
+    lib = approval_of(clearance, "LIB")
+    approvals_reject(approval_ids=[lib.pk], acting_user=lib_reviewer, reason="Book").raise_if_refused()
+    first = lib.history.earliest("history_date")
+    url = reverse("admin:core_clearanceapproval_simple_history", args=[lib.pk, first.history_id])
+
+    assert admin_client.get(reverse("admin:core_clearanceapproval_history", args=[lib.pk])).status_code == 200
+    page = admin_client.get(url).content.decode()
+    assert "Press the 'Revert' button" not in page
+    assert admin_client.post(url, {}).status_code == 403
+    assert approval_of(clearance, "LIB").status == ClearanceApproval.Status.REJECTED
+
+
+# A role site other than /admin/, with a history-tracked School admin, exactly as the role sites
+# build theirs (HistoryModelAdmin). Served under /test-registry/ for these tests only.
+class _TestRegistrySite(RoleSite):
+    role = permissions.REGISTRY
+    audience = "the registry"
+    settings_name = "UNFOLD_REGISTRY"
+
+
+_test_site = _TestRegistrySite(name="test_registry")
+SITES.pop("test_registry", None)  # not a real site: keep it out of refusal messages
+django_admin.register(School, site=_test_site)(type("RegistrySchoolAdmin", (HistoryModelAdmin,), {}))
+django_admin.register(Department, site=_test_site)(type("RegistryDepartmentAdmin", (HistoryModelAdmin,), {}))
+
+urlpatterns = [path("test-registry/", _test_site.urls), path("", include("clearance_admin.urls"))]
+
+
+@pytest.fixture
+def registry_with_school_change(registry_user):
+    registry_user.user_permissions.add(*Permission.objects.filter(
+        codename__in=["change_school", "change_department"], content_type__app_label="core"))
+    return registry_user
+
+
+@pytest.mark.urls(__name__)
+def test_revert_is_neither_offered_nor_allowed_on_another_site(client, registry_with_school_change):
+    school = factories.SchoolFactory(code="SBE", name="School of Business")
+    client.force_login(registry_with_school_change)
+    edit = client.post(f"/test-registry/core/school/{school.pk}/change/", {"code": "SBE", "name": "Renamed"})
+    assert edit.status_code == 302  # the registry may edit here; reverting is another matter
+    first = school.history.earliest("history_date")
+    history_url = f"/test-registry/core/school/{school.pk}/history/"
+    form_url = f"/test-registry/core/school/{school.pk}/history/{first.history_id}/"
+
+    history = client.get(history_url)
+    assert history.status_code == 200
+    assert "revert to a previous version" not in history.content.decode()
+    form = client.get(form_url)
+    assert form.status_code == 200
+    assert "Press the 'Revert' button" not in form.content.decode()
+
+    response = client.post(form_url, {"code": "SBE", "name": "School of Business"})
+
+    assert response.status_code == 403
+    school.refresh_from_db()
+    assert school.name == "Renamed"
