@@ -9,7 +9,7 @@ from operator import or_
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from ..models import ClearanceApproval, ClearanceCycle, ClearanceRequest, Department, Student
+from ..models import ClearanceApproval, ClearanceCycle, ClearanceRequest, Department
 from .clearance import completed_but_now_held
 
 R = ClearanceRequest.Status
@@ -110,6 +110,3 @@ def has_open_request() -> Exists:
     return Exists(ClearanceRequest.objects.filter(student_id=OuterRef("pk"), cycle__in=open_cycles())
                   .exclude(status=R.REVOKED))
 
-
-def students_with_progress() -> QuerySet[Student]:
-    return Student.objects.select_related("school", "programme").annotate(current_status=latest_request_status())
