@@ -1,2 +1,701 @@
-"""/finance/ — see clearance_admin/sites.py."""
-from .sites import finance_site as site  # noqa: F401
+"""/finance/ — the finance officers' site (clearance_admin/sites.py): finance records (read-only:
+balances come from imports), the FIN office's holds, payments (record, verify one or many, verify by
+M-PESA code), balance imports (read-only here) and the financial summary on the dashboard.
+
+Every list, detail page, action and hand-typed URL answers from `scope()`; every write is one call
+to a core service, reported with `report_bulk_result` or turned into a form error."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseRedirect
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from unfold.decorators import action, display
+from unfold.widgets import (UnfoldAdminDecimalFieldWidget, UnfoldAdminFileFieldWidget, UnfoldAdminSelectWidget,
+                            UnfoldAdminSplitDateTimeWidget, UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget)
+
+from core import permissions
+from core.models import (BalanceImport, FinanceRecord, Hold, Payment, Student, normalize_registration_number)
+from core.services.finance import FINANCE_CODE, finance_department
+from core.services.holds import holds_place, holds_release, holds_waive
+from core.services.payments import (finance_records_set_graduation_fee_status, payment_record,
+                                    payment_verify_by_code, payments_verify)
+
+from .mixins import RoleModelAdmin, report_bulk_result
+from .sites import finance_site as site
+
+site.index_template = "finance/index.html"
+
+
+def kes(amount) -> str:
+    return f"KES {amount:,.2f}"
+
+
+def badge(variant: str, text: str) -> str:
+    return render_to_string("unfold/helpers/label.html", {"variant": variant, "text": text})
+
+
+def badge_of(method):
+    """The detail-page twin of a list column shown as a label (unfold renders labels in lists only)."""
+    def detail(self, obj):
+        key, text = method(self, obj)
+        return badge(method.label.get(key, "default"), text)
+    detail.short_description = method.short_description
+    return detail
+
+
+def _student_header(student):
+    """Registration number over the name, one cell (unfold's `header` display)."""
+    return [student.registration_number, student.full_name]
+
+
+# --- shared pieces ------------------------------------------------------------------------------
+
+class FinanceModelAdmin(RoleModelAdmin):
+    """Finance officers see every student's money matters; anyone else on this site sees nothing
+    (the site lets in only finance officers and superusers, this is the second lock)."""
+
+    def scope(self, request, queryset):
+        if permissions.has_role(request.user, permissions.FINANCE):
+            return queryset
+        return queryset.none()
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # detail pages are read-only; changes go through the actions and their services
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    # --- helpers for the small form pages (reason, confirmation, record, verify by code) --------
+
+    def changelist_url(self):
+        opts = self.model._meta
+        return reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_changelist")
+
+    def form_page(self, request, *, title, form=None, submit_label, intro="", items=(), hidden=(),
+                  variant="primary", cancel_url=None, multipart=False):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "subtitle": None,
+            "opts": self.model._meta,
+            "form": form,
+            "intro": intro,
+            "items": items,
+            "hidden": hidden,
+            "submit_label": submit_label,
+            "variant": variant,
+            "cancel_url": cancel_url or self.changelist_url(),
+            "changelist_url": self.changelist_url(),
+            "multipart": multipart,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "finance/form_page.html", context)
+
+    def bulk_form_page(self, request, queryset, *, action_name, form, **kwargs):
+        """The intermediate page of a bulk action: it posts the action and the selected rows back to
+        the changelist, with `confirm` set, so Django runs the action again with the form filled."""
+        hidden = [("action", action_name), ("confirm", "1")]
+        if request.POST.get("select_across") in ("1", "True", "true"):
+            # "select all N": post the flag back (with the same filters, in the URL), not N ids
+            total = queryset.count()
+            hidden += [("select_across", "1"), *[("_selected_action", pk)
+                                                 for pk in request.POST.getlist("_selected_action")[:1]]]
+        else:
+            ids = list(queryset.values_list("pk", flat=True))
+            total = len(ids)
+            hidden += [("_selected_action", pk) for pk in ids]
+        items = [str(obj) for obj in queryset[:50]]
+        if total > len(items):
+            items.append(f"… and {total - len(items)} more")
+        return self.form_page(request, form=form, hidden=hidden, items=items, **kwargs)
+
+    def object_or_404(self, request, object_id):
+        """The object if it is in the user's scope; 403 if it exists outside it; 404 otherwise."""
+        obj = self.get_object(request, object_id)  # ScopedAdminMixin: PermissionDenied outside the scope
+        if obj is None:
+            raise Http404(f"No {self.model._meta.verbose_name} with id {object_id}.")
+        return obj
+
+
+def _text(**attrs):
+    return UnfoldAdminTextInputWidget(attrs=attrs)
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}))
+
+    def __init__(self, *args, required=True, help_text="", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].required = required
+        self.fields["reason"].help_text = help_text
+
+
+def _form_errors_from(form, exc: ValidationError, field_by_code: dict[str, str], default: str | None = None):
+    """A service's ValidationError as form errors: on the field its code names, else on `default`
+    (or the whole form)."""
+    for error in exc.error_list:
+        field = field_by_code.get(error.code, default)
+        form.add_error(field if field in form.fields else None, error)
+
+
+# --- finance records ----------------------------------------------------------------------------
+
+class BalanceFilter(admin.SimpleListFilter):
+    title = "tuition balance"
+    parameter_name = "balance"
+
+    def lookups(self, request, model_admin):
+        return [("owing", "Owing (balance > 0)"), ("credit", "In credit (balance < 0)"), ("clear", "Zero")]
+
+    def queryset(self, request, queryset):
+        return {
+            "owing": lambda: queryset.filter(tuition_balance__gt=0),
+            "credit": lambda: queryset.filter(tuition_balance__lt=0),
+            "clear": lambda: queryset.filter(tuition_balance=0),
+        }.get(self.value(), lambda: queryset)()
+
+
+class CohortFilter(admin.SimpleListFilter):
+    title = "cohort"
+    parameter_name = "cohort"
+
+    def lookups(self, request, model_admin):
+        years = (Student.objects.order_by("-expected_graduation_year")
+                 .values_list("expected_graduation_year", flat=True).distinct())
+        return [(str(y), str(y)) for y in years]
+
+    def queryset(self, request, queryset):
+        if self.value() and self.value().isdigit():
+            return queryset.filter(student__expected_graduation_year=int(self.value()))
+        return queryset
+
+
+class LastImportFilter(admin.SimpleListFilter):
+    """`?last_import=<id>`: the records a balance import last touched (linked from the import)."""
+    title = "last import"
+    parameter_name = "last_import"
+
+    def lookups(self, request, model_admin):
+        return [(str(pk), name or f"Import #{pk}") for pk, name in
+                BalanceImport.objects.order_by("-created_at", "-pk").values_list("pk", "original_name")[:10]]
+
+    def queryset(self, request, queryset):
+        if self.value() and self.value().isdigit():
+            return queryset.filter(last_import_id=int(self.value()))
+        return queryset
+
+
+class GraduationFeeStatusForm(forms.Form):
+    status = forms.ChoiceField(choices=FinanceRecord.GraduationFeeStatus.choices, widget=UnfoldAdminSelectWidget,
+                               label="New graduation fee status")
+    reason = forms.CharField(required=False, widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
+                             help_text="Required to waive; kept in the record's history.")
+
+
+@admin.register(FinanceRecord, site=site)
+class FinanceRecordAdmin(FinanceModelAdmin):
+    list_display = ("student_display", "balance_display", "graduation_fee_display", "last_import_display",
+                    "updated_at")
+    list_select_related = ("student__school", "last_import")
+    search_fields = ("student__registration_number", "student__first_name", "student__last_name")
+    search_help_text = "Registration number or name"
+    list_filter = (BalanceFilter, "graduation_fee_status", ("student__school", admin.RelatedFieldListFilter),
+                   CohortFilter, LastImportFilter)
+    ordering = ("student__registration_number",)
+    actions = ["set_graduation_fee_status"]
+    actions_detail = ["graduation_fee_status_one"]
+    fieldsets = (
+        ("Student", {"fields": ("student_display_detail", "school_display")}),
+        ("Money", {"fields": ("balance_badge", "graduation_fee_badge", "notes")}),
+        ("Origin", {"fields": ("last_import_display", "updated_at")}),
+        ("Finance holds and payments", {"fields": ("fin_holds_display", "payments_display")}),
+    )
+    readonly_fields = ("student_display_detail", "school_display", "balance_badge", "graduation_fee_badge",
+                       "notes", "last_import_display", "updated_at", "fin_holds_display", "payments_display")
+
+    @display(description="Student", header=True, ordering="student__registration_number")
+    def student_display(self, obj):
+        return _student_header(obj.student)
+
+    @display(description="Student")
+    def student_display_detail(self, obj):
+        return f"{obj.student.registration_number} — {obj.student.full_name}"
+
+    @display(description="School / cohort")
+    def school_display(self, obj):
+        return f"{obj.student.school.code} · cohort {obj.student.expected_graduation_year}"
+
+    @display(description="Tuition balance", ordering="tuition_balance",
+             label={"owing": "danger", "credit": "success", "clear": "default"})
+    def balance_display(self, obj):
+        balance = obj.tuition_balance
+        if balance > 0:
+            return "owing", f"Owes {kes(balance)}"
+        if balance < 0:
+            return "credit", f"Credit {kes(-balance)}"
+        return "clear", kes(balance)
+
+    @display(description="Graduation fee", ordering="graduation_fee_status",
+             label={"unpaid": "warning", "paid": "success", "waived": "info"})
+    def graduation_fee_display(self, obj):
+        return obj.graduation_fee_status, f"{kes(obj.graduation_fee)} · {obj.get_graduation_fee_status_display()}"
+
+    balance_badge = badge_of(balance_display)
+    graduation_fee_badge = badge_of(graduation_fee_display)
+
+    @display(description="Last import")
+    def last_import_display(self, obj):
+        if obj.last_import is None:
+            return "—"
+        url = reverse(f"{self.admin_site.name}:core_balanceimport_change", args=[obj.last_import_id])
+        return format_html('<a class="text-primary-600" href="{}">{}</a> <span class="text-xs">{}</span>', url,
+                           obj.last_import, timezone.localtime(obj.last_import.created_at).strftime("%d %b %Y"))
+
+    @display(description="FIN holds")
+    def fin_holds_display(self, obj):
+        holds = list(Hold.objects.filter(student_id=obj.student_id, department__code=FINANCE_CODE)
+                     .order_by("-placed_at")[:20])
+        if not holds:
+            return "No finance holds."
+        return format_html("<ul>{}</ul>", format_html_join(
+            "", "<li>{} — {}{} ({})</li>",
+            ((timezone.localtime(h.placed_at).strftime("%d %b %Y"), h.reason,
+              f", {kes(h.amount)}" if h.amount is not None else "", h.get_status_display()) for h in holds)))
+
+    @display(description="Payments")
+    def payments_display(self, obj):
+        payments = list(Payment.objects.filter(student_id=obj.student_id).order_by("-paid_at")[:20])
+        if not payments:
+            return "No payments recorded."
+        return format_html("<ul>{}</ul>", format_html_join(
+            "", "<li>{} — {} {} {} ({})</li>",
+            ((timezone.localtime(p.paid_at).strftime("%d %b %Y"), p.get_method_display(), p.transaction_code,
+              kes(p.amount), "verified" if p.is_verified else "not verified") for p in payments)))
+
+    def has_graduation_fee_permission(self, request, obj=None):
+        return request.user.has_perm("core.change_financerecord")
+
+    def _set_status(self, request, ids, form):
+        status, reason = form.cleaned_data["status"], form.cleaned_data["reason"]
+        try:
+            result = finance_records_set_graduation_fee_status(record_ids=ids, status=status, reason=reason,
+                                                               acting_user=request.user)
+        except ValidationError as exc:
+            _form_errors_from(form, exc, {"reason_required": "reason", "status": "status"})
+            return None
+        label = FinanceRecord.GraduationFeeStatus(status).label.lower()
+        report_bulk_result(self, request, result, done_verb=f"Marked the graduation fee {label} on",
+                           noun="record")
+        return result
+
+    @action(description="Set the graduation fee status", permissions=["graduation_fee"], icon="school")
+    def set_graduation_fee_status(self, request, queryset):
+        form = GraduationFeeStatusForm(request.POST if "confirm" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            if self._set_status(request, list(queryset.values_list("pk", flat=True)), form) is not None:
+                return None
+        return self.bulk_form_page(request, queryset, action_name="set_graduation_fee_status", form=form,
+                                   title="Set the graduation fee status", submit_label="Set status",
+                                   intro="Balances are not changed here: they come from balance imports.")
+
+    @action(description="Graduation fee status", permissions=["graduation_fee"], icon="school",
+            url_path="graduation-fee")
+    def graduation_fee_status_one(self, request, object_id):
+        record = self.object_or_404(request, object_id)
+        form = GraduationFeeStatusForm(request.POST or None,
+                                       initial={"status": record.graduation_fee_status})
+        if request.method == "POST" and form.is_valid():
+            if self._set_status(request, [record.pk], form) is not None:
+                return HttpResponseRedirect(reverse(f"{self.admin_site.name}:core_financerecord_change",
+                                                    args=[record.pk]))
+        return self.form_page(request, form=form, title=f"Graduation fee of {record.student}",
+                              submit_label="Set status", items=[f"Now: {kes(record.graduation_fee)} · "
+                                                                f"{record.get_graduation_fee_status_display()}"])
+
+
+# --- FIN holds ----------------------------------------------------------------------------------
+
+class PlaceHoldForm(forms.Form):
+    registration_numbers = forms.CharField(
+        label="Registration numbers", widget=UnfoldAdminTextareaWidget(attrs={"rows": 4}),
+        help_text="One or more, separated by new lines, commas or spaces, e.g. SCE/CS/0001/2022.")
+    reason = forms.CharField(max_length=255, widget=_text(), help_text="Shown to the student.")
+    amount = forms.DecimalField(label="Amount (KES)", required=False, max_digits=12, decimal_places=2,
+                                widget=UnfoldAdminDecimalFieldWidget)
+
+    def clean_registration_numbers(self):
+        raw = [normalize_registration_number(x) for x in
+               self.cleaned_data["registration_numbers"].replace(",", " ").replace(";", " ").split()]
+        numbers = list(dict.fromkeys(x for x in raw if x))
+        if not numbers:
+            raise ValidationError("Give at least one registration number.")
+        found = dict(Student.objects.filter(registration_number__in=numbers)
+                     .values_list("registration_number", "pk"))
+        unknown = [n for n in numbers if n not in found]
+        if unknown:
+            raise ValidationError("No student has the registration number %(numbers)s.",
+                                  params={"numbers": ", ".join(unknown)}, code="not_found")
+        self.student_ids = [found[n] for n in numbers]
+        return numbers
+
+
+class HoldStatusFilter(admin.SimpleListFilter):
+    """Active holds first: that is what a finance officer works on."""
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [*Hold.Status.choices, ("all", "All")]
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:
+            yield {"selected": (self.value() or Hold.Status.ACTIVE) == lookup,
+                   "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                   "display": title}
+
+    def queryset(self, request, queryset):
+        value = self.value() or Hold.Status.ACTIVE
+        return queryset if value == "all" else queryset.filter(status=value)
+
+
+@admin.register(Hold, site=site)
+class FinanceHoldAdmin(FinanceModelAdmin):
+    list_display = ("student_display", "reason", "amount_display", "source", "status_display", "placed_at",
+                    "placed_by", "ended_display")
+    list_select_related = ("student", "department", "placed_by", "released_by")
+    search_fields = ("student__registration_number", "student__first_name", "student__last_name", "reason")
+    search_help_text = "Registration number, name or reason"
+    list_filter = (HoldStatusFilter, "source", ("student__school", admin.RelatedFieldListFilter))
+    ordering = ("-placed_at", "-pk")
+    actions = ["release_selected", "waive_selected"]
+    actions_row = ["release_one", "waive_one"]
+    actions_detail = ["release_one", "waive_one"]
+    fields = ("student_display_detail", "department", "reason", "amount_display", "source", "status_badge",
+              "placed_by", "placed_at", "released_by", "released_at", "release_reason", "balance_import")
+    readonly_fields = fields
+    scope_refusal = "This hold belongs to an office you do not review from the finance site."
+
+    def scope(self, request, queryset):
+        # the FIN office's holds the user reviews (core.permissions.holds_for applies the rights)
+        return queryset & permissions.holds_for(request.user).filter(department__code=FINANCE_CODE)
+
+    def has_add_permission(self, request):
+        return request.user.has_perm("core.add_hold")
+
+    def has_release_permission(self, request, obj=None):
+        return request.user.has_perm("core.change_hold")
+
+    @display(description="Student", header=True, ordering="student__registration_number")
+    def student_display(self, obj):
+        return _student_header(obj.student)
+
+    @display(description="Student")
+    def student_display_detail(self, obj):
+        return f"{obj.student.registration_number} — {obj.student.full_name}"
+
+    @display(description="Amount", ordering="amount")
+    def amount_display(self, obj):
+        return kes(obj.amount) if obj.amount is not None else "—"
+
+    @display(description="Status", ordering="status",
+             label={"active": "danger", "released": "success", "waived": "info"})
+    def status_display(self, obj):
+        return obj.status, obj.get_status_display()
+
+    status_badge = badge_of(status_display)
+
+    @display(description="Released / waived")
+    def ended_display(self, obj):
+        if obj.released_at is None:
+            return "—"
+        return f"{timezone.localtime(obj.released_at):%d %b %Y} by {obj.released_by or 'the system'}"
+
+    # --- place --------------------------------------------------------------------------------
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Placing a FIN hold is a form for holds_place, not a model form."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        department = finance_department()
+        form = PlaceHoldForm(request.POST or None)
+        if department is None:
+            form.add_error(None, f"There is no active {FINANCE_CODE} office to place holds for.")
+        elif request.method == "POST" and form.is_valid():
+            try:
+                result = holds_place(department=department, student_ids=form.student_ids,
+                                     reason=form.cleaned_data["reason"], amount=form.cleaned_data["amount"],
+                                     acting_user=request.user)
+            except ValidationError as exc:
+                _form_errors_from(form, exc, {"reason_required": "reason", "negative": "amount",
+                                              "absurd": "amount"})
+            else:
+                report_bulk_result(self, request, result, done_verb="Placed", noun="finance hold")
+                return HttpResponseRedirect(self.changelist_url())
+        return self.form_page(request, form=form, title="Place a finance hold", submit_label="Place hold",
+                              intro="A FIN hold keeps the student's finance clearance from being approved "
+                                    "until it is released or waived.")
+
+    # --- release / waive ----------------------------------------------------------------------
+
+    def _end(self, request, service, ids, form):
+        try:
+            result = service(hold_ids=ids, acting_user=request.user, reason=form.cleaned_data["reason"])
+        except ValidationError as exc:
+            _form_errors_from(form, exc, {"reason_required": "reason"})
+            return None
+        report_bulk_result(self, request, result, done_verb="Released" if service is holds_release else "Waived",
+                           noun="hold")
+        return result
+
+    def _bulk_end(self, request, queryset, *, service, action_name, title, required):
+        form = ReasonForm(request.POST if "confirm" in request.POST else None, required=required,
+                          help_text="" if required else "Optional; kept in the hold's history.")
+        if form.is_bound and form.is_valid():
+            if self._end(request, service, list(queryset.values_list("pk", flat=True)), form) is not None:
+                return None
+        return self.bulk_form_page(request, queryset, action_name=action_name, form=form, title=title,
+                                   submit_label=title.split(" ")[0])
+
+    @action(description="Release selected holds", permissions=["release"], icon="lock_open")
+    def release_selected(self, request, queryset):
+        return self._bulk_end(request, queryset, service=holds_release, action_name="release_selected",
+                              title="Release the selected holds", required=False)
+
+    @action(description="Waive selected holds (reason)", permissions=["release"], icon="do_not_disturb_on")
+    def waive_selected(self, request, queryset):
+        return self._bulk_end(request, queryset, service=holds_waive, action_name="waive_selected",
+                              title="Waive the selected holds", required=True)
+
+    def _one_end(self, request, object_id, *, service, title, required):
+        hold = self.object_or_404(request, object_id)
+        form = ReasonForm(request.POST or None, required=required,
+                          help_text="" if required else "Optional; kept in the hold's history.")
+        if request.method == "POST" and form.is_valid():
+            if self._end(request, service, [hold.pk], form) is not None:
+                return HttpResponseRedirect(self.changelist_url())
+        return self.form_page(request, form=form, title=f"{title}: {hold}", items=[hold.reason],
+                              submit_label=title)
+
+    @action(description="Release", permissions=["release"], icon="lock_open", url_path="release")
+    def release_one(self, request, object_id):
+        return self._one_end(request, object_id, service=holds_release, title="Release", required=False)
+
+    @action(description="Waive", permissions=["release"], icon="do_not_disturb_on", url_path="waive")
+    def waive_one(self, request, object_id):
+        return self._one_end(request, object_id, service=holds_waive, title="Waive", required=True)
+
+
+# --- payments -----------------------------------------------------------------------------------
+
+class VerifiedFilter(admin.SimpleListFilter):
+    title = "verified"
+    parameter_name = "verified"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Not verified"), ("yes", "Verified")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "no":
+            return queryset.filter(verified_at__isnull=True)
+        if self.value() == "yes":
+            return queryset.filter(verified_at__isnull=False)
+        return queryset
+
+
+class RecordPaymentForm(forms.Form):
+    registration_number = forms.CharField(max_length=30, widget=_text(placeholder="SCE/CS/0001/2022"))
+    amount = forms.DecimalField(label="Amount (KES)", max_digits=12, decimal_places=2,
+                                widget=UnfoldAdminDecimalFieldWidget)
+    method = forms.ChoiceField(choices=Payment.Method.choices, initial=Payment.Method.MPESA,
+                               widget=UnfoldAdminSelectWidget)
+    transaction_code = forms.CharField(max_length=40, widget=_text(),
+                                       help_text="An M-PESA code is 10 letters or digits, e.g. TL44LDQBWZ.")
+    phone = forms.CharField(max_length=20, required=False, widget=_text())
+    paid_at = forms.SplitDateTimeField(label="Paid at", required=False, widget=UnfoldAdminSplitDateTimeWidget,
+                                       help_text="Empty: now.")
+    receipt = forms.FileField(required=False, widget=UnfoldAdminFileFieldWidget)
+
+    def clean_registration_number(self):
+        number = normalize_registration_number(self.cleaned_data["registration_number"])
+        self.student = Student.objects.filter(registration_number=number).first()
+        if self.student is None:
+            raise ValidationError(f"No student has the registration number {number}.", code="not_found")
+        return number
+
+
+class VerifyByCodeForm(forms.Form):
+    transaction_code = forms.CharField(label="M-PESA code", max_length=40,
+                                       widget=_text(placeholder="TL44LDQBWZ", autofocus=True),
+                                       help_text="10 letters or digits, as on the M-PESA message.")
+
+
+PAYMENT_ERROR_FIELDS = {"invalid": "transaction_code", "duplicate": "transaction_code", "code": "transaction_code",
+                        "not_found": "transaction_code", "amount": "amount", "absurd": "amount"}
+
+
+@admin.register(Payment, site=site)
+class PaymentAdmin(FinanceModelAdmin):
+    list_display = ("transaction_code", "student_display", "amount_display", "method", "paid_at",
+                    "verified_display")
+    list_select_related = ("student", "verified_by", "recorded_by")
+    search_fields = ("transaction_code", "student__registration_number")
+    search_help_text = "Transaction code or registration number"
+    list_filter = ("method", VerifiedFilter, ("paid_at", admin.DateFieldListFilter))
+    ordering = ("-paid_at", "-pk")
+    actions = ["verify_selected"]
+    actions_row = ["verify_one"]
+    actions_detail = ["verify_one"]
+    actions_list = ["verify_by_code"]
+    fields = ("transaction_code", "student_display_detail", "amount_display", "method", "phone", "paid_at",
+              "recorded_by", "verified_badge", "verified_by", "verified_at", "receipt")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return request.user.has_perm("core.add_payment")
+
+    def has_verify_permission(self, request, obj=None):
+        return request.user.has_perm("core.change_payment")
+
+    @display(description="Student", header=True, ordering="student__registration_number")
+    def student_display(self, obj):
+        return _student_header(obj.student)
+
+    @display(description="Student")
+    def student_display_detail(self, obj):
+        return f"{obj.student.registration_number} — {obj.student.full_name}"
+
+    @display(description="Amount", ordering="amount")
+    def amount_display(self, obj):
+        return kes(obj.amount)
+
+    @display(description="Verified", ordering="verified_at", label={True: "success", False: "warning"})
+    def verified_display(self, obj):
+        if obj.verified_at is None:
+            return False, "Not verified"
+        return True, f"Verified {timezone.localtime(obj.verified_at):%d %b %Y}"
+
+    verified_badge = badge_of(verified_display)
+
+    # --- record -------------------------------------------------------------------------------
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Recording a payment is a form for payment_record: the code is checked for form and
+        duplicates there, and its refusal is shown on the form."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = RecordPaymentForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                payment = payment_record(student=form.student, amount=data["amount"], method=data["method"],
+                                         transaction_code=data["transaction_code"], phone=data["phone"],
+                                         paid_at=data["paid_at"], receipt=data["receipt"], acting_user=request.user)
+            except ValidationError as exc:
+                _form_errors_from(form, exc, PAYMENT_ERROR_FIELDS)
+            else:
+                self.message_user(request, f"Recorded {payment} for {form.student}.", messages.SUCCESS)
+                return HttpResponseRedirect(self.changelist_url())
+        return self.form_page(request, form=form, title="Record a payment", submit_label="Record payment",
+                              multipart=True)
+
+    # --- verify -------------------------------------------------------------------------------
+
+    @action(description="Verify selected payments", permissions=["verify"], icon="verified")
+    def verify_selected(self, request, queryset):
+        result = payments_verify(payment_ids=list(queryset.values_list("pk", flat=True)), acting_user=request.user)
+        report_bulk_result(self, request, result, done_verb="Verified", noun="payment")
+
+    @action(description="Verify", permissions=["verify"], icon="verified", url_path="verify")
+    def verify_one(self, request, object_id):
+        payment = self.object_or_404(request, object_id)
+        if request.method == "POST":
+            result = payments_verify(payment_ids=[payment.pk], acting_user=request.user)
+            report_bulk_result(self, request, result, done_verb="Verified", noun="payment")
+            return HttpResponseRedirect(self.changelist_url())
+        state = (f"Already verified by {payment.verified_by} on {timezone.localtime(payment.verified_at):%d %b %Y}."
+                 if payment.is_verified else "Not verified yet.")
+        return self.form_page(request, title=f"Verify {payment}", submit_label="Verify payment",
+                              items=[f"Student: {payment.student}",
+                                     f"Paid at: {timezone.localtime(payment.paid_at):%d %b %Y %H:%M}", state])
+
+    @action(description="Verify by M-PESA code", permissions=["verify"], icon="qr_code_scanner",
+            url_path="verify-by-code")
+    def verify_by_code(self, request):
+        form = VerifyByCodeForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                payment = payment_verify_by_code(transaction_code=form.cleaned_data["transaction_code"],
+                                                 acting_user=request.user)
+            except ValidationError as exc:
+                # every refusal here is about the code: malformed, unknown, or already verified
+                _form_errors_from(form, exc, {}, default="transaction_code")
+            else:
+                self.message_user(request, f"Verified {payment} paid by {payment.student}.", messages.SUCCESS)
+                # a fresh form: officers verify codes one after another
+                return HttpResponseRedirect(request.path)
+        return self.form_page(request, form=form, title="Verify a payment by M-PESA code", submit_label="Verify",
+                              intro="Type the code from the M-PESA statement; the payment recorded with it is "
+                                    "marked verified.")
+
+
+# --- balance imports ----------------------------------------------------------------------------
+
+@admin.register(BalanceImport, site=site)
+class BalanceImportAdmin(FinanceModelAdmin):
+    list_display = ("import_display", "uploaded_by", "created_at", "status_display", "rows_total",
+                    "updated_count", "unchanged_count", "not_found_count", "error_count")
+    list_display_links = ("import_display",)
+    list_select_related = ("uploaded_by",)
+    search_fields = ("original_name", "sha256")
+    list_filter = ("status", ("created_at", admin.DateFieldListFilter))
+    ordering = ("-created_at", "-pk")
+    fieldsets = (
+        (None, {"fields": ("original_name", "file", "sha256", "uploaded_by", "created_at", "status_badge",
+                           "progress", "applied_at", "failure_reason")}),
+        ("Counts", {"fields": ("rows_total", "updated_count", "unchanged_count", "not_found_count",
+                               "error_count", "records_link")}),
+        ("Row errors", {"fields": ("errors_display",)}),
+    )
+    readonly_fields = ("original_name", "file", "sha256", "uploaded_by", "created_at", "status_badge", "progress",
+                       "applied_at", "failure_reason", "rows_total", "updated_count", "unchanged_count",
+                       "not_found_count", "error_count", "records_link", "errors_display")
+
+    @display(description="File", ordering="original_name")
+    def import_display(self, obj):
+        return obj.original_name or f"Import #{obj.pk}"
+
+    @display(description="Status", ordering="status",
+             label={"applied": "success", "failed": "danger", "cancelled": "info", "applying": "warning",
+                    "previewed": "primary", "uploaded": "primary"})
+    def status_display(self, obj):
+        return obj.status, obj.get_status_display()
+
+    status_badge = badge_of(status_display)
+
+    @display(description="Finance records last touched by it")
+    def records_link(self, obj):
+        url = reverse(f"{self.admin_site.name}:core_financerecord_changelist")
+        return format_html('<a class="text-primary-600" href="{}?last_import={}">Show the records</a>', url, obj.pk)
+
+    @display(description="Errors")
+    def errors_display(self, obj):
+        rows = obj.errors or []
+        if not rows:
+            return "No row errors."
+        shown = rows[:500]
+        body = format_html_join("", "<tr><td class=\"pr-4\">{}</td><td class=\"pr-4\">{}</td><td>{}</td></tr>",
+                                ((r.get("row", ""), r.get("column", ""), r.get("reason", ""))
+                                 if isinstance(r, dict) else ("", "", r) for r in shown))
+        more = f"… and {len(rows) - len(shown)} more" if len(rows) > len(shown) else ""
+        return format_html('<table><thead><tr><th class="pr-4 text-left">Row</th><th class="pr-4 text-left">'
+                           'Column</th><th class="text-left">Reason</th></tr></thead><tbody>{}</tbody></table>{}',
+                           body, more)
