@@ -194,6 +194,7 @@ UNFOLD_FINANCE = _unfold("Clearance — finance", "payments", "finance_dashboard
         _link(_("Finance records"), "account_balance_wallet", "finance:core_financerecord_changelist"),
         _link(_("Finance holds"), "block", "finance:core_hold_changelist"),
         _link(_("Payments"), "receipt_long", "finance:core_payment_changelist"),
+        _link(_("Verify by M-PESA code"), "qr_code_scanner", "finance:core_payment_verify_by_code"),
         _link(_("Balance imports"), "upload_file", "finance:core_balanceimport_changelist"),
     ]},
 ])
@@ -208,9 +209,10 @@ UNFOLD_REGISTRY = _unfold("Clearance — registry", "school", "registry_dashboar
 UNFOLD_STUDENT = _unfold("My clearance", "verified_user", "student_dashboard", [
     {"title": _("My clearance"), "items": [
         _link(_("Progress"), "dashboard", "student:index"),
-        _link(_("Notifications"), "notifications", "student:core_notification_changelist"),
+        _link(_("Notifications"), "notifications", "student:core_notification_changelist",
+              badge="clearance_admin.student.unread_badge"),
     ]},
-])
+], SHOW_HISTORY=False)
 UNFOLD = _unfold("Clearance — administration", "admin_panel_settings", "admin_dashboard", [
     {"title": _("People"), "items": [
         _link(_("Users"), "person", "admin:core_user_changelist"),

@@ -1,2 +1,754 @@
-"""/staff/ — see clearance_admin/sites.py."""
-from .sites import staff_site as site  # noqa: F401
+"""/staff/ — department staff review the clearance items of their own offices (DESIGN.md).
+
+Everything here is scoped through core.permissions (approvals_for, holds_for, reviewable and granted
+departments) in each admin's `scope()`, so the list, the detail page, every action and a hand-typed
+URL answer the same question. Writes go through core.services; refusals become messages or form
+errors, never a 500.
+
+Forms that write call their one service at the end of validation (`ServiceForm`): a refusal then
+shows as a form error next to what the clerk typed, and nothing is written by the admin itself
+(`save_model` only takes the service's result).
+"""
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.forms.models import construct_instance
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from unfold.contrib.filters.admin import DropdownFilter
+from unfold.decorators import action, display
+from unfold.utils import display_for_label
+from unfold.widgets import (UnfoldAdminFileFieldWidget, UnfoldAdminSelectWidget, UnfoldAdminTextareaWidget,
+                            UnfoldAdminTextInputWidget)
+
+from core import permissions
+from core.files import validate_evidence
+from core.models import (ClearanceApproval, Delegation, Department, Hold, Programme, School, Student, User,
+                         normalize_registration_number)
+from core.selectors import staff as staff_selectors
+from core.services import approvals as approval_services
+from core.services import delegations as delegation_services
+from core.services import holds as hold_services
+from core.services._common import BulkResult
+
+from .mixins import RoleModelAdmin, report_bulk_result, run_service
+from .sites import staff_site as site
+
+site.index_template = "staff/index.html"
+
+A = ClearanceApproval.Status
+STATUS_LABELS = {A.PENDING: "warning", A.APPROVED: "success", A.REJECTED: "danger", A.WAIVED: "info"}
+HOLD_LABELS = {Hold.Status.ACTIVE: "danger", Hold.Status.RELEASED: "success", Hold.Status.WAIVED: "info"}
+
+
+def _kes(amount) -> str:
+    return f"KES {amount:,.2f}" if amount is not None else ""
+
+
+def _selected_ids(request, queryset) -> list[int]:
+    """The ids the user ticked, as posted — not narrowed to the scoped queryset, so rows that are
+    not theirs reach the service and are reported as refused ("not yours"). With "select all",
+    the scoped changelist query is the selection."""
+    if request.POST.get("select_across") == "1":
+        return list(queryset.values_list("pk", flat=True))
+    ids = []
+    for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+        try:
+            ids.append(int(value))
+        except (TypeError, ValueError):
+            continue
+    return ids
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason", max_length=2000, widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
+        help_text="The student reads this reason.",
+        error_messages={"required": "Write the reason; the student reads it."})
+
+    def clean_reason(self):
+        reason = (self.cleaned_data.get("reason") or "").strip()
+        if not reason:
+            raise ValidationError("Write the reason; the student reads it.", code="required")
+        return reason
+
+
+def _reason_action(modeladmin, request, queryset, *, title, verb, submit, noun, run):
+    """An action that needs a reason: an intermediate page with the form; on confirmation `run(ids,
+    reason)` calls the service. An empty reason shows the form again with an error and changes
+    nothing."""
+    ids = _selected_ids(request, queryset)
+    if request.POST.get("confirm") == "yes":
+        form = ReasonForm(request.POST)
+        if form.is_valid():
+            result = run(ids, form.cleaned_data["reason"])
+            if result is not None:
+                report_bulk_result(modeladmin, request, result, done_verb=verb, noun=noun)
+            return None
+    else:
+        form = ReasonForm()
+    opts = modeladmin.model._meta
+    # a sample of what will change, from the user's own scope (foreign ids are refused by the service)
+    shown = list(modeladmin.get_queryset(request).select_related(*modeladmin.list_select_related)
+                 .prefetch_related(None).filter(pk__in=ids[:20]))
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "subtitle": None,
+        "opts": opts,
+        "form": form,
+        "ids": ids,
+        "count": len(ids),
+        "shown": shown,
+        "more": max(len(ids) - len(shown), 0),
+        "action_name": request.POST.get("action", ""),
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        # back to the list as it was (filters and search kept)
+        "changelist_url": request.get_full_path(),
+        "submit_label": submit,
+    }
+    request.current_app = modeladmin.admin_site.name
+    return TemplateResponse(request, "staff/action_reason.html", context)
+
+
+class ServiceForm(forms.ModelForm):
+    """A ModelForm whose last validation step calls the service the admin attached (`perform`).
+    A refusal from the service becomes a form error and rolls back what it started."""
+
+    perform = None  # set by the admin: callable(form) -> result
+    service_result = None
+
+    def _post_clean(self):
+        # ModelForm._post_clean without the database constraints: the service is the authority on
+        # the rules and says why in the clerk's words; the constraints stay as the backstop.
+        try:
+            self.instance = construct_instance(self, self.instance, self._meta.fields, self._meta.exclude)
+        except ValidationError as exc:
+            self._update_errors(exc)
+        try:
+            self.instance.full_clean(exclude=self._get_validation_exclusions(), validate_unique=False,
+                                     validate_constraints=False)
+        except ValidationError as exc:
+            self._update_errors(exc)
+        if not self.errors and self.perform is not None:
+            try:
+                self.service_result = type(self).perform(self)
+            except ValidationError as exc:
+                self.add_error(None, exc.messages)
+
+
+class ServiceAdminMixin:
+    """The admin half of ServiceForm: the form has done the write; the admin does not save."""
+
+    def perform(self, request, form):
+        raise NotImplementedError
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        admin_self = self
+        return type(form.__name__, (form,), {"perform": lambda f: admin_self.perform(request, f)})
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # one button: the service reports and the list shows the result
+        extra_context = {**(extra_context or {}), "show_save_and_add_another": False,
+                         "show_save_and_continue": False}
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        pass  # the service wrote it in ServiceForm._post_clean
+
+    def save_related(self, request, form, formsets, change):
+        pass
+
+    def log_addition(self, request, obj, message):
+        if obj.pk:  # the history table keeps the full record; the admin log only what has a row
+            return super().log_addition(request, obj, message)
+        return None
+
+
+# --- filters ------------------------------------------------------------------------------------
+
+def _my_departments(request) -> list[Department]:
+    """The offices the user reviews today, read once per request (two filters use them)."""
+    if not hasattr(request, "_staff_departments"):
+        request._staff_departments = list(permissions.reviewable_departments(request.user).order_by("code"))
+    return request._staff_departments
+
+
+class DepartmentFilter(DropdownFilter):
+    title = "department"
+    parameter_name = "department"
+
+    def lookups(self, request, model_admin):
+        return [(str(d.pk), f"{d.code} — {d.name}") for d in _my_departments(request)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(department_id=self.value()) if (self.value() or "").isdigit() else queryset
+
+
+class StageFilter(admin.SimpleListFilter):
+    title = "stage"
+    parameter_name = "stage"
+
+    def lookups(self, request, model_admin):
+        stages = sorted({d.stage for d in _my_departments(request)})
+        return [(str(s), f"Stage {s}") for s in stages]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(department__stage=self.value()) if (self.value() or "").isdigit() else queryset
+
+
+class SchoolFilter(DropdownFilter):
+    title = "school"
+    parameter_name = "school"
+
+    def lookups(self, request, model_admin):
+        return [(str(s.pk), str(s)) for s in School.objects.order_by("code")]
+
+    def queryset(self, request, queryset):
+        return (queryset.filter(request__student__school_id=self.value()) if (self.value() or "").isdigit()
+                else queryset)
+
+
+class ProgrammeFilter(DropdownFilter):
+    title = "programme"
+    parameter_name = "programme"
+
+    def lookups(self, request, model_admin):
+        return [(str(p.pk), f"{p.code} — {p.name}") for p in Programme.objects.order_by("code")]
+
+    def queryset(self, request, queryset):
+        return (queryset.filter(request__student__programme_id=self.value()) if (self.value() or "").isdigit()
+                else queryset)
+
+
+class CohortFilter(DropdownFilter):
+    title = "cohort"
+    parameter_name = "cohort"
+
+    def lookups(self, request, model_admin):
+        years = (Student.objects.order_by("-expected_graduation_year")
+                 .values_list("expected_graduation_year", flat=True).distinct())
+        return [(str(y), str(y)) for y in years]
+
+    def queryset(self, request, queryset):
+        return (queryset.filter(request__student__expected_graduation_year=self.value())
+                if (self.value() or "").isdigit() else queryset)
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    title = "SLA"
+    parameter_name = "overdue"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Overdue"), ("no", "Within SLA or decided")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return staff_selectors.approvals_overdue(queryset)
+        if self.value() == "no":
+            return staff_selectors.approvals_not_overdue(queryset)
+        return queryset
+
+
+# --- clearance approvals (the queue) ------------------------------------------------------------
+
+DECISIONS = {
+    "approve": "Approve",
+    "reject": "Reject (reason required)",
+    "waive": "Waive (reason required)",
+    "reopen": "Re-open",
+}
+DECISIONS_BY_STATUS = {
+    A.PENDING: ("approve", "reject", "waive"),
+    A.REJECTED: ("reopen", "reject", "waive"),
+    A.APPROVED: ("reject",),
+    A.WAIVED: (),
+}
+
+
+class DecisionForm(ServiceForm):
+    decision = forms.ChoiceField(label="Decision", choices=[("", "— choose —"), *DECISIONS.items()],
+                                 widget=UnfoldAdminSelectWidget)
+    decision_reason = forms.CharField(
+        label="Reason", required=False, widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
+        help_text="Required to reject or waive; the student reads it.")
+    evidence_file = forms.FileField(
+        label="Evidence", required=False, widget=UnfoldAdminFileFieldWidget,
+        help_text="PDF, PNG or JPEG, at most 5 MB. Kept with an approval or a rejection.")
+
+    class Meta:
+        model = ClearanceApproval
+        fields = ["notes"]
+        widgets = {"notes": UnfoldAdminTextareaWidget(attrs={"rows": 3})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        allowed = DECISIONS_BY_STATUS.get(self.instance.status, tuple(DECISIONS))
+        self.fields["decision"].choices = [("", "— choose —"), *((k, DECISIONS[k]) for k in allowed)]
+        self.fields["notes"].help_text = "Internal notes for the office; saved with the decision."
+
+    def clean_evidence_file(self):
+        upload = self.cleaned_data.get("evidence_file")
+        if upload:
+            validate_evidence(upload)
+        return upload
+
+    def clean(self):
+        cleaned = super().clean()
+        decision = cleaned.get("decision")
+        reason = (cleaned.get("decision_reason") or "").strip()
+        if decision in ("reject", "waive") and not reason:
+            self.add_error("decision_reason", "Write the reason; the student reads it.")
+        if decision in ("waive", "reopen") and cleaned.get("evidence_file"):
+            self.add_error("evidence_file", "Evidence is kept with an approval or a rejection only.")
+        cleaned["decision_reason"] = reason
+        return cleaned
+
+
+@admin.register(ClearanceApproval, site=site)
+class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
+    form = DecisionForm
+    list_display = ("student_column", "programme_column", "department_column", "status_badge", "waiting_column",
+                    "holds_column")
+    list_display_links = ("student_column",)
+    list_select_related = ("request__student__programme", "department")
+    list_filter = (DepartmentFilter, "status", StageFilter, SchoolFilter, ProgrammeFilter, CohortFilter,
+                   OverdueFilter)
+    list_filter_submit = True
+    search_fields = ("request__student__registration_number", "request__student__first_name",
+                     "request__student__last_name")
+    search_help_text = "Registration number or student name"
+    ordering = ("waiting_since", "pk")
+    actions = ["approve_selected", "reject_selected", "reopen_selected"]
+    readonly_fields = ("student_info", "department", "status_text", "waiting_column", "decided_info",
+                       "reason", "student_response", "evidence", "student_holds", "history_table")
+    fieldsets = (
+        ("Clearance item", {"fields": ("student_info", "department", "status_text", "waiting_column",
+                                       "decided_info", "reason", "student_response", "evidence")}),
+        ("Decide", {"fields": ("decision", "decision_reason", "notes", "evidence_file")}),
+        ("The student's holds (every office)", {"fields": ("student_holds",)}),
+        ("History", {"fields": ("history_table",)}),
+    )
+    scope_refusal = "This clearance item belongs to an office you do not review."
+
+    def scope(self, request, queryset):
+        return queryset & permissions.approvals_for(request.user)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related(staff_selectors.active_holds_prefetch())
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is not None and not DECISIONS_BY_STATUS.get(obj.status):
+            return tuple(fs for fs in self.fieldsets if fs[0] != "Decide")
+        return self.fieldsets
+
+    # columns
+
+    @display(description="Student", ordering="request__student__registration_number", header=True)
+    def student_column(self, obj):
+        student = obj.request.student
+        return student.registration_number, student.full_name
+
+    @display(description="Programme", ordering="request__student__programme__code")
+    def programme_column(self, obj):
+        return obj.request.student.programme.name
+
+    @display(description="Department", ordering="department__code")
+    def department_column(self, obj):
+        return obj.department.code
+
+    @display(description="Status", ordering="status", label=STATUS_LABELS)
+    def status_badge(self, obj):
+        return obj.status, obj.get_status_display()
+
+    @display(description="Status")
+    def status_text(self, obj):
+        return display_for_label((obj.status, obj.get_status_display()), "-", STATUS_LABELS)
+
+    @display(description="Days waiting", ordering="waiting_since")
+    def waiting_column(self, obj):
+        days = obj.days_waiting
+        if obj.status != A.PENDING:
+            return format_html('<span class="text-base-500">decided after {} d</span>', days)
+        if obj.is_overdue:
+            return format_html('<span class="font-semibold text-red-600 dark:text-red-400" title="SLA {} days">'
+                               '{} d — overdue</span>', obj.department.sla_days, days)
+        return f"{days} d"
+
+    @display(description="Holds of this office")
+    def holds_column(self, obj):
+        holds = [h for h in getattr(obj.request.student, "active_holds", ()) if h.department_id == obj.department_id]
+        if not holds:
+            return "—"
+        return format_html_join(format_html("<br>"), '<span class="text-red-600 dark:text-red-400">{}{}</span>',
+                                ((h.reason, f" ({_kes(h.amount)})" if h.amount is not None else "") for h in holds))
+
+    # detail
+
+    @display(description="Student")
+    def student_info(self, obj):
+        s = obj.request.student
+        return format_html("{} — {}<br><span class=\"text-base-500\">{} · cohort {} · {}</span>",
+                           s.registration_number, s.full_name, s.programme, s.expected_graduation_year,
+                           obj.request.cycle)
+
+    @display(description="Decided")
+    def decided_info(self, obj):
+        if obj.status == A.PENDING:
+            return "—"
+        who = obj.decided_by or (f"balance import #{obj.decided_by_import_id}" if obj.decided_by_import_id else "")
+        when = timezone.localtime(obj.decided_at).strftime("%d %b %Y %H:%M") if obj.decided_at else ""
+        return f"{who} {when}".strip() or "—"
+
+    @display(description="Holds")
+    def student_holds(self, obj):
+        holds = (Hold.objects.filter(student_id=obj.request.student_id).select_related("department")
+                 .order_by("status", "-placed_at"))
+        rows = [(h.department.code, h.reason, _kes(h.amount) or "—", h.get_status_display(),
+                 timezone.localtime(h.placed_at).strftime("%d %b %Y")) for h in holds]
+        if not rows:
+            return "No holds."
+        return _table(("Office", "Reason", "Amount", "Status", "Placed"), rows)
+
+    @display(description="Decisions so far")
+    def history_table(self, obj):
+        records = obj.history.select_related("history_user").order_by("-history_date", "-history_id")[:30]
+        rows = [(timezone.localtime(r.history_date).strftime("%d %b %Y %H:%M"), r.history_user or "system",
+                 r.get_status_display(), r.reason or "—", r.history_change_reason or "—") for r in records]
+        return _table(("When", "Who", "Status", "Reason", "Note"), rows) if rows else "No history."
+
+    # one decision: DecisionForm validates, then this calls the one service for the choice
+
+    def perform(self, request, form):
+        approval = form.instance
+        decision = form.cleaned_data.get("decision")
+        if not decision:
+            raise ValidationError(f"Nothing can be decided on a {approval.get_status_display().lower()} item.")
+        reason = form.cleaned_data["decision_reason"]
+        notes = (form.cleaned_data.get("notes") or "").strip()
+        upload = form.cleaned_data.get("evidence_file")  # checked by core.files; the service stores it
+        if decision == "approve":
+            return approval_services.approval_approve(approval=approval, acting_user=request.user, notes=notes,
+                                                      evidence=upload)
+        if decision == "reject":
+            return approval_services.approval_reject(approval=approval, acting_user=request.user, reason=reason,
+                                                     notes=notes, evidence=upload)
+        if decision == "waive":
+            return approval_services.approval_waive(approval=approval, acting_user=request.user, reason=reason,
+                                                    notes=notes)
+        return approval_services.approval_reopen(approval=approval, acting_user=request.user, note=notes)
+
+    def response_change(self, request, obj):
+        approval = obj
+        self.message_user(request, f"{approval.department.code} for {approval.request.student.registration_number}: "
+                                   f"{approval.get_status_display().lower()}.", messages.SUCCESS)
+        return HttpResponseRedirect(request.path)
+
+    # bulk
+
+    @action(description="Approve selected", permissions=["change"])
+    def approve_selected(self, request, queryset):
+        result = run_service(self, request, approval_services.approvals_approve,
+                             approval_ids=_selected_ids(request, queryset), acting_user=request.user)
+        if result is not None:
+            report_bulk_result(self, request, result, done_verb="Approved", noun="clearance item")
+
+    @action(description="Reject selected…", permissions=["change"])
+    def reject_selected(self, request, queryset):
+        return _reason_action(
+            self, request, queryset, title="Reject the selected clearance items", verb="Rejected", submit="Reject",
+            noun="clearance item",
+            run=lambda ids, reason: run_service(self, request, approval_services.approvals_reject, approval_ids=ids,
+                                                acting_user=request.user, reason=reason))
+
+    @action(description="Re-open selected", permissions=["change"])
+    def reopen_selected(self, request, queryset):
+        result = run_service(self, request, approval_services.approvals_reopen,
+                             approval_ids=_selected_ids(request, queryset), acting_user=request.user)
+        if result is not None:
+            report_bulk_result(self, request, result, done_verb="Re-opened", noun="clearance item")
+
+
+def _table(headers, rows):
+    head = format_html_join("", '<th class="font-semibold px-3 py-2 text-left">{}</th>', ((h,) for h in headers))
+    body = format_html_join(
+        "", "<tr class=\"border-t border-base-200 dark:border-base-800\">{}</tr>",
+        ((format_html_join("", '<td class="px-3 py-2">{}</td>', ((c,) for c in row)),) for row in rows))
+    return format_html('<div class="overflow-x-auto"><table class="text-sm w-full"><thead><tr>{}</tr></thead>'
+                       "<tbody>{}</tbody></table></div>", head, body)
+
+
+# --- students (read-only; for picking one when placing a hold) ------------------------------------
+
+@admin.register(Student, site=site)
+class StudentAdmin(RoleModelAdmin):
+    list_display = ("registration_number", "full_name", "programme", "expected_graduation_year")
+    list_select_related = ("programme",)
+    search_fields = ("registration_number", "first_name", "last_name")
+    readonly_fields = ("registration_number", "first_name", "last_name", "email", "phone", "school",
+                       "academic_department", "programme", "expected_graduation_year", "is_resident")
+    fields = readonly_fields
+
+    def scope(self, request, queryset):
+        return queryset & staff_selectors.students_for(request.user)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_module_permission(self, request):
+        return False  # reached through the hold form's search, not the sidebar
+
+
+# --- holds ---------------------------------------------------------------------------------------
+
+class HoldPlaceForm(ServiceForm):
+    registration_numbers = forms.CharField(
+        label="Or several students", required=False,
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 5, "placeholder": "SCE/CS/0001/2022\nSCE/CS/0002/2022"}),
+        help_text="Registration numbers, one per line (commas and spaces also separate them).")
+
+    class Meta:
+        model = Hold
+        fields = ["department", "student", "registration_numbers", "reason", "amount"]
+        widgets = {"reason": UnfoldAdminTextInputWidget}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "student" in self.fields:  # the add form; a hold's own page is read-only
+            self.fields["student"].required = False
+            self.fields["student"].help_text = "Search by registration number or name."
+
+    def clean(self):
+        cleaned = super().clean()
+        raw = cleaned.get("registration_numbers") or ""
+        numbers = [normalize_registration_number(n) for n in raw.replace(",", "\n").replace(";", "\n").split("\n")]
+        numbers = list(dict.fromkeys(n for n in numbers if n))
+        ids = []
+        if numbers:
+            found = dict(Student.objects.filter(registration_number__in=numbers)
+                         .values_list("registration_number", "pk"))
+            unknown = [n for n in numbers if n not in found]
+            if unknown:
+                self.add_error("registration_numbers", "Not found: " + ", ".join(unknown[:20])
+                               + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "") + ".")
+            ids = [found[n] for n in numbers if n in found]
+        if cleaned.get("student"):
+            ids.insert(0, cleaned["student"].pk)
+        if not ids and "registration_numbers" not in self.errors:
+            self.add_error("student", "Choose a student or paste registration numbers.")
+        cleaned["student_ids"] = list(dict.fromkeys(ids))
+        return cleaned
+
+
+@admin.register(Hold, site=site)
+class HoldAdmin(ServiceAdminMixin, RoleModelAdmin):
+    form = HoldPlaceForm
+    list_display = ("student_column", "department", "reason", "amount_column", "status_badge", "placed_at",
+                    "placed_by")
+    list_select_related = ("student", "department", "placed_by")
+    list_filter = ("status", DepartmentFilter, "source")
+    list_filter_submit = True
+    search_fields = ("student__registration_number", "student__first_name", "student__last_name", "reason")
+    search_help_text = "Registration number, student name or reason"
+    autocomplete_fields = ("student",)
+    actions = ["release_selected", "waive_selected"]
+    ordering = ("-placed_at", "-pk")
+    readonly_fields = ("student", "department", "reason", "amount", "source", "status", "placed_by", "placed_at",
+                       "released_by", "released_at", "release_reason", "balance_import")
+    scope_refusal = "This hold belongs to an office you do not review."
+
+    def scope(self, request, queryset):
+        return queryset & permissions.holds_for(request.user)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["department", "student", "registration_numbers", "reason", "amount"]
+        return list(self.readonly_fields)
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else ()
+
+    def has_change_permission(self, request, obj=None):
+        # a hold is released or waived by an action, never edited
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "department":
+            kwargs["queryset"] = permissions.reviewable_departments(request.user).order_by("code")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        mine = permissions.reviewable_departments(request.user)
+        if "department" not in initial and len(mine[:2]) == 1:
+            initial["department"] = mine[0].pk
+        return initial
+
+    @display(description="Student", ordering="student__registration_number", header=True)
+    def student_column(self, obj):
+        return obj.student.registration_number, obj.student.full_name
+
+    @display(description="Amount", ordering="amount")
+    def amount_column(self, obj):
+        return _kes(obj.amount) or "—"
+
+    @display(description="Status", ordering="status", label=HOLD_LABELS)
+    def status_badge(self, obj):
+        return obj.status, obj.get_status_display()
+
+    def perform(self, request, form):
+        data = form.cleaned_data
+        return hold_services.holds_place(department=data["department"], student_ids=data["student_ids"],
+                                         reason=data["reason"], amount=data.get("amount"), acting_user=request.user)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return HttpResponseRedirect(reverse(f"{self.admin_site.name}:core_hold_changelist"))
+
+    def save_form(self, request, form, change):
+        obj = super().save_form(request, form, change)
+        report_bulk_result(self, request, form.service_result or BulkResult(), done_verb="Placed", noun="hold")
+        return obj
+
+    @action(description="Release selected", permissions=["change"])
+    def release_selected(self, request, queryset):
+        result = run_service(self, request, hold_services.holds_release,
+                             hold_ids=_selected_ids(request, queryset), acting_user=request.user)
+        if result is not None:
+            report_bulk_result(self, request, result, done_verb="Released", noun="hold")
+
+    @action(description="Waive selected…", permissions=["change"])
+    def waive_selected(self, request, queryset):
+        return _reason_action(
+            self, request, queryset, title="Waive the selected holds", verb="Waived", submit="Waive", noun="hold",
+            run=lambda ids, reason: run_service(self, request, hold_services.holds_waive, hold_ids=ids,
+                                                acting_user=request.user, reason=reason))
+
+
+# --- delegations -------------------------------------------------------------------------------
+
+class DelegationForm(ServiceForm):
+    class Meta:
+        model = Delegation
+        fields = ["department", "to_user", "starts_on", "ends_on", "reason"]
+        widgets = {"reason": UnfoldAdminTextInputWidget}
+
+
+class DirectionFilter(admin.SimpleListFilter):
+    title = "direction"
+    parameter_name = "direction"
+
+    def lookups(self, request, model_admin):
+        return [("given", "Given by me"), ("received", "Received by me")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "given":
+            return queryset.filter(from_user=request.user)
+        if self.value() == "received":
+            return queryset.filter(to_user=request.user)
+        return queryset
+
+
+@admin.register(Delegation, site=site)
+class DelegationAdmin(ServiceAdminMixin, RoleModelAdmin):
+    form = DelegationForm
+    list_display = ("department", "from_user", "to_user", "starts_on", "ends_on", "state_badge", "reason")
+    list_select_related = ("department", "from_user", "to_user")
+    list_filter = (DirectionFilter,)
+    actions = ["end_selected"]
+    ordering = ("-starts_on", "-pk")
+    readonly_fields = ("department", "from_user", "to_user", "starts_on", "ends_on", "reason", "revoked_at")
+    scope_refusal = "This delegation is neither yours nor given to you."
+
+    def scope(self, request, queryset):
+        user = request.user
+        if user.is_superuser:
+            return queryset
+        return queryset.filter(Q(from_user=user) | Q(to_user=user))
+
+    def get_fields(self, request, obj=None):
+        return list(DelegationForm.Meta.fields) if obj is None else list(self.readonly_fields)
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else ()
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_end_permission(self, request, obj=None):
+        return self.has_view_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "department":
+            # only rights held in one's own right can be lent
+            kwargs["queryset"] = permissions.granted_departments(request.user).order_by("code")
+        elif db_field.name == "to_user":
+            kwargs["queryset"] = (User.objects.filter(is_active=True, is_staff=True, groups__name=permissions.STAFF)
+                                  .exclude(pk=request.user.pk).order_by("full_name"))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @display(description="State", label={"active": "success", "upcoming": "info", "ended": "warning"})
+    def state_badge(self, obj):
+        today = timezone.localdate()
+        if obj.revoked_at or obj.ends_on < today:
+            return "ended", "Ended"
+        if obj.starts_on > today:
+            return "upcoming", "Upcoming"
+        return "active", "Active"
+
+    def perform(self, request, form):
+        data = form.cleaned_data
+        delegation = delegation_services.delegation_create(
+            department=data["department"], from_user=request.user, to_user=data["to_user"],
+            starts_on=data["starts_on"], ends_on=data["ends_on"], reason=data.get("reason") or "",
+            acting_user=request.user)
+        form.instance = delegation
+        return delegation
+
+    def response_add(self, request, obj, post_url_continue=None):
+        self.message_user(request, f"Delegated {obj.department.code} to {obj.to_user} from {obj.starts_on:%d %b %Y} "
+                                   f"to {obj.ends_on:%d %b %Y}.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse(f"{self.admin_site.name}:core_delegation_changelist"))
+
+    @action(description="End selected", permissions=["end"])
+    def end_selected(self, request, queryset):
+        # a handful of rows; one service call each, refusals collected per row
+        result = BulkResult()
+        ids = _selected_ids(request, queryset)
+        delegations = {d.pk: d for d in Delegation.objects.select_related("department", "to_user").filter(pk__in=ids)}
+        for pk in ids:
+            d = delegations.get(pk)
+            if d is None:
+                result.refuse(pk, f"#{pk}", "no such delegation")
+                continue
+            try:
+                delegation_services.delegation_revoke(delegation=d, acting_user=request.user)
+                result.done.append(pk)
+            except ValidationError as exc:
+                result.refuse(pk, f"{d.department.code} → {d.to_user}", " ".join(exc.messages))
+        report_bulk_result(self, request, result, done_verb="Ended", noun="delegation")

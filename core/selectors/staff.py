@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime
 
-from django.db.models import (Count, DateTimeField, DurationField, Exists, ExpressionWrapper, F, Func, Min, OuterRef, Prefetch, Q,
-                              QuerySet)
+from django.db.models import (Count, DateTimeField, DurationField, Exists, ExpressionWrapper, F, Func, Min, OuterRef,
+                              Prefetch, Q, QuerySet)
 from django.utils import timezone
 
 from .. import permissions
@@ -88,10 +88,14 @@ def staff_dashboard_figures(user, *, now=None) -> dict:
     scope = permissions.approvals_for(user)
     pending = scope.filter(status=A.PENDING)
     overdue_ids = approvals_overdue(scope, now=now).values("pk")
-    rows = list(pending.values("department_id", "department__code", "department__name", "department__sla_days")
-                .annotate(pending=Count("pk"), overdue=Count("pk", filter=Q(pk__in=overdue_ids)),
-                          oldest=Min("waiting_since"))
-                .order_by("department__code"))
+    counts = {r["department_id"]: r for r in pending.values("department_id").annotate(
+        pending=Count("pk"), overdue=Count("pk", filter=Q(pk__in=overdue_ids)), oldest=Min("waiting_since"))
+        .order_by()}
+    # every office the user reviews, with nothing pending or not
+    rows = [{"department_id": d.pk, "department__code": d.code, "department__name": d.name,
+             "department__sla_days": d.sla_days, "pending": 0, "overdue": 0, "oldest": None,
+             **{k: v for k, v in counts.get(d.pk, {}).items() if k != "department_id"}}
+            for d in permissions.reviewable_departments(user).order_by("code")]
     week_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
     week_start -= datetime.timedelta(days=week_start.weekday())
     decided = scope.filter(decided_at__gte=week_start).exclude(status=A.PENDING)
