@@ -9,11 +9,14 @@
 """
 from __future__ import annotations
 
+from collections import defaultdict
+from contextvars import ContextVar
+from dataclasses import dataclass
+
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import CharField, Exists, OuterRef, Q, QuerySet
-from django.db.models.functions import Cast
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
@@ -159,60 +162,122 @@ def granted_departments(user) -> QuerySet[Department]:
                                 with_superuser=False)
 
 
+@dataclass(frozen=True)
+class ReviewScope:
+    """What a reviewer may decide: offices for every student, and school offices limited to
+    schools. Resolved once per request from a handful of small rows (object permissions,
+    delegations), so the big queries filter on plain ids that indexes serve; a subquery per
+    approval row would scan the whole table."""
+
+    everyone: frozenset[int] = frozenset()
+    limited: tuple[tuple[int, frozenset[int]], ...] = ()
+    all_departments: bool = False
+
+    @property
+    def department_ids(self) -> set[int]:
+        return set(self.everyone) | {d for d, _ in self.limited}
+
+    def q(self, student_path: str) -> Q:
+        if self.all_departments:
+            return Q()
+        q = Q(department_id__in=sorted(self.everyone))
+        for department_id, schools in self.limited:
+            q |= Q(department_id=department_id, **{f"{student_path}__school_id__in": sorted(schools)})
+        return q
+
+    def covers(self, department_id: int, school_id: int | None = None) -> bool:
+        if self.all_departments or department_id in self.everyone:
+            return True
+        schools = dict(self.limited).get(department_id)
+        return schools is not None and (school_id is None or school_id in schools)
+
+
+def _school_limits(user_ids) -> dict[int, set[int]]:
+    """review_school object permissions of these users: user id → school ids."""
+    school_ct = ContentType.objects.get_for_model(School)
+    limits = defaultdict(set)
+    for user_id, object_pk in UserObjectPermission.objects.filter(
+            user_id__in=list(user_ids), permission__codename="review_school",
+            permission__content_type=school_ct).values_list("user_id", "object_pk"):
+        limits[user_id].add(int(object_pk))
+    return limits
+
+
+_scope_cache: ContextVar[dict | None] = ContextVar("review_scope_cache", default=None)
+
+
+class ReviewScopeCacheMiddleware:
+    """Resolve each reviewer's scope at most once per request (lists, filters and dashboards all
+    ask); outside a request nothing is cached, so services always see current rights."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = _scope_cache.set({})
+        try:
+            return self.get_response(request)
+        finally:
+            _scope_cache.reset(token)
+
+
+def forget_scope(user) -> None:
+    cache = _scope_cache.get()
+    if cache is not None:
+        for key in [k for k in cache if k[0] == user.pk]:
+            del cache[key]
+
+
+def review_scope(user, *, on=None) -> ReviewScope:
+    """The reviewer's rights today: their own object permissions (the school office narrowed to
+    the schools they hold `review_school` on, if any) and active delegations, each delegated school
+    office narrowed by the delegator's own school limit."""
+    if not (user.is_authenticated and user.is_active):
+        return ReviewScope()
+    if user.is_superuser:
+        return ReviewScope(all_departments=True)
+    key = on or timezone.localdate()
+    cache = _scope_cache.get()
+    if cache is not None and (user.pk, key) in cache:
+        return cache[(user.pk, key)]
+    granted = list(granted_departments(user).values_list("pk", "type"))
+    delegated = list(_active_delegations(user, key).values_list("department_id", "department__type", "from_user_id"))
+    limits = _school_limits({user.pk} | {from_user for _, _, from_user in delegated})
+    everyone, limited = set(), defaultdict(set)
+    rights = [(d, t, user.pk) for d, t in granted] + delegated
+    for department_id, type_, holder in rights:
+        if type_ != Department.Type.FACULTY or not limits.get(holder):
+            everyone.add(department_id)
+        else:
+            limited[department_id] |= limits[holder]
+    scope = ReviewScope(everyone=frozenset(everyone), limited=tuple(
+        (d, frozenset(schools)) for d, schools in sorted(limited.items()) if d not in everyone))
+    if cache is not None:
+        cache[(user.pk, key)] = scope
+    return scope
+
+
 def reviewable_departments(user, *, on=None) -> QuerySet[Department]:
     """Departments the user may decide for: granted directly, or delegated for today."""
-    if not (user.is_authenticated and user.is_active):
-        return Department.objects.none()
-    if user.is_superuser:
+    scope = review_scope(user, on=on)
+    if scope.all_departments:
         return Department.objects.all()
-    delegated = _active_delegations(user, on).values("department_id")
-    return Department.objects.filter(Q(pk__in=granted_departments(user).values("pk")) | Q(pk__in=delegated))
-
-
-def _school_perms(user_ref):
-    school_ct = ContentType.objects.get_for_model(School)
-    return UserObjectPermission.objects.filter(user=user_ref, permission__codename="review_school",
-                                               permission__content_type=school_ct)
-
-
-def _school_ok(user_ref, school_ref) -> Q:
-    """The school office may be limited to given schools: where a reviewer holds `review_school` on
-    any school, only those schools' students; otherwise all. (object_pk is text in guardian.)"""
-    perms = _school_perms(user_ref)
-    return ~Exists(perms) | Exists(perms.filter(object_pk=Cast(school_ref, CharField())))
-
-
-def _scope_q(user, student_path: str) -> Q:
-    """Rows (approvals or holds) of the offices the user reviews, each right with its own school
-    limit: a delegate gets the delegator's limit for a delegated school office, never wider."""
-    school = OuterRef(f"{student_path}__school_id")
-    not_faculty = ~Q(department__type=Department.Type.FACULTY)
-    direct = Q(department__in=granted_departments(user)) & (not_faculty | _school_ok(user, school))
-    delegation = _active_delegations(user).filter(department_id=OuterRef("department_id"))
-    delegated = Exists(delegation.filter(
-        Q(department__type__in=[t for t in Department.Type.values if t != Department.Type.FACULTY])
-        | _school_ok(OuterRef("from_user"), OuterRef(school))))
-    return direct | delegated
+    return Department.objects.filter(pk__in=sorted(scope.department_ids))
 
 
 def approvals_for(user) -> QuerySet[ClearanceApproval]:
-    """Approvals the user may see and decide, as one query (the scope is subqueries)."""
-    qs = ClearanceApproval.objects.all()
-    if not (user.is_authenticated and user.is_active):
-        return qs.none()
-    if user.is_superuser:
-        return qs
-    return qs.filter(_scope_q(user, "request__student"))
+    """Approvals the user may see and decide: one query on plain ids (see ReviewScope)."""
+    return ClearanceApproval.objects.filter(review_scope(user).q("request__student")) \
+        if _can_review(user) else ClearanceApproval.objects.none()
 
 
 def holds_for(user) -> QuerySet[Hold]:
     """Holds of the offices the user reviews (with the same school limits)."""
-    qs = Hold.objects.all()
-    if not (user.is_authenticated and user.is_active):
-        return qs.none()
-    if user.is_superuser:
-        return qs
-    return qs.filter(_scope_q(user, "student"))
+    return Hold.objects.filter(review_scope(user).q("student")) if _can_review(user) else Hold.objects.none()
+
+
+def _can_review(user) -> bool:
+    return bool(user.is_authenticated and user.is_active)
 
 
 def can_decide(user, approval: ClearanceApproval) -> bool:
@@ -221,16 +286,7 @@ def can_decide(user, approval: ClearanceApproval) -> bool:
 
 def can_manage_holds(user, department: Department, student=None) -> bool:
     """May the user place holds of `department` (on `student`, when given: school limits apply)."""
-    if not reviewable_departments(user).filter(pk=department.pk).exists():
-        return False
-    if student is None or user.is_superuser or department.type != Department.Type.FACULTY:
-        return True
-    from .models import Student
-    school = OuterRef("school_id")
-    direct = Exists(granted_departments(user).filter(pk=department.pk)) & _school_ok(user, school)
-    delegated = Exists(_active_delegations(user).filter(department=department).filter(
-        _school_ok(OuterRef("from_user"), OuterRef(school))))
-    return Student.objects.filter(pk=student.pk).filter(direct | delegated).exists()
+    return review_scope(user).covers(department.pk, None if student is None else student.school_id)
 
 
 # --- granting -----------------------------------------------------------------------------------
@@ -252,6 +308,7 @@ def reviewer_set_scope(*, user, departments, schools=()) -> None:
         remove_perm(REVIEW_SCHOOL, user, school)
     for school in set(schools) - current_schools:
         assign_perm(REVIEW_SCHOOL, user, school)
+    forget_scope(user)
     if departments:
         user.groups.add(Group.objects.get(name=STAFF))
         if not user.is_staff:

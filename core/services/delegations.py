@@ -31,6 +31,7 @@ def delegation_create(*, department: Department, from_user, to_user, starts_on: 
                               "delegate it.")
     delegation = Delegation(department=department, from_user=from_user, to_user=to_user, starts_on=starts_on,
                             ends_on=ends_on, reason=reason)
+    permissions.forget_scope(to_user)  # the delegate's rights changed
     return save_tracked(delegation, user=acting_user, reason=f"Delegated {department.code} to {to_user}")
 
 
@@ -41,4 +42,5 @@ def delegation_revoke(*, delegation: Delegation, acting_user) -> Delegation:
     if delegation.revoked_at:
         raise ValidationError("This delegation was already ended.")
     delegation.revoked_at = timezone.now()
+    permissions.forget_scope(delegation.to_user)
     return save_tracked(delegation, user=acting_user, reason="Delegation ended")

@@ -243,16 +243,34 @@ def test_delegating_a_school_limited_office_does_not_widen_it(world, offices, ma
 
 # --- queries --------------------------------------------------------------------------------------
 
-def test_approvals_for_is_a_single_query(world, offices, make_reviewer, make_user, django_assert_num_queries):
+def test_approvals_for_is_one_query_on_plain_ids_once_the_scope_is_resolved(
+        world, offices, make_reviewer, make_user, django_assert_num_queries):
+    from django.test import RequestFactory
+
+    from core.permissions import ReviewScopeCacheMiddleware
     reviewer = make_reviewer("SCH", "LIB", schools=[world["sce"]])
     _delegate(offices, make_reviewer("SPT"), reviewer, starts=-1, ends=1, code="SPT")
     # content types are cached per process, as in a running server
     ContentType.objects.get_for_model(Department)
     ContentType.objects.get_for_model(School)
-    with django_assert_num_queries(1):
-        rows = list(approvals_for(reviewer))
+    seen = {}
+
+    def view(request):
+        # resolving the scope: three small lookups (own permissions, delegations, school limits)
+        with django_assert_num_queries(4):
+            seen["first"] = list(approvals_for(reviewer))
+        # later questions in the same request reuse it: the big query is the only one
+        with django_assert_num_queries(1):
+            seen["again"] = list(approvals_for(reviewer))
+        seen["sql"] = str(approvals_for(reviewer).query)
+
+    ReviewScopeCacheMiddleware(view)(RequestFactory().get("/"))
+    rows = seen["first"]
     assert {a.department_id for a in rows} == {offices["SCH"].pk, offices["LIB"].pk, offices["SPT"].pk}
     assert len(rows) == 5  # SCH of a; LIB and SPT of a and b
+    assert [a.pk for a in seen["again"]] == [a.pk for a in rows]
+    # no subquery per approval row: the scope is plain ids an index can serve
+    assert "SELECT" not in seen["sql"].split("WHERE", 1)[1]
 
 
 def test_approvals_for_superuser_is_a_single_query(world, superuser, django_assert_num_queries):
