@@ -111,9 +111,14 @@ def bulk_update_tracked(objs, model, fields, *, user, reason: str = "", batch_si
     Django's bulk_update builds a CASE branch per row and field, which costs more than the write.
     Here a field that has one value across the batch is a plain SET, and a field that varies is a
     CASE with one branch per distinct value (`WHEN id IN (...)`), so a batch is one UPDATE whose
-    size grows with distinct values, not rows. File fields must already be stored (FieldFile.save)."""
+    size grows with distinct values, not rows. File fields must already be stored (FieldFile.save).
+    `objs` may be model instances or dicts of every column (attname → value, as .values() gives)."""
     if not objs:
         return 0
+    as_dicts = isinstance(objs[0], dict)
+    get = dict.get if as_dicts else getattr
+    put = dict.__setitem__ if as_dicts else setattr
+    pk_name = model._meta.pk.attname
     auto_now = [f.attname for f in model._meta.concrete_fields if getattr(f, "auto_now", False)]
     now = timezone.now()
     updated = 0
@@ -121,19 +126,20 @@ def bulk_update_tracked(objs, model, fields, *, user, reason: str = "", batch_si
         batch = objs[start:start + batch_size]
         for obj in batch:
             for name in auto_now:
-                setattr(obj, name, now)
+                put(obj, name, now)
+        pks = [get(obj, pk_name) for obj in batch]
         values = {}
         for name in [*fields, *auto_now]:
             field = model._meta.get_field(name)
             groups = defaultdict(list)
-            for obj in batch:
-                groups[getattr(obj, field.attname)].append(obj.pk)
+            for obj, pk in zip(batch, pks):
+                groups[get(obj, field.attname)].append(pk)
             if len(groups) == 1:
                 values[field.attname] = next(iter(groups))
             else:
                 values[field.attname] = Case(*[When(pk__in=pks, then=Value(value, output_field=field))
                                                for value, pks in groups.items()], output_field=field)
-        updated += model._default_manager.filter(pk__in=[o.pk for o in batch]).update(**values)
+        updated += model._default_manager.filter(pk__in=pks).update(**values)
     from .bulk_load import insert_history
     insert_history(model, objs, history_type="~", user=user, reason=reason or _reason.get() or "", when=now)
     return updated

@@ -31,7 +31,7 @@ CLOSED_REQUEST_REASONS = {
 
 
 def _load(ids: Iterable[int]) -> list[ClearanceApproval]:
-    qs = (ClearanceApproval.objects.select_related("department", "request__student", "request__cycle")
+    qs = (ClearanceApproval.objects.select_related("department", "request__student")
           .select_for_update(of=("self",)).order_by("pk"))
     return [a for chunk in chunked(ids) for a in qs.filter(pk__in=chunk)]
 

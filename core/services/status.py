@@ -42,31 +42,33 @@ def derive_request_status(approval_statuses: Iterable[str], *, revoked: bool = F
 def requests_refresh_status(request_ids: Iterable[int], *, acting_user, reason: str = "") -> list[int]:
     """Re-derive the status of the given requests and save those that changed (with history).
     Notifies students whose clearance just completed. Returns the ids whose status changed.
-    Runs a constant number of queries per 2,000 requests."""
+    Works on plain rows, a constant number of queries per 2,000 requests."""
     changed_ids = []
     now = timezone.now()
+    columns = [f.attname for f in ClearanceRequest._meta.concrete_fields]
     for ids in chunked(sorted(set(request_ids))):
         by_request = defaultdict(list)
         for request_id, status in ClearanceApproval.objects.filter(request_id__in=ids).values_list(
                 "request_id", "status"):
             by_request[request_id].append(status)
         changed, completed = [], []
-        for req in ClearanceRequest.objects.filter(pk__in=ids).select_related("student", "cycle"):
-            new = derive_request_status(by_request[req.pk], revoked=req.status == Status.REVOKED,
-                                        was_completed=req.status == Status.COMPLETED)
-            if new != req.status:
-                req.status = new
+        for row in ClearanceRequest.objects.filter(pk__in=ids).values(*columns, "student__user_id", "cycle__name"):
+            new = derive_request_status(by_request[row["id"]], revoked=row["status"] == Status.REVOKED,
+                                        was_completed=row["status"] == Status.COMPLETED)
+            if new != row["status"]:
+                row["status"] = new
                 if new == Status.COMPLETED:
-                    req.completed_at = now
-                    completed.append(req)
-                changed.append(req)
+                    row["completed_at"] = now
+                    completed.append(row)
+                changed.append(row)
         bulk_update_tracked(changed, ClearanceRequest, ["status", "completed_at"], user=acting_user,
                             reason=reason or "Status derived from the approvals")
-        changed_ids.extend(r.pk for r in changed)
+        changed_ids.extend(r["id"] for r in changed)
         notifications_send([
-            dict(user_id=r.student.user_id, kind=Notification.Kind.COMPLETED,
+            dict(user_id=r["student__user_id"], kind=Notification.Kind.COMPLETED,
                  title="Your clearance is complete",
-                 message=f"Every office has cleared you for {r.cycle}. The registry can now issue your certificate.",
+                 message=f"Every office has cleared you for {r['cycle__name']}. The registry can now issue your "
+                         "certificate.",
                  link="/student/")
-            for r in completed if r.student.user_id])
+            for r in completed if r["student__user_id"]])
     return changed_ids
