@@ -481,14 +481,26 @@ class BalanceImport(TimeStamped):
     progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done while running in the background.")
     applied_at = models.DateTimeField(null=True, blank=True)
     failure_reason = models.TextField(blank=True)
+    plan = models.JSONField(default=dict, blank=True, editable=False,
+                            help_text="What the preview found, so apply never re-reads the file: changed rows "
+                                      "(student, old and new balance, graduation fee), unchanged and not-found rows.")
+    warnings = models.JSONField(default=list, blank=True, help_text="Things the officer should know before "
+                                                                    "applying, e.g. the same file was applied before.")
 
-    history = history()
+    history = history(excluded_fields=["plan"])
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self):
         return f"Import #{self.pk} {self.original_name}"
+
+    @property
+    def changed_rows(self) -> list[dict]:
+        """The previewed changes, for the preview page: row, registration number, old → new."""
+        keys = ("student_id", "record_id", "registration_number", "row", "old_balance", "new_balance",
+                "old_graduation_fee_status", "new_graduation_fee_status", "notes")
+        return [dict(zip(keys, item)) for item in (self.plan or {}).get("changed", [])]
 
 
 class FinanceRecord(models.Model):

@@ -1,0 +1,432 @@
+"""Fee-balance imports: preview, then apply (DESIGN.md "Spreadsheet import of balances", rule 5).
+
+Preview reads and checks the file once, compares it with the finance records and keeps what it
+found in `BalanceImport.plan`, so apply never re-reads or re-parses the file and the officer
+confirms exactly what they saw. Apply writes, in one transaction: the finance records (history
+naming the import), the FIN hold of every student in the file (placed, amount updated, or
+released: source balance_import), then finance clearance follows the money
+(`finance_clearance_follow`, which notifies the students whose clearance moved). Every step reads
+and writes per chunk of students, so queries grow with chunks, not rows.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from django.utils import timezone
+
+from ..bulk_load import insert_history_select, insert_new, update_from_values
+from ..history import audit_context, save_tracked
+from ..imports.balances import MAX_FILE_BYTES, ImportFileError, ParsedBalances, estimate_rows, parse_balances
+from ..models import BalanceImport, FinanceRecord, Hold, Student
+from ._common import chunked
+from .finance import finance_clearance_follow, finance_department, finance_hold_reason
+
+B = BalanceImport.Status
+CENT = Decimal("0.01")
+G = FinanceRecord.GraduationFeeStatus
+ASYNC_ROWS = 5000           # files with more rows run in the background
+LOOKUP_CHUNK = 5000
+WRITE_CHUNK = 10000
+
+# positions in plan["changed"] items (kept as lists: a 100,000-row plan stays a few MB of JSON)
+SID, RID, REG, ROW, OLD, NEW, OLD_GRAD, NEW_GRAD, NOTES = range(9)
+
+
+def import_reason(balance_import: BalanceImport) -> str:
+    return f"Balance import #{balance_import.pk}"
+
+
+def _read_upload(file) -> tuple[bytes, str]:
+    """The upload's bytes and base name; refuses a file over the size limit without reading it all."""
+    if isinstance(file, (bytes, bytearray)):
+        data, name = bytes(file), "balances"
+    else:
+        name = os.path.basename(getattr(file, "name", "") or "balances")
+        size = getattr(file, "size", None)
+        if size is not None and size > MAX_FILE_BYTES:
+            raise ImportFileError(f"The file is {size / 1024 / 1024:.1f} MB; the limit is "
+                                  f"{MAX_FILE_BYTES // 1024 // 1024} MB. Split it or remove extra sheets.",
+                                  code="too_big")
+        if hasattr(file, "seek"):
+            file.seek(0)
+        data = file.read(MAX_FILE_BYTES + 1)
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+    if len(data) > MAX_FILE_BYTES:
+        raise ImportFileError(f"The file is larger than {MAX_FILE_BYTES // 1024 // 1024} MB. Split it or remove "
+                              "extra sheets.", code="too_big")
+    if not data:
+        raise ImportFileError("The file is empty.", code="empty")
+    return data, name[:255]
+
+
+def _check_may_import(acting_user, perm: str) -> None:
+    # None is the system (a command run without --user); people need the finance officer's permission
+    if acting_user is not None and not acting_user.has_perm(f"core.{perm}_balanceimport"):
+        raise ValidationError("Only finance officers can import balances.", code="forbidden")
+
+
+def _new_import(data: bytes, name: str, acting_user) -> BalanceImport:
+    bi = BalanceImport(original_name=name, sha256=hashlib.sha256(data).hexdigest(), uploaded_by=acting_user,
+                       status=B.UPLOADED)
+    bi.file.save(name, ContentFile(data), save=False)
+    return bi
+
+
+def _graduation_status(current: str, paid: bool | None) -> str:
+    # "No" in the file does not undo a waiver: waived is the office's decision, not a payment
+    if paid is None:
+        return current
+    if paid:
+        return G.PAID
+    return current if current == G.WAIVED else G.UNPAID
+
+
+def _compare(parsed: ParsedBalances, progress=None) -> dict:
+    """Look the file's students up (one query per chunk) and sort rows into changed / unchanged /
+    not found."""
+    changed, unchanged, not_found = [], [], []
+    rows = parsed.rows
+    done = 0
+    for chunk in chunked(rows, LOOKUP_CHUNK):
+        found = {reg: rest for reg, *rest in _fetch_in(
+            f"SELECT s.{_q('registration_number')}, s.{_q('id')}, f.{_q('id')}, f.{_q('tuition_balance')}, "
+            f"f.{_q('graduation_fee_status')}, f.{_q('notes')} FROM {_q(Student._meta.db_table)} s "
+            f"LEFT JOIN {_q(FinanceRecord._meta.db_table)} f ON f.{_q('student_id')} = s.{_q('id')} "
+            f"WHERE s.{_q('registration_number')} {{ids}}", [], [r.registration_number for r in chunk])}
+        for r in chunk:
+            hit = found.get(r.registration_number)
+            if hit is None:
+                not_found.append([r.row, r.registration_number])
+                continue
+            sid, rid, old, old_grad, old_notes = hit
+            old = _dec(old)
+            if rid is None:
+                new_grad = _graduation_status(G.UNPAID, r.graduation_fee_paid)
+                changed.append([sid, None, r.registration_number, r.row, None, str(r.balance), None, new_grad,
+                                r.notes or None])
+                continue
+            new_grad = _graduation_status(old_grad, r.graduation_fee_paid)
+            notes = r.notes if r.notes and r.notes != old_notes else None
+            if old != r.balance or new_grad != old_grad or notes is not None:
+                changed.append([sid, rid, r.registration_number, r.row, str(old), str(r.balance), old_grad, new_grad,
+                                notes])
+            else:
+                unchanged.append([sid, str(r.balance)])
+        done += len(chunk)
+        if progress:
+            progress(10 + int(85 * done / max(len(rows), 1)))
+    return {"version": 1, "changed": changed, "unchanged": unchanged, "not_found": not_found}
+
+
+def _preview_into(bi: BalanceImport, data: bytes, *, acting_user, progress=None, parsed=None) -> BalanceImport:
+    if parsed is None:
+        parsed = parse_balances(data)              # ImportFileError when it cannot be read at all
+    if progress:
+        progress(10)
+    plan = _compare(parsed, progress)
+    warnings = []
+    earlier = (BalanceImport.objects.filter(sha256=bi.sha256, status=B.APPLIED).exclude(pk=bi.pk)
+               .order_by("-applied_at").first())
+    if earlier is not None:
+        when = timezone.localtime(earlier.applied_at).strftime("%d %b %Y %H:%M") if earlier.applied_at else "earlier"
+        warnings.append(f"This same file was already applied as import #{earlier.pk} ({when}); applying it again "
+                        "changes only what has changed since.")
+    if parsed.duplicate_rows:
+        warnings.append(f"{parsed.duplicate_rows} row(s) repeat another row exactly and were counted once.")
+    if parsed.skipped_total_rows:
+        warnings.append(f"{parsed.skipped_total_rows} totals row(s) skipped.")
+    bi.plan = plan
+    bi.warnings = warnings
+    bi.errors = [e.as_dict() for e in parsed.errors]
+    bi.rows_total = parsed.rows_read
+    bi.updated_count = len(plan["changed"])
+    bi.unchanged_count = len(plan["unchanged"])
+    bi.not_found_count = len(plan["not_found"])
+    bi.error_count = len(parsed.errors)
+    bi.status = B.PREVIEWED
+    bi.progress = 100
+    bi.failure_reason = ""
+    with transaction.atomic():
+        save_tracked(bi, user=acting_user, reason="Balance import previewed")
+    return bi
+
+
+def balances_import_preview(*, file, acting_user) -> BalanceImport:
+    """Read and check a balances file and compare it with the finance records, changing nothing
+    but the new BalanceImport (status previewed, with counts, the changed rows and the row errors).
+    Refused (ImportFileError, a ValidationError, nothing written): empty, over the size limit, not a
+    spreadsheet, password-protected or old .xls, a zip bomb, no recognisable header row.
+    Warns (in `warnings`) when the same file (sha256) was applied before. Refused too: the user is
+    not a finance officer."""
+    _check_may_import(acting_user, "add")
+    data, name = _read_upload(file)
+    parsed = parse_balances(data)                  # before storing anything: an unreadable file leaves no trace
+    bi = _new_import(data, name, acting_user)
+    return _preview_into(bi, data, acting_user=acting_user, parsed=parsed)
+
+
+def balances_import_preview_async(*, file, acting_user) -> BalanceImport:
+    """Store the file as an uploaded BalanceImport and preview it in the background (django-q2);
+    `progress` rises as it runs and a file that cannot be read ends as failed with the reason.
+    Refused at once: not a finance officer; empty or over the size limit."""
+    _check_may_import(acting_user, "add")
+    data, name = _read_upload(file)
+    with transaction.atomic():
+        bi = _new_import(data, name, acting_user)
+        save_tracked(bi, user=acting_user, reason="Balance import uploaded")
+        transaction.on_commit(lambda: _enqueue("core.tasks.balances_import_preview_task", bi.pk,
+                                               getattr(acting_user, "pk", None), name=f"balances-preview-{bi.pk}"))
+    return bi
+
+
+def balances_import_submit(*, file, acting_user) -> BalanceImport:
+    """Preview now, or in the background for a file of more than ASYNC_ROWS rows."""
+    data, name = _read_upload(file)
+    if estimate_rows(data) > ASYNC_ROWS:
+        return balances_import_preview_async(file=ContentFile(data, name=name), acting_user=acting_user)
+    return balances_import_preview(file=ContentFile(data, name=name), acting_user=acting_user)
+
+
+def _enqueue(func: str, *args, name: str):
+    from django_q.tasks import async_task
+    async_task(func, *args, task_name=name)
+
+
+def _check_can_apply(bi: BalanceImport, skip_errors: bool, acting_user=None) -> None:
+    _check_may_import(acting_user, "change")
+    if bi.status == B.APPLIED:
+        raise ValidationError(f"Import #{bi.pk} was already applied.", code="applied")
+    if bi.status == B.APPLYING:
+        raise ValidationError(f"Import #{bi.pk} is being applied.", code="applying")
+    if bi.status != B.PREVIEWED:
+        raise ValidationError(f"Import #{bi.pk} is {bi.get_status_display().lower()}, not previewed; upload the file "
+                              "again to preview it.", code="not_previewed")
+    if bi.error_count and not skip_errors:
+        raise ValidationError(f"The file has {bi.error_count} error{'s' if bi.error_count != 1 else ''}; fix them or "
+                              "confirm skipping them.", code="has_errors")
+
+
+def balances_import_apply(*, balance_import: BalanceImport, acting_user, skip_errors: bool = False) -> BalanceImport:
+    """Apply a previewed import atomically: finance records, FIN holds (rule 5) and finance
+    clearance, with history naming the import. Refused (ValidationError, nothing written): not a
+    finance officer; already applied or being applied; not previewed (uploaded, failed, cancelled);
+    the file had errors and `skip_errors` is False. A failure half-way rolls everything back and
+    marks the import failed with the reason (written outside the rolled-back transaction, which is
+    why this service is not wrapped in one atomic block as a whole), then re-raises."""
+    bi = balance_import
+    bi.refresh_from_db(fields=["status", "error_count"])      # the plan never changes after the preview
+    _check_can_apply(bi, skip_errors, acting_user)
+    # claim it: two officers confirming at once apply it once
+    if not BalanceImport.objects.filter(pk=bi.pk, status=B.PREVIEWED).update(status=B.APPLYING, progress=0):
+        bi.refresh_from_db()
+        _check_can_apply(bi, skip_errors)
+        raise ValidationError(f"Import #{bi.pk} changed while you were confirming it; reload it.", code="changed")
+    try:
+        with transaction.atomic():
+            _apply(bi, acting_user=acting_user)
+    except Exception as exc:
+        _mark_failed(bi, exc, acting_user)
+        raise
+    return bi
+
+
+def balances_import_apply_async(*, balance_import: BalanceImport, acting_user,
+                                skip_errors: bool = False) -> BalanceImport:
+    """Check now (refused as `balances_import_apply` refuses) and apply in the background."""
+    bi = balance_import
+    bi.refresh_from_db(fields=["status", "error_count"])
+    _check_can_apply(bi, skip_errors, acting_user)
+    transaction.on_commit(lambda: _enqueue("core.tasks.balances_import_apply_task", bi.pk,
+                                           getattr(acting_user, "pk", None), skip_errors,
+                                           name=f"balances-apply-{bi.pk}"))
+    return bi
+
+
+def _mark_failed(bi: BalanceImport, exc: Exception, acting_user) -> None:
+    message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
+    bi.status = B.FAILED
+    bi.failure_reason = f"Nothing was changed: the import stopped with {message}"[:2000]
+    bi.progress = 0
+    save_tracked(bi, user=acting_user, reason="Balance import failed",
+                 update_fields=["status", "failure_reason", "progress", "updated_at"])
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _in(ids: list) -> tuple[str, list]:
+    """`IN (…)` for a list of ids, as SQL and parameters. (On PostgreSQL `= ANY(array)` plans
+    worse here: the partial and composite hold indexes are not used for it.)"""
+    return f"IN ({', '.join(['%s'] * len(ids))})", list(ids)
+
+
+def _fetch_in(sql: str, params: list, ids: list) -> list[tuple]:
+    """Run `sql` whose `{ids}` stands for `IN (ids)`: raw rows, without the ORM's per-value
+    preparation and converters (they cost more than the query at 100,000 rows)."""
+    if not ids:
+        return []
+    in_sql, in_params = _in(ids)
+    with connection.cursor() as cursor:
+        cursor.execute(sql.format(ids=in_sql), [*params, *in_params])
+        return cursor.fetchall()
+
+
+def _dec(value) -> Decimal | None:
+    """A raw decimal column value (float/int/str on SQLite, Decimal on PostgreSQL) → Decimal."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        value = repr(value)
+    return Decimal(value).quantize(CENT)
+
+
+def _apply(bi: BalanceImport, *, acting_user) -> None:
+    reason = import_reason(bi)
+    plan = bi.plan or {}
+    changed = plan.get("changed", [])
+    unchanged = plan.get("unchanged", [])
+    now = timezone.now()
+    with audit_context(reason=reason):
+        updated, unchanged_now = _write_records(bi, changed, acting_user=acting_user, reason=reason, now=now)
+        balances = {item[SID]: Decimal(item[NEW]) for item in changed}
+        balances.update({sid: Decimal(balance) for sid, balance in unchanged})
+        _write_holds(bi, balances, acting_user=acting_user, reason=reason, now=now)
+        finance_clearance_follow(student_ids=_follow_students(balances), acting_user=acting_user, reason=reason,
+                                 balance_import=bi)
+    bi.updated_count = updated
+    bi.unchanged_count = len(unchanged) + unchanged_now
+    bi.status = B.APPLIED
+    bi.applied_at = now
+    bi.progress = 100
+    save_tracked(bi, user=acting_user, reason="Balance import applied",
+                 update_fields=["updated_count", "unchanged_count", "status", "applied_at", "progress", "updated_at"])
+
+
+def _write_records(bi, changed, *, acting_user, reason, now) -> tuple[int, int]:
+    """Finance records: write what the preview found changed (missing records are created), one
+    historical row each, copied by the database from the rows just written. The balance always;
+    the graduation fee status and the notes only where the file changes them, so a change made to
+    them since the preview is not overwritten with the file's "no change"."""
+    written = 0
+    for chunk in chunked(changed, WRITE_CHUNK):
+        groups: dict[tuple, list] = {}
+        creates, ids = [], []
+        for item in chunk:
+            new = Decimal(item[NEW])
+            if item[RID] is None:
+                creates.append(dict(student_id=item[SID], tuition_balance=new,
+                                    graduation_fee_status=item[NEW_GRAD] or G.UNPAID, notes=item[NOTES] or "",
+                                    last_import_id=bi.pk, updated_at=now))
+                continue
+            fields = ["tuition_balance"]
+            values = [item[RID], new]
+            if item[NEW_GRAD] != item[OLD_GRAD]:
+                fields.append("graduation_fee_status")
+                values.append(item[NEW_GRAD])
+            if item[NOTES] is not None:
+                fields.append("notes")
+                values.append(item[NOTES])
+            groups.setdefault(tuple(fields), []).append((*values, bi.pk, now))
+            ids.append(item[RID])
+        for fields, rows in groups.items():
+            update_from_values(FinanceRecord, [*fields, "last_import_id", "updated_at"], rows)
+        if ids:
+            in_sql, in_params = _in(ids)
+            insert_history_select(FinanceRecord, f"{_q('id')} {in_sql}", in_params,
+                                  history_type="~", user=acting_user, reason=reason, when=now)
+        if creates:
+            insert_new(FinanceRecord, creates)
+            sids = [c["student_id"] for c in creates]
+            in_sql, in_params = _in(sids)
+            insert_history_select(FinanceRecord, f"{_q('student_id')} {in_sql}", in_params,
+                                  history_type="+", user=acting_user, reason=reason, when=now)
+        written += len(ids) + len(creates)
+    return written, 0
+
+
+def _write_holds(bi, balances: dict[int, Decimal], *, acting_user, reason, now) -> None:
+    """Rule 5: a balance above FINANCE_HOLD_THRESHOLD → one active FIN hold (source balance_import)
+    with that amount; at or below → that hold released. Holds placed by hand are left alone."""
+    fin = finance_department()
+    if fin is None:
+        return
+    threshold = Decimal(str(settings.FINANCE_HOLD_THRESHOLD))
+    user_id = getattr(acting_user, "pk", None)
+    table = _q(Hold._meta.db_table)
+    active_import = (f"{_q('department_id')} = %s AND {_q('source')} = %s AND {_q('status')} = %s",
+                     [fin.pk, Hold.Source.BALANCE_IMPORT, Hold.Status.ACTIVE])
+    for ids in chunked(list(balances), WRITE_CHUNK):
+        existing = {sid: (hid, amount, status) for hid, sid, amount, status in _fetch_in(
+            f"SELECT {_q('id')}, {_q('student_id')}, {_q('amount')}, {_q('status')} FROM {table} "
+            f"WHERE {active_import[0]} AND {_q('student_id')} {{ids}}", active_import[1], ids)}
+        new, values = [], []
+        for sid in ids:
+            balance = balances[sid]
+            hold = existing.get(sid)
+            if balance > threshold:
+                if hold is None:
+                    new.append(dict(department_id=fin.pk, student_id=sid, reason=finance_hold_reason(balance),
+                                    amount=balance, source=Hold.Source.BALANCE_IMPORT, status=Hold.Status.ACTIVE,
+                                    placed_by_id=user_id, placed_at=now, balance_import_id=bi.pk, created_at=now,
+                                    updated_at=now))
+                elif _dec(hold[1]) != balance:
+                    values.append((hold[0], balance, finance_hold_reason(balance), hold[2], None, None, "", bi.pk,
+                                   now))
+            elif hold is not None:
+                # released: the amount and reason stay as they were, to show what was owed
+                values.append((hold[0], _dec(hold[1]), None, Hold.Status.RELEASED, user_id, now,
+                               f"{reason}: balance KES {balance:,.2f}", bi.pk, now))
+        # two statements so an amount change does not rewrite the indexed status/released_by columns
+        update_from_values(Hold, ["amount", "reason", "balance_import_id", "updated_at"],
+                           [(v[0], v[1], v[2], v[7], v[8]) for v in values if v[2] is not None])
+        update_from_values(Hold, ["status", "released_by_id", "released_at", "release_reason", "balance_import_id",
+                                  "updated_at"], [v[:1] + v[3:] for v in values if v[2] is None])
+        hold_ids = [v[0] for v in values]
+        if hold_ids:
+            in_sql, in_params = _in(hold_ids)
+            insert_history_select(Hold, f"{_q('id')} {in_sql}", in_params,
+                                  history_type="~", user=acting_user, reason=reason, when=now)
+        if new:
+            insert_new(Hold, new)
+            sids = [h["student_id"] for h in new]
+            in_sql, in_params = _in(sids)
+            insert_history_select(Hold, f"{active_import[0]} AND {_q('balance_import_id')} = %s AND "
+                                        f"{_q('student_id')} {in_sql}",
+                                  [*active_import[1], bi.pk, *in_params], history_type="+", user=acting_user,
+                                  reason=reason, when=now)
+
+
+def _follow_students(balances: dict[int, Decimal]) -> list[int]:
+    """The students in the file whose FIN approval may move: those with an open request holding a
+    FIN approval (one query for the whole cycle, not one per chunk of the file)."""
+    fin = finance_department()
+    if fin is None or not settings.FINANCE_AUTO_CLEAR:
+        return []
+    from ..models import ClearanceApproval, ClearanceRequest
+    open_ids = set(ClearanceApproval.objects.filter(department=fin).exclude(
+        request__status__in=[ClearanceRequest.Status.COMPLETED, ClearanceRequest.Status.REVOKED]
+    ).values_list("request__student_id", flat=True).order_by())
+    return [sid for sid in balances if sid in open_ids]
+
+
+@transaction.atomic
+def balances_import_cancel(*, balance_import: BalanceImport, acting_user) -> BalanceImport:
+    """The officer drops a previewed (or still uploading) import: nothing is applied. Refused: not a
+    finance officer; already applied, being applied, failed or cancelled."""
+    _check_may_import(acting_user, "change")
+    bi = BalanceImport.objects.select_for_update().get(pk=balance_import.pk)
+    if bi.status not in (B.PREVIEWED, B.UPLOADED):
+        raise ValidationError(f"Import #{bi.pk} is {bi.get_status_display().lower()}; only a previewed import can be "
+                              "cancelled.", code="not_previewed")
+    bi.status = B.CANCELLED
+    save_tracked(bi, user=acting_user, reason="Balance import cancelled", update_fields=["status", "updated_at"])
+    balance_import.status = bi.status
+    return bi
