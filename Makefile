@@ -39,8 +39,11 @@ test: install
 test-pg: install
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(PY) -m pytest -q
 
+# Budgets of DESIGN.md, each against its named baseline (BENCH_DATABASE_URL=postgres://… for PostgreSQL).
 bench: install
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/bulk_approve.py
+	$(PY) benchmarks/staff_changelist.py --large 300000
+	$(PY) benchmarks/import_balances.py
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 db.sqlite3-*

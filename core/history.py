@@ -23,6 +23,7 @@ _ip: ContextVar[str | None] = ContextVar("clearance_audit_ip", default=None)
 _reason: ContextVar[str | None] = ContextVar("clearance_audit_reason", default=None)
 
 BULK_BATCH_SIZE = 500
+MAX_CASE_BRANCHES = 32  # beyond this, a VALUES join is cheaper than CASE
 
 
 class HistoricalAudit(models.Model):
@@ -128,17 +129,27 @@ def bulk_update_tracked(objs, model, fields, *, user, reason: str = "", batch_si
             for name in auto_now:
                 put(obj, name, now)
         pks = [get(obj, pk_name) for obj in batch]
-        values = {}
-        for name in [*fields, *auto_now]:
-            field = model._meta.get_field(name)
+        names = [model._meta.get_field(name).attname for name in [*fields, *auto_now]]
+        groups_of = {}
+        for attname in names:
             groups = defaultdict(list)
             for obj, pk in zip(batch, pks):
-                groups[get(obj, field.attname)].append(pk)
+                groups[get(obj, attname)].append(pk)
+            groups_of[attname] = groups
+        if max(len(g) for g in groups_of.values()) > MAX_CASE_BRANCHES:
+            # many distinct values (amounts, per-row reasons): one UPDATE joined to a VALUES table
+            from .bulk_load import update_from_values
+            updated += update_from_values(model, names, [(pk, *[get(obj, a) for a in names])
+                                                         for obj, pk in zip(batch, pks)])
+            continue
+        values = {}
+        for attname, groups in groups_of.items():
+            field = model._meta.get_field(attname)
             if len(groups) == 1:
-                values[field.attname] = next(iter(groups))
+                values[attname] = next(iter(groups))
             else:
-                values[field.attname] = Case(*[When(pk__in=pks, then=Value(value, output_field=field))
-                                               for value, pks in groups.items()], output_field=field)
+                values[attname] = Case(*[When(pk__in=ids, then=Value(value, output_field=field))
+                                         for value, ids in groups.items()], output_field=field)
         updated += model._default_manager.filter(pk__in=pks).update(**values)
     from .bulk_load import insert_history
     insert_history(model, objs, history_type="~", user=user, reason=reason or _reason.get() or "", when=now)

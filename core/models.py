@@ -388,6 +388,8 @@ class ClearanceApproval(TimeStamped):
         ]
         indexes = [
             models.Index(fields=["department", "status", "waiting_since"]),
+            # the queue's default order within an office, whatever the status filter
+            models.Index(fields=["department", "waiting_since"]),
             models.Index(fields=["status", "decided_at"]),
         ]
 
