@@ -22,6 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from unfold.contrib.filters.admin import DropdownFilter
 from unfold.decorators import action, display
 from unfold.utils import display_for_label
@@ -394,7 +395,7 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
         holds = [h for h in getattr(obj.request.student, "active_holds", ()) if h.department_id == obj.department_id]
         if not holds:
             return "—"
-        return format_html_join(format_html("<br>"), '<span class="text-red-600 dark:text-red-400">{}{}</span>',
+        return format_html_join(mark_safe("<br>"), '<span class="text-red-600 dark:text-red-400">{}{}</span>',
                                 ((h.reason, f" ({_kes(h.amount)})" if h.amount is not None else "") for h in holds))
 
     # detail
