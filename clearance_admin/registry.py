@@ -31,6 +31,7 @@ from core.services.certificates import certificate_issue
 from core.services.cycles import CYCLE_FIELDS, cycle_create, cycle_update
 from core.services.requests import request_revoke, requests_open_for_cohort
 
+from .filters import student_filters
 from .mixins import RoleModelAdmin, report_bulk_result, run_service
 from .sites import registry_site as site
 
@@ -187,25 +188,8 @@ def _report_opened(modeladmin, request, result, cycle):
 
 # --- students -----------------------------------------------------------------------------------
 
-class CohortFilter(DropdownFilter):
-    title = "cohort"
-    parameter_name = "cohort"
-    field_path = "expected_graduation_year"
-
-    def lookups(self, request, model_admin):
-        years = (m.Student.objects.order_by("expected_graduation_year")
-                 .values_list("expected_graduation_year", flat=True).distinct())
-        return [(str(y), str(y)) for y in years]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value and value.isdigit():
-            return queryset.filter(**{self.field_path: int(value)})
-        return queryset
-
-
-class RequestCohortFilter(CohortFilter):
-    field_path = "student__expected_graduation_year"
+_, _, CohortFilter = student_filters()
+_, _, RequestCohortFilter = student_filters("student")
 
 
 class HasOpenRequestFilter(DropdownFilter):

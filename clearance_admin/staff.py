@@ -39,6 +39,7 @@ from core.services import delegations as delegation_services
 from core.services import holds as hold_services
 from core.services._common import BulkResult
 
+from .filters import student_filters
 from .mixins import RoleModelAdmin, report_bulk_result, run_service
 from .sites import staff_site as site
 
@@ -206,42 +207,7 @@ class StageFilter(admin.SimpleListFilter):
         return queryset.filter(department__stage=self.value()) if (self.value() or "").isdigit() else queryset
 
 
-class SchoolFilter(DropdownFilter):
-    title = "school"
-    parameter_name = "school"
-
-    def lookups(self, request, model_admin):
-        return [(str(s.pk), str(s)) for s in School.objects.order_by("code")]
-
-    def queryset(self, request, queryset):
-        return (queryset.filter(request__student__school_id=self.value()) if (self.value() or "").isdigit()
-                else queryset)
-
-
-class ProgrammeFilter(DropdownFilter):
-    title = "programme"
-    parameter_name = "programme"
-
-    def lookups(self, request, model_admin):
-        return [(str(p.pk), f"{p.code} — {p.name}") for p in Programme.objects.order_by("code")]
-
-    def queryset(self, request, queryset):
-        return (queryset.filter(request__student__programme_id=self.value()) if (self.value() or "").isdigit()
-                else queryset)
-
-
-class CohortFilter(DropdownFilter):
-    title = "cohort"
-    parameter_name = "cohort"
-
-    def lookups(self, request, model_admin):
-        years = (Student.objects.order_by("-expected_graduation_year")
-                 .values_list("expected_graduation_year", flat=True).distinct())
-        return [(str(y), str(y)) for y in years]
-
-    def queryset(self, request, queryset):
-        return (queryset.filter(request__student__expected_graduation_year=self.value())
-                if (self.value() or "").isdigit() else queryset)
+SchoolFilter, ProgrammeFilter, CohortFilter = student_filters("request__student")
 
 
 class OverdueFilter(admin.SimpleListFilter):

@@ -1,0 +1,55 @@
+"""List filters shared by the sites: a student's school, programme and cohort, reached through
+whatever path leads from the listed model to its student."""
+from __future__ import annotations
+
+from unfold.contrib.filters.admin import DropdownFilter
+
+from core.models import Programme, School, Student
+
+
+class _StudentFilter(DropdownFilter):
+    student_path = ""  # "" when the list is of students, "student" or "request__student" otherwise
+    field = ""
+
+    def lookup_choices(self):
+        raise NotImplementedError
+
+    def lookups(self, request, model_admin):
+        return self.lookup_choices()
+
+    def queryset(self, request, queryset):
+        value = self.value() or ""
+        if not value.isdigit():
+            return queryset
+        path = f"{self.student_path}__{self.field}" if self.student_path else self.field
+        return queryset.filter(**{path: int(value)})
+
+
+class _School(_StudentFilter):
+    title, parameter_name, field = "school", "school", "school_id"
+
+    def lookup_choices(self):
+        return [(str(s.pk), str(s)) for s in School.objects.order_by("code")]
+
+
+class _Programme(_StudentFilter):
+    title, parameter_name, field = "programme", "programme", "programme_id"
+
+    def lookup_choices(self):
+        return [(str(p.pk), f"{p.code} — {p.name}") for p in Programme.objects.order_by("code")]
+
+
+class _Cohort(_StudentFilter):
+    title, parameter_name, field = "cohort", "cohort", "expected_graduation_year"
+
+    def lookup_choices(self):
+        years = (Student.objects.order_by("-expected_graduation_year")
+                 .values_list("expected_graduation_year", flat=True).distinct())
+        return [(str(y), str(y)) for y in years]
+
+
+def student_filters(student_path: str = ""):
+    """(SchoolFilter, ProgrammeFilter, CohortFilter) for a list whose rows reach a student by
+    `student_path` (e.g. "request__student"); URL parameters ?school=, ?programme=, ?cohort=."""
+    return tuple(type(f"{base.__name__.strip('_')}Filter", (base,), {"student_path": student_path})
+                 for base in (_School, _Programme, _Cohort))
