@@ -6,25 +6,30 @@ Every list, detail page, action and hand-typed URL answers from `scope()`; every
 to a core service, reported with `report_bulk_result` or turned into a form error."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from unfold.decorators import action, display
+from unfold.enums import ActionVariant
 from unfold.widgets import (UnfoldAdminDecimalFieldWidget, UnfoldAdminFileFieldWidget, UnfoldAdminSelectWidget,
                             UnfoldAdminSplitDateTimeWidget, UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget)
 
 from core import permissions
 from core.models import (BalanceImport, FinanceRecord, Hold, Payment, Student, normalize_registration_number)
+from core.services.balances import balances_import_apply, balances_import_cancel, balances_import_submit
 from core.services.finance import FINANCE_CODE, finance_department
 from core.services.holds import holds_place, holds_release, holds_waive
 from core.services.payments import (finance_records_set_graduation_fee_status, payment_record,
                                     payment_verify_by_code, payments_verify)
+from core.services.reconcile import payments_reconcile_statement
 
 from .mixins import RoleModelAdmin, report_bulk_result
 from .sites import finance_site as site
@@ -554,7 +559,7 @@ class PaymentAdmin(FinanceModelAdmin):
     actions = ["verify_selected"]
     actions_row = ["verify_one"]
     actions_detail = ["verify_one"]
-    actions_list = ["verify_by_code"]
+    actions_list = ["verify_by_code", "reconcile_statement"]
     fields = ("transaction_code", "student_display_detail", "amount_display", "method", "phone", "paid_at",
               "recorded_by", "verified_badge", "verified_by", "verified_at", "receipt")
     readonly_fields = fields
@@ -647,6 +652,53 @@ class PaymentAdmin(FinanceModelAdmin):
                                     "marked verified.")
 
 
+    @action(description="Reconcile M-PESA statement", permissions=["verify"], icon="receipt_long",
+            url_path="reconcile")
+    def reconcile_statement(self, request):
+        form = StatementUploadForm(request.POST, request.FILES) if request.method == "POST" else StatementUploadForm()
+        if form.is_bound and form.is_valid():
+            try:
+                result = payments_reconcile_statement(file=form.cleaned_data["file"], acting_user=request.user)
+            except ValidationError as exc:        # ImportFileError too: nothing was changed
+                _form_errors_from(form, exc, {}, default="file")
+            else:
+                if result.verify_result.done or result.verify_result.refused:
+                    report_bulk_result(self, request, result.verify_result, done_verb="Verified", noun="payment")
+                return self.reconcile_result_page(request, result)
+        return self.form_page(request, form=form, title="Reconcile an M-PESA statement", submit_label="Reconcile",
+                              multipart=True,
+                              intro="Upload the Pay Bill statement exported from the M-PESA portal (CSV). Recorded "
+                                    "payments whose code and amount match a line are marked verified; the rest is "
+                                    "listed for you to look at.")
+
+    def reconcile_result_page(self, request, result):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Reconciliation of {result.file_name}",
+            "subtitle": None,
+            "opts": self.model._meta,
+            "result": result,
+            "changelist_url": self.changelist_url(),
+            "again_url": reverse(f"{self.admin_site.name}:core_payment_reconcile_statement"),
+            "student_url": reverse(f"{self.admin_site.name}:core_financerecord_changelist"),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "finance/reconcile_result.html", context)
+
+
+class StatementUploadForm(forms.Form):
+    file = forms.FileField(label="M-PESA statement (CSV)", widget=UnfoldAdminFileFieldWidget,
+                           help_text="The organisation statement as exported from the M-PESA portal: Receipt No., "
+                                     "Completion Time, Paid In and A/C No. columns.")
+
+    def clean_file(self):
+        f = self.cleaned_data["file"]
+        if not (f.name or "").lower().endswith((".csv", ".txt")):
+            raise ValidationError(f"{f.name} is not a CSV file: export the statement from the M-PESA portal as CSV.",
+                                  code="extension")
+        return f
+
+
 # --- balance imports ----------------------------------------------------------------------------
 
 @admin.register(BalanceImport, site=site)
@@ -658,6 +710,8 @@ class BalanceImportAdmin(FinanceModelAdmin):
     search_fields = ("original_name", "sha256")
     list_filter = ("status", ("created_at", admin.DateFieldListFilter))
     ordering = ("-created_at", "-pk")
+    actions_list = ["import_balances"]
+    actions_detail = ["preview", "download_error_report"]
     fieldsets = (
         (None, {"fields": ("original_name", "file", "sha256", "uploaded_by", "created_at", "status_badge",
                            "progress", "applied_at", "failure_reason")}),
@@ -699,3 +753,151 @@ class BalanceImportAdmin(FinanceModelAdmin):
         return format_html('<table><thead><tr><th class="pr-4 text-left">Row</th><th class="pr-4 text-left">'
                            'Column</th><th class="text-left">Reason</th></tr></thead><tbody>{}</tbody></table>{}',
                            body, more)
+
+    # --- import: upload → preview → confirm ------------------------------------------------------
+
+    def has_finance_permission(self, request, obj=None):
+        # obj is the object id from a detail action; the object itself is checked by object_or_404
+        return permissions.has_role(request.user, permissions.FINANCE)
+
+    def has_import_permission(self, request, obj=None):
+        return (permissions.has_role(request.user, permissions.FINANCE)
+                and request.user.has_perm("core.add_balanceimport"))
+
+    def has_confirm_permission(self, request, obj=None):
+        return (permissions.has_role(request.user, permissions.FINANCE)
+                and request.user.has_perm("core.change_balanceimport"))
+
+    def object_url(self, obj, name="change"):
+        return reverse(f"{self.admin_site.name}:core_balanceimport_{name}", args=[obj.pk])
+
+    @action(description="Import balances", permissions=["import"], icon="upload_file", url_path="import",
+            variant=ActionVariant.PRIMARY)
+    def import_balances(self, request):
+        form = BalanceUploadForm(request.POST, request.FILES) if request.method == "POST" else BalanceUploadForm()
+        if form.is_bound and form.is_valid():
+            try:
+                bi = balances_import_submit(file=form.cleaned_data["file"], acting_user=request.user)
+            except ValidationError as exc:        # ImportFileError too: nothing was stored
+                _form_errors_from(form, exc, {}, default="file")
+            else:
+                return HttpResponseRedirect(self.object_url(bi, "preview"))
+        return self.form_page(request, form=form, title="Import balances", submit_label="Upload and preview",
+                              multipart=True,
+                              intro="Upload the finance system's balances export (xlsx, ods, xls or csv). Nothing "
+                                    "changes until you confirm the preview.")
+
+    @action(description="Preview", permissions=["finance"], icon="fact_check", url_path="preview")
+    def preview(self, request, object_id):
+        bi = self.object_or_404(request, object_id)
+        if request.method == "POST":
+            if not self.has_confirm_permission(request, bi):
+                raise PermissionDenied
+            if "_cancel" in request.POST:
+                try:
+                    balances_import_cancel(balance_import=bi, acting_user=request.user)
+                except ValidationError as exc:
+                    self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                else:
+                    self.message_user(request, f"Cancelled {bi}: nothing was applied.", messages.SUCCESS)
+                return HttpResponseRedirect(self.object_url(bi))
+            skip = request.POST.get("skip_errors") in ("1", "on", "true")
+            try:
+                bi = balances_import_apply(balance_import=bi, acting_user=request.user, skip_errors=skip)
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                bi.refresh_from_db()
+                if exc.code == "has_errors" or (exc.error_list and exc.error_list[0].code == "has_errors"):
+                    return HttpResponseRedirect(self.object_url(bi, "preview"))
+                return HttpResponseRedirect(self.object_url(bi))
+            skipped = (f", {bi.error_count} row{'s' if bi.error_count != 1 else ''} with errors skipped"
+                       if bi.error_count else "")
+            self.message_user(request, f"Applied {bi}: {bi.updated_count} record{'s' if bi.updated_count != 1 else ''} "
+                                       f"updated, {bi.unchanged_count} unchanged, {bi.not_found_count} not "
+                                       f"found{skipped}.", messages.SUCCESS)
+            return HttpResponseRedirect(self.object_url(bi))
+        return self.preview_page(request, bi)
+
+    def preview_page(self, request, bi):
+        changed = bi.changed_rows
+        shown = changed[:PREVIEW_ROWS]
+        not_found = (bi.plan or {}).get("not_found", [])
+        running = bi.status in (BalanceImport.Status.UPLOADED, BalanceImport.Status.APPLYING)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Preview of {bi}",
+            "subtitle": None,
+            "opts": self.model._meta,
+            "bi": bi,
+            "running": running,
+            "can_confirm": bi.status == BalanceImport.Status.PREVIEWED and self.has_confirm_permission(request, bi),
+            "changed": [dict(r, old_display="—" if r["old_balance"] is None else kes(Decimal(r["old_balance"])),
+                             new_display=kes(Decimal(r["new_balance"])),
+                             grad_change=(r["new_graduation_fee_status"]
+                                          if r["new_graduation_fee_status"] != r["old_graduation_fee_status"]
+                                          else "")) for r in shown],
+            "changed_more": len(changed) - len(shown),
+            "errors": [e if isinstance(e, dict) else {"row": "", "column": "", "reason": str(e)}
+                       for e in (bi.errors or [])[:PREVIEW_ROWS]],
+            "errors_more": max(len(bi.errors or []) - PREVIEW_ROWS, 0),
+            "not_found": not_found[:PREVIEW_ROWS],
+            "not_found_more": max(len(not_found) - PREVIEW_ROWS, 0),
+            "detail_url": self.object_url(bi),
+            "changelist_url": self.changelist_url(),
+            "error_report_url": self.object_url(bi, "download_error_report") if bi.error_count else None,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "finance/import_preview.html", context)
+
+    # --- error report ---------------------------------------------------------------------------
+
+    @action(description="Download error report (xlsx)", permissions=["finance"], icon="download",
+            url_path="error-report")
+    def download_error_report(self, request, object_id):
+        bi = self.object_or_404(request, object_id)
+        return xlsx_response(balance_import_error_rows(bi), filename=f"import-{bi.pk}-errors.xlsx",
+                             title="Errors", header=("Row", "Column", "Reason", "Value"))
+
+
+PREVIEW_ROWS = 200
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def balance_import_error_rows(bi):
+    for e in bi.errors or []:
+        if isinstance(e, dict):
+            yield (e.get("row", ""), e.get("column", ""), e.get("reason", ""), e.get("value", ""))
+        else:
+            yield ("", "", str(e), "")
+
+
+def xlsx_response(rows, *, filename, title, header) -> HttpResponse:
+    """Rows as a one-sheet xlsx attachment (openpyxl in write-only mode: memory stays flat)."""
+    import io
+
+    import openpyxl
+    wb = openpyxl.Workbook(write_only=True)
+    ws = wb.create_sheet(title)
+    ws.append(list(header))
+    for row in rows:
+        ws.append(["" if v is None else v for v in row])
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    response = HttpResponse(buffer.getvalue(), content_type=XLSX_TYPE)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class BalanceUploadForm(forms.Form):
+    EXTENSIONS = (".xlsx", ".xls", ".ods", ".csv")
+    file = forms.FileField(label="Balances file", widget=UnfoldAdminFileFieldWidget,
+                           help_text="xlsx, ods, xls or csv, up to 20 MB: a registration number column and a "
+                                     "balance column; the header row need not be the first.")
+
+    def clean_file(self):
+        f = self.cleaned_data["file"]
+        name = (f.name or "").lower()
+        if not name.endswith(self.EXTENSIONS):
+            raise ValidationError(f"{f.name} is not a spreadsheet: upload an xlsx, ods, xls or csv file.",
+                                  code="extension")
+        return f

@@ -196,6 +196,7 @@ UNFOLD_FINANCE = _unfold("Clearance — finance", "payments", "finance_dashboard
         _link(_("Finance holds"), "block", "finance:core_hold_changelist"),
         _link(_("Payments"), "receipt_long", "finance:core_payment_changelist"),
         _link(_("Verify by M-PESA code"), "qr_code_scanner", "finance:core_payment_verify_by_code"),
+        _link(_("Reconcile M-PESA statement"), "fact_check", "finance:core_payment_reconcile_statement"),
         _link(_("Balance imports"), "upload_file", "finance:core_balanceimport_changelist"),
     ]},
 ])

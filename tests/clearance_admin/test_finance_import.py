@@ -1,0 +1,345 @@
+"""Balance imports in /finance/ through the HTTP client: upload → preview → confirm, the error
+report, and the refusals (other roles, bad files, confirming twice, errors without the skip box)."""
+from __future__ import annotations
+
+import datetime
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+from django.contrib.messages import get_messages
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from core.models import BalanceImport, FinanceRecord, Hold, Payment
+from core.services import balances as balances_service
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "samples"
+BI = "/finance/core/balanceimport"
+B = BalanceImport.Status
+
+
+@pytest.fixture
+def fin_client(client, finance_user):
+    client.force_login(finance_user)
+    return client
+
+
+def messages_of(response):
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def make_student(reg):
+    school_code, dept_code, *_ = reg.split("/")
+    school = factories.SchoolFactory(code=school_code)
+    dept = factories.AcademicDepartmentFactory(school=school, code=dept_code)
+    return factories.StudentFactory(registration_number=reg, school=school, academic_department=dept)
+
+
+def xlsx(rows, name="balances.xlsx"):
+    wb = openpyxl.Workbook()
+    for row in rows:
+        wb.active.append(row)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return SimpleUploadedFile(name, buf.getvalue())
+
+
+@pytest.fixture
+def three(offices):
+    students = [make_student(f"SCE/CS/{i:04d}/2022") for i in (1, 2, 3)]
+    for s in students:
+        factories.FinanceRecordFactory(student=s, tuition_balance=Decimal("100"))
+    return students
+
+
+GOOD = [["Reg No", "Balance"], ["SCE/CS/0001/2022", 900], ["SCE/CS/0002/2022", 100], ["SCE/CS/9999/2022", 5]]
+WITH_ERRORS = [["Reg No", "Balance"], ["SCE/CS/0001/2022", 900], ["SCE/CS/0002/2022", "lots"],
+               ["SCE/CS/0003/2022", 0]]
+
+
+def upload(client, rows, name="balances.xlsx"):
+    return client.post(f"{BI}/import/", {"file": xlsx(rows, name)})
+
+
+def balances(students):
+    return [FinanceRecord.objects.get(student=s).tuition_balance for s in students]
+
+
+def test_the_list_has_the_import_button(fin_client):
+    body = fin_client.get(f"{BI}/").content.decode()
+    assert f"{BI}/import/" in body and "Import balances" in body
+    assert fin_client.get(f"{BI}/import/").status_code == 200
+
+
+def test_upload_preview_confirm(fin_client, three, offices):
+    response = upload(fin_client, GOOD)
+    bi = BalanceImport.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"{BI}/{bi.pk}/preview/"
+    assert balances(three) == [Decimal("100")] * 3          # nothing applied yet
+    page = fin_client.get(response["Location"])
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert 'id="count-updated">1<' in body and 'id="count-unchanged">1<' in body
+    assert 'id="count-not-found">1<' in body and 'id="count-errors">0<' in body
+    assert "SCE/CS/0001/2022" in body and "KES 100.00" in body and "→ KES 900.00" in body
+    assert "SCE/CS/9999/2022" in body
+    assert 'name="skip_errors"' not in body
+    assert 'http-equiv="refresh"' not in body
+    response = fin_client.post(f"{BI}/{bi.pk}/preview/", {"_confirm": "1"})
+    assert response.status_code == 302 and response["Location"] == f"{BI}/{bi.pk}/change/"
+    assert any("1 record updated" in m and "1 not found" in m for m in messages_of(response))
+    assert balances(three) == [Decimal("900"), Decimal("100"), Decimal("100")]
+    bi.refresh_from_db()
+    assert bi.status == B.APPLIED
+    assert Hold.objects.filter(student=three[0], status=Hold.Status.ACTIVE).count() == 1
+    assert fin_client.get(f"{BI}/{bi.pk}/change/").status_code == 200
+
+
+def test_confirming_twice_applies_once(fin_client, three, offices):
+    upload(fin_client, GOOD)
+    bi = BalanceImport.objects.get()
+    fin_client.post(f"{BI}/{bi.pk}/preview/", {"_confirm": "1"})
+    history = FinanceRecord.history.count()
+    FinanceRecord.objects.filter(student=three[0]).update(tuition_balance=Decimal("1"))
+    response = fin_client.post(f"{BI}/{bi.pk}/preview/", {"_confirm": "1"})
+    assert response.status_code == 302
+    assert any("already applied" in m for m in messages_of(response))
+    assert balances(three)[0] == Decimal("1") and FinanceRecord.history.count() == history
+    # the preview of an applied import shows no confirm button
+    body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
+    assert "This import was applied" in body and 'id="confirm-form"' not in body
+
+
+def test_a_file_with_errors_needs_the_skip_box(fin_client, three, offices):
+    upload(fin_client, WITH_ERRORS)
+    bi = BalanceImport.objects.get()
+    body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
+    assert 'name="skip_errors"' in body and "Skip the 1 row with errors" in body
+    assert 'id="count-errors">1<' in body and "lots" in body
+    assert "Download error report (xlsx)" in body
+    response = fin_client.post(f"{BI}/{bi.pk}/preview/", {"_confirm": "1"})
+    assert response["Location"] == f"{BI}/{bi.pk}/preview/"
+    assert any("1 error" in m for m in messages_of(response))
+    assert balances(three) == [Decimal("100")] * 3
+    assert BalanceImport.objects.get().status == B.PREVIEWED
+    response = fin_client.post(f"{BI}/{bi.pk}/preview/", {"_confirm": "1", "skip_errors": "1"})
+    assert response["Location"] == f"{BI}/{bi.pk}/change/"
+    assert balances(three) == [Decimal("900"), Decimal("100"), Decimal("0")]
+
+
+def test_the_preview_lists_errors_with_row_and_column(fin_client, three):
+    upload(fin_client, WITH_ERRORS)
+    bi = BalanceImport.objects.get()
+    error = bi.errors[0]
+    body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
+    assert f"<td class=\"px-3 py-2\">{error['row']}</td>" in body and error["column"] in body
+    assert error["reason"] in body
+
+
+def test_cancel_applies_nothing(fin_client, three):
+    upload(fin_client, GOOD)
+    bi = BalanceImport.objects.get()
+    response = fin_client.post(f"{BI}/{bi.pk}/preview/", {"_cancel": "1"})
+    assert response.status_code == 302
+    assert BalanceImport.objects.get().status == B.CANCELLED
+    fin_client.post(f"{BI}/{bi.pk}/preview/", {"_confirm": "1"})
+    assert balances(three) == [Decimal("100")] * 3
+
+
+@pytest.mark.parametrize("name,data,words", [
+    ("x.xlsx", b"%PDF-1.4 not a sheet", "PDF"),
+    ("x.csv", b"Name,Amount\nA,1\n", "No header row"),
+    ("x.csv", b"", "empty"),
+    ("x.pdf", b"%PDF-1.4", "not a spreadsheet"),
+])
+def test_a_bad_file_is_a_form_error_and_stores_nothing(fin_client, name, data, words):
+    response = fin_client.post(f"{BI}/import/", {"file": SimpleUploadedFile(name, data)})
+    assert response.status_code == 200
+    assert words.lower() in response.content.decode().lower()
+    assert not BalanceImport.objects.exists()
+
+
+def test_no_file_is_a_form_error(fin_client):
+    response = fin_client.post(f"{BI}/import/", {})
+    assert response.status_code == 200 and "This field is required" in response.content.decode()
+    assert not BalanceImport.objects.exists()
+
+
+def test_the_same_file_again_warns(fin_client, three, offices):
+    upload(fin_client, GOOD)
+    first = BalanceImport.objects.get()
+    fin_client.post(f"{BI}/{first.pk}/preview/", {"_confirm": "1"})
+    upload(fin_client, GOOD)
+    second = BalanceImport.objects.exclude(pk=first.pk).get()
+    body = fin_client.get(f"{BI}/{second.pk}/preview/").content.decode()
+    assert f"already applied as import #{first.pk}" in body
+
+
+def test_the_finance_export_sample(fin_client, offices):
+    from tests.core.services.test_balances import XLSX_BALANCES
+    for reg in XLSX_BALANCES:
+        make_student(reg)
+    data = (SAMPLES / "balances_finance_export.xlsx").read_bytes()
+    response = fin_client.post(f"{BI}/import/", {"file": SimpleUploadedFile("balances_finance_export.xlsx", data)})
+    bi = BalanceImport.objects.get()
+    assert response["Location"] == f"{BI}/{bi.pk}/preview/"
+    body = fin_client.get(response["Location"]).content.decode()
+    assert f'id="count-updated">{bi.updated_count}<' in body and bi.updated_count > 0
+    assert f'id="count-not-found">{bi.not_found_count}<' in body
+
+
+def test_many_changes_show_200_and_the_rest_counted(fin_client, offices):
+    rows = [["Reg No", "Balance"]] + [[f"SCE/CS/{i:04d}/2022", i] for i in range(1, 231)]
+    for i in range(1, 231):
+        make_student(f"SCE/CS/{i:04d}/2022")
+    upload(fin_client, rows)
+    bi = BalanceImport.objects.get()
+    body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
+    assert "… and 30 more" in body
+    assert "SCE/CS/0200/2022" in body and "SCE/CS/0201/2022" not in body
+
+
+def test_a_background_preview_refreshes_until_done(fin_client, finance_user, monkeypatch,
+                                                   django_capture_on_commit_callbacks, three):
+    monkeypatch.setattr(balances_service, "ASYNC_ROWS", 1)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = upload(fin_client, GOOD)
+    bi = BalanceImport.objects.get()
+    assert bi.status == B.UPLOADED and response["Location"] == f"{BI}/{bi.pk}/preview/"
+    body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
+    assert '<meta http-equiv="refresh" content="2">' in body and 'id="import-progress"' in body
+    assert 'id="confirm-form"' not in body
+    for callback in callbacks:
+        callback()
+    body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
+    assert 'http-equiv="refresh"' not in body and 'id="count-updated">1<' in body and 'id="confirm-form"' in body
+
+
+def test_a_failed_preview_shows_the_reason(fin_client):
+    bi = factories.BalanceImportFactory(status=B.FAILED, failure_reason="Nothing was changed: bad sheet")
+    body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
+    assert "Nothing was changed: bad sheet" in body and 'id="confirm-form"' not in body
+
+
+# --- error report ----------------------------------------------------------------------------
+
+def test_error_report_download(fin_client, three):
+    upload(fin_client, WITH_ERRORS)
+    bi = BalanceImport.objects.get()
+    assert f"{BI}/{bi.pk}/error-report/" in fin_client.get(f"{BI}/{bi.pk}/change/").content.decode()
+    response = fin_client.get(f"{BI}/{bi.pk}/error-report/")
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == f'attachment; filename="import-{bi.pk}-errors.xlsx"'
+    rows = list(openpyxl.load_workbook(io.BytesIO(response.content)).active.iter_rows(values_only=True))
+    assert rows[0] == ("Row", "Column", "Reason", "Value")
+    assert len(rows) == 1 + bi.error_count
+    assert rows[1][0] == bi.errors[0]["row"] and rows[1][2] == bi.errors[0]["reason"]
+
+
+def test_error_report_of_an_unknown_import_is_404(fin_client):
+    assert fin_client.get(f"{BI}/999999/error-report/").status_code == 404
+    assert fin_client.get(f"{BI}/999999/preview/").status_code == 404
+
+
+# --- refusals --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("who", ["lib_reviewer", "student", "registry_user"])
+def test_other_roles_cannot_upload_preview_confirm_or_download(client, who, request, three, finance_user):
+    bi = balances_service.balances_import_preview(
+        file=SimpleUploadedFile("b.xlsx", xlsx(GOOD).read()), acting_user=finance_user)
+    user = request.getfixturevalue(who)
+    client.force_login(user.user if who == "student" else user)
+    for method, url, data in [
+        ("get", f"{BI}/import/", None),
+        ("post", f"{BI}/import/", {"file": xlsx(GOOD)}),
+        ("get", f"{BI}/{bi.pk}/preview/", None),
+        ("post", f"{BI}/{bi.pk}/preview/", {"_confirm": "1"}),
+        ("post", f"{BI}/{bi.pk}/preview/", {"_cancel": "1"}),
+        ("get", f"{BI}/{bi.pk}/error-report/", None),
+    ]:
+        response = getattr(client, method)(url, data) if data else getattr(client, method)(url)
+        assert response.status_code in (302, 403), url
+        if response.status_code == 302:
+            assert "/finance/login/" in response["Location"], url
+    assert BalanceImport.objects.count() == 1
+    assert BalanceImport.objects.get().status == B.PREVIEWED
+    assert balances(three) == [Decimal("100")] * 3
+
+
+def test_anonymous_is_sent_to_login(client, three):
+    bi = factories.BalanceImportFactory(status=B.PREVIEWED)
+    for url in [f"{BI}/import/", f"{BI}/{bi.pk}/preview/", f"{BI}/{bi.pk}/error-report/"]:
+        response = client.get(url)
+        assert response.status_code == 302 and "/finance/login/" in response["Location"]
+
+
+# --- M-PESA statement reconciliation ---------------------------------------------------------
+
+P = "/finance/core/payment"
+STATEMENT = Path("/work/shared/samples/mpesa_statement.csv")
+if not STATEMENT.exists():
+    STATEMENT = SAMPLES / "mpesa_statement.csv"
+
+
+def statement():
+    return SimpleUploadedFile("mpesa_statement.csv", STATEMENT.read_bytes())
+
+
+@pytest.fixture
+def paid(offices):
+    s1, s2, s5 = (make_student(r) for r in ("SCE/IT/0001/2021", "SHS/NUR/0002/2022", "SED/ART/0005/2022"))
+    make_student("SCE/IT/0006/2027")
+    return {
+        "one": factories.PaymentFactory(student=s1, transaction_code="TL44LDQBWZ", amount=Decimal("12500")),
+        "two": factories.PaymentFactory(student=s2, transaction_code="TXYA2CLMHP", amount=Decimal("999")),
+        "missing": factories.PaymentFactory(student=s5, transaction_code="TZZZZZZZZ1",
+                                            paid_at=timezone.make_aware(datetime.datetime(2026, 11, 12, 9))),
+    }
+
+
+def test_the_payment_list_has_the_reconcile_button(fin_client):
+    body = fin_client.get(f"{P}/").content.decode()
+    assert f"{P}/reconcile/" in body and "Reconcile M-PESA statement" in body
+    assert fin_client.get(f"{P}/reconcile/").status_code == 200
+
+
+def test_reconcile_a_statement(fin_client, paid, finance_user):
+    response = fin_client.post(f"{P}/reconcile/", {"file": statement()})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'id="count-verified">1<' in body and 'id="count-mismatched">1<' in body
+    assert 'id="count-unrecorded">18<' in body and 'id="count-missing">1<' in body
+    assert "Amount differs: not verified" in body and "TZZZZZZZZ1" in body
+    assert "TJT4KDF8ZC" in body and "(exact)" in body and "(closest match: check)" in body
+    assert any("Verified 1 payment" in m for m in messages_of(response))
+    assert Payment.objects.get(pk=paid["one"].pk).verified_by == finance_user
+    assert not Payment.objects.get(pk=paid["two"].pk).is_verified
+    assert not Payment.objects.get(pk=paid["missing"].pk).is_verified
+
+
+@pytest.mark.parametrize("name,data,words", [
+    ("s.csv", b"Name,Amount\nA,1\n", "No header row"),
+    ("s.csv", b"", "empty"),
+    ("s.xlsx", b"PK\x03\x04", "not a CSV"),
+])
+def test_a_bad_statement_is_a_form_error(fin_client, paid, name, data, words):
+    response = fin_client.post(f"{P}/reconcile/", {"file": SimpleUploadedFile(name, data)})
+    assert response.status_code == 200 and words.lower() in response.content.decode().lower()
+    assert not Payment.objects.filter(verified_at__isnull=False).exists()
+
+
+@pytest.mark.parametrize("who", ["lib_reviewer", "student", "registry_user"])
+def test_other_roles_cannot_reconcile(client, who, request, paid):
+    user = request.getfixturevalue(who)
+    client.force_login(user.user if who == "student" else user)
+    for response in (client.get(f"{P}/reconcile/"), client.post(f"{P}/reconcile/", {"file": statement()})):
+        assert response.status_code in (302, 403)
+        if response.status_code == 302:
+            assert "/finance/login/" in response["Location"]
+    assert not Payment.objects.filter(verified_at__isnull=False).exists()
