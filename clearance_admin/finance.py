@@ -31,6 +31,7 @@ from core.services.payments import (finance_records_set_graduation_fee_status, p
                                     payment_verify_by_code, payments_verify)
 from core.services.reconcile import payments_reconcile_statement
 
+from .filters import student_filters
 from .mixins import RoleModelAdmin, report_bulk_result
 from .sites import finance_site as site
 
@@ -169,19 +170,7 @@ class BalanceFilter(admin.SimpleListFilter):
         }.get(self.value(), lambda: queryset)()
 
 
-class CohortFilter(admin.SimpleListFilter):
-    title = "cohort"
-    parameter_name = "cohort"
-
-    def lookups(self, request, model_admin):
-        years = (Student.objects.order_by("-expected_graduation_year")
-                 .values_list("expected_graduation_year", flat=True).distinct())
-        return [(str(y), str(y)) for y in years]
-
-    def queryset(self, request, queryset):
-        if self.value() and self.value().isdigit():
-            return queryset.filter(student__expected_graduation_year=int(self.value()))
-        return queryset
+_, _, CohortFilter = student_filters("student")
 
 
 class LastImportFilter(admin.SimpleListFilter):
