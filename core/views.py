@@ -1,9 +1,10 @@
-"""Views outside the admin sites: liveness/readiness."""
+"""Views outside the admin sites: liveness/readiness and public certificate verification."""
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -40,3 +41,14 @@ def health(request):
     checks = {"database": _database(), "task_queue": _task_queue()}
     healthy = all(c["ok"] for c in checks.values())
     return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
+
+
+@require_GET
+def verify_certificate(request, code: str):
+    """Anyone holding a certificate can check it here: valid or revoked, whose, and each office's
+    decision. An unknown code is a 404 that says so; nothing else of the system is shown."""
+    from .selectors.clearance import certificate_for_verification
+    certificate, approvals = certificate_for_verification(code)
+    status = 200 if certificate is not None else 404
+    return render(request, "core/verify.html", {"certificate": certificate, "approvals": approvals, "code": code},
+                  status=status)

@@ -16,3 +16,15 @@ def active_holds_for_approval(approval: ClearanceApproval) -> QuerySet[Hold]:
     """Rule 1: the holds an approval's office has on the student, shown beside the approval."""
     return Hold.objects.filter(student_id=approval.request.student_id, department_id=approval.department_id,
                                status=Hold.Status.ACTIVE)
+
+
+def certificate_for_verification(code: str):
+    """The certificate with this code and every office's decision, or None (one query each)."""
+    from ..models import Certificate
+    certificate = (Certificate.objects.select_related("request__student__programme", "request__cycle")
+                   .filter(code=code).first())
+    if certificate is None:
+        return None, []
+    approvals = list(ClearanceApproval.objects.filter(request_id=certificate.request_id)
+                     .select_related("department").order_by("department__stage", "department__code"))
+    return certificate, approvals
