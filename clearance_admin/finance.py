@@ -71,6 +71,14 @@ class FinanceModelAdmin(RoleModelAdmin):
             return queryset
         return queryset.none()
 
+    @display(description="Student", header=True, ordering="student__registration_number")
+    def student_display(self, obj):
+        return _student_header(obj.student)
+
+    @display(description="Student")
+    def student_display_detail(self, obj):
+        return f"{obj.student.registration_number} — {obj.student.full_name}"
+
     def has_add_permission(self, request):
         return False
 
@@ -215,14 +223,6 @@ class FinanceRecordAdmin(FinanceModelAdmin):
     )
     readonly_fields = ("student_display_detail", "school_display", "balance_badge", "graduation_fee_badge",
                        "notes", "last_import_display", "updated_at", "fin_holds_display", "payments_display")
-
-    @display(description="Student", header=True, ordering="student__registration_number")
-    def student_display(self, obj):
-        return _student_header(obj.student)
-
-    @display(description="Student")
-    def student_display_detail(self, obj):
-        return f"{obj.student.registration_number} — {obj.student.full_name}"
 
     @display(description="School / cohort")
     def school_display(self, obj):
@@ -388,14 +388,6 @@ class FinanceHoldAdmin(FinanceModelAdmin):
     def has_release_permission(self, request, obj=None):
         return request.user.has_perm("core.change_hold")
 
-    @display(description="Student", header=True, ordering="student__registration_number")
-    def student_display(self, obj):
-        return _student_header(obj.student)
-
-    @display(description="Student")
-    def student_display_detail(self, obj):
-        return f"{obj.student.registration_number} — {obj.student.full_name}"
-
     @display(description="Amount", ordering="amount")
     def amount_display(self, obj):
         return kes(obj.amount) if obj.amount is not None else "—"
@@ -558,14 +550,6 @@ class PaymentAdmin(FinanceModelAdmin):
 
     def has_verify_permission(self, request, obj=None):
         return request.user.has_perm("core.change_payment")
-
-    @display(description="Student", header=True, ordering="student__registration_number")
-    def student_display(self, obj):
-        return _student_header(obj.student)
-
-    @display(description="Student")
-    def student_display_detail(self, obj):
-        return f"{obj.student.registration_number} — {obj.student.full_name}"
 
     @display(description="Amount", ordering="amount")
     def amount_display(self, obj):

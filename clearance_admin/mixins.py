@@ -24,6 +24,19 @@ class HistoryModelAdmin(SimpleHistoryAdmin, ModelAdmin):
         return super().history_form_view(request, object_id, version_id, extra_context)
 
 
+class ReadOnlyAdminMixin:
+    """Shown, never edited here: the records change through the services (actions, imports)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class ScopedAdminMixin:
     """Every list, detail page, action and hand-typed URL of a role site answers from `scope()`,
     which narrows the queryset through core.permissions. An object outside the scope is a 403 with

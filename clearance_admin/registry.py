@@ -32,7 +32,7 @@ from core.services.cycles import CYCLE_FIELDS, cycle_create, cycle_update
 from core.services.requests import request_revoke, requests_open_for_cohort
 
 from .filters import student_filters
-from .mixins import RoleModelAdmin, report_bulk_result, run_service
+from .mixins import ReadOnlyAdminMixin, RoleModelAdmin, report_bulk_result, run_service
 from .sites import registry_site as site
 
 site.index_template = "registry/index.html"
@@ -207,7 +207,7 @@ class HasOpenRequestFilter(DropdownFilter):
         return queryset
 
 
-class StudentRequestInline(TabularInline):
+class StudentRequestInline(ReadOnlyAdminMixin, TabularInline):
     model = m.ClearanceRequest
     fk_name = "student"
     hide_title = True
@@ -225,15 +225,6 @@ class StudentRequestInline(TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("cycle", "student")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(m.Student, site=site)
@@ -351,7 +342,7 @@ class CompletedButNowHeldFilter(DropdownFilter):
         return queryset
 
 
-class ApprovalInline(TabularInline):
+class ApprovalInline(ReadOnlyAdminMixin, TabularInline):
     model = m.ClearanceApproval
     hide_title = True
     extra = 0
@@ -368,15 +359,6 @@ class ApprovalInline(TabularInline):
     @display(description="status")
     def status_badge(self, obj):
         return approval_badges([obj]) if obj.pk else "-"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(m.ClearanceRequest, site=site)

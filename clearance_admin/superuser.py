@@ -27,7 +27,7 @@ from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 from core import models as m
 from core import permissions
 
-from .mixins import HistoryModelAdmin
+from .mixins import HistoryModelAdmin, ReadOnlyAdminMixin
 from .sites import superuser_site as site
 
 site.index_template = "admin_site/index.html"
@@ -192,17 +192,8 @@ class GroupAdmin(BaseGroupAdmin, ModelAdmin):
     pass
 
 
-class ReadOnlyHistoryAdmin(HistoryModelAdmin):
+class ReadOnlyHistoryAdmin(ReadOnlyAdminMixin, HistoryModelAdmin):
     """Workflow records change only through the services; here they are shown with their history."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def revert_disabled(self, request, obj=None):
         # Reverting would write around the services (and their rules); history is for reading here.
