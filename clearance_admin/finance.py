@@ -24,7 +24,9 @@ from unfold.widgets import (UnfoldAdminDecimalFieldWidget, UnfoldAdminFileFieldW
 
 from core import permissions
 from core.models import (BalanceImport, FinanceRecord, Hold, Payment, Student, normalize_registration_number)
-from core.services.balances import balances_import_apply, balances_import_cancel, balances_import_submit
+from core.services import balances as balances_service
+from core.services.balances import (balances_import_apply, balances_import_apply_async, balances_import_cancel,
+                                    balances_import_submit)
 from core.services.finance import FINANCE_CODE, finance_department
 from core.services.holds import holds_place, holds_release, holds_waive
 from core.services.payments import (finance_records_set_graduation_fee_status, payment_record,
@@ -701,7 +703,7 @@ class BalanceImportAdmin(FinanceModelAdmin):
         return obj.original_name or f"Import #{obj.pk}"
 
     @display(description="Status", ordering="status",
-             label={"applied": "success", "failed": "danger", "cancelled": "info", "applying": "warning",
+             label={"applied": "success", "failed": "danger", "cancelled": "info", "applying": "warning", "queued": "warning",
                     "previewed": "primary", "uploaded": "primary"})
     def status_display(self, obj):
         return obj.status, obj.get_status_display()
@@ -775,14 +777,20 @@ class BalanceImportAdmin(FinanceModelAdmin):
                     self.message_user(request, f"Cancelled {bi}: nothing was applied.", messages.SUCCESS)
                 return HttpResponseRedirect(self.object_url(bi))
             skip = request.POST.get("skip_errors") in ("1", "on", "true")
+            background = bi.rows_total > balances_service.ASYNC_ROWS
+            apply = balances_import_apply_async if background else balances_import_apply
             try:
-                bi = balances_import_apply(balance_import=bi, acting_user=request.user, skip_errors=skip)
+                bi = apply(balance_import=bi, acting_user=request.user, skip_errors=skip)
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
                 bi.refresh_from_db()
                 if exc.code == "has_errors" or (exc.error_list and exc.error_list[0].code == "has_errors"):
                     return HttpResponseRedirect(self.object_url(bi, "preview"))
                 return HttpResponseRedirect(self.object_url(bi))
+            if background:
+                self.message_user(request, f"{bi} is being applied in the background; this page follows it.",
+                                  messages.INFO)
+                return HttpResponseRedirect(self.object_url(bi, "preview"))
             skipped = (f", {bi.error_count} row{'s' if bi.error_count != 1 else ''} with errors skipped"
                        if bi.error_count else "")
             self.message_user(request, f"Applied {bi}: {bi.updated_count} record{'s' if bi.updated_count != 1 else ''} "
@@ -795,7 +803,8 @@ class BalanceImportAdmin(FinanceModelAdmin):
         changed = bi.changed_rows
         shown = changed[:PREVIEW_ROWS]
         not_found = (bi.plan or {}).get("not_found", [])
-        running = bi.status in (BalanceImport.Status.UPLOADED, BalanceImport.Status.APPLYING)
+        running = bi.status in (BalanceImport.Status.UPLOADED, BalanceImport.Status.QUEUED,
+                                BalanceImport.Status.APPLYING)
         context = {
             **self.admin_site.each_context(request),
             "title": f"Preview of {bi}",

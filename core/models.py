@@ -463,6 +463,7 @@ class BalanceImport(TimeStamped):
     class Status(models.TextChoices):
         UPLOADED = "uploaded", "Uploaded"
         PREVIEWED = "previewed", "Previewed"
+        QUEUED = "queued", "Queued to apply"
         APPLYING = "applying", "Applying"
         APPLIED = "applied", "Applied"
         FAILED = "failed", "Failed"

@@ -46,14 +46,19 @@ def balances_import_preview_task(import_id: int, user_id: int | None) -> str:
 
 
 def balances_import_apply_task(import_id: int, user_id: int | None, skip_errors: bool = False) -> str:
-    """Apply a previewed balance import; a refusal or failure is recorded on the import."""
-    from .services.balances import balances_import_apply
+    """Apply a balance import queued by `balances_import_apply_async`; a refusal or failure is
+    recorded on the import."""
+    from .services.balances import balances_import_apply_queued
 
     bi = BalanceImport.objects.get(pk=import_id)
     try:
-        balances_import_apply(balance_import=bi, acting_user=_user(user_id), skip_errors=skip_errors)
+        balances_import_apply_queued(balance_import=bi, acting_user=_user(user_id), skip_errors=skip_errors)
     except ValidationError as exc:
-        if bi.status != BalanceImport.Status.FAILED:     # a refusal: say it where the officer looks
-            BalanceImport.objects.filter(pk=bi.pk).update(failure_reason="; ".join(exc.messages))
-        return f"import #{bi.pk} not applied: {'; '.join(exc.messages)}"
+        reason = "; ".join(exc.messages)
+        # a refusal: say it where the officer looks; a queued import must not stay queued forever
+        BalanceImport.objects.filter(pk=bi.pk, status=BalanceImport.Status.QUEUED).update(
+            status=BalanceImport.Status.FAILED, failure_reason=f"Nothing was changed: {reason}"[:2000])
+        BalanceImport.objects.filter(pk=bi.pk).exclude(status=BalanceImport.Status.FAILED).update(
+            failure_reason=reason[:2000])
+        return f"import #{bi.pk} not applied: {reason}"
     return f"import #{bi.pk} applied: {bi.updated_count} updated"

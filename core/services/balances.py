@@ -203,7 +203,7 @@ def _check_can_apply(bi: BalanceImport, skip_errors: bool, acting_user=None) -> 
     _check_may_import(acting_user, "change")
     if bi.status == B.APPLIED:
         raise ValidationError(f"Import #{bi.pk} was already applied.", code="applied")
-    if bi.status == B.APPLYING:
+    if bi.status in (B.APPLYING, B.QUEUED):
         raise ValidationError(f"Import #{bi.pk} is being applied.", code="applying")
     if bi.status != B.PREVIEWED:
         raise ValidationError(f"Import #{bi.pk} is {bi.get_status_display().lower()}, not previewed; upload the file "
@@ -223,10 +223,13 @@ def balances_import_apply(*, balance_import: BalanceImport, acting_user, skip_er
     bi = balance_import
     bi.refresh_from_db(fields=["status", "error_count"])      # the plan never changes after the preview
     _check_can_apply(bi, skip_errors, acting_user)
+    return _claim_and_apply(bi, acting_user=acting_user, from_status=B.PREVIEWED)
+
+
+def _claim_and_apply(bi: BalanceImport, *, acting_user, from_status: str) -> BalanceImport:
     # claim it: two officers confirming at once apply it once
-    if not BalanceImport.objects.filter(pk=bi.pk, status=B.PREVIEWED).update(status=B.APPLYING, progress=0):
+    if not BalanceImport.objects.filter(pk=bi.pk, status=from_status).update(status=B.APPLYING, progress=0):
         bi.refresh_from_db()
-        _check_can_apply(bi, skip_errors)
         raise ValidationError(f"Import #{bi.pk} changed while you were confirming it; reload it.", code="changed")
     try:
         with transaction.atomic():
@@ -239,14 +242,33 @@ def balances_import_apply(*, balance_import: BalanceImport, acting_user, skip_er
 
 def balances_import_apply_async(*, balance_import: BalanceImport, acting_user,
                                 skip_errors: bool = False) -> BalanceImport:
-    """Check now (refused as `balances_import_apply` refuses) and apply in the background."""
+    """Check now (refused as `balances_import_apply` refuses), mark the import queued so nobody
+    confirms it twice, and apply it in the background (`balances_import_apply_queued`)."""
     bi = balance_import
     bi.refresh_from_db(fields=["status", "error_count"])
     _check_can_apply(bi, skip_errors, acting_user)
+    if not BalanceImport.objects.filter(pk=bi.pk, status=B.PREVIEWED).update(status=B.QUEUED, progress=0):
+        raise ValidationError(f"Import #{bi.pk} changed while you were confirming it; reload it.", code="changed")
+    bi.status = B.QUEUED
     transaction.on_commit(lambda: _enqueue("core.tasks.balances_import_apply_task", bi.pk,
                                            getattr(acting_user, "pk", None), skip_errors,
                                            name=f"balances-apply-{bi.pk}"))
     return bi
+
+
+def balances_import_apply_queued(*, balance_import: BalanceImport, acting_user,
+                                 skip_errors: bool = False) -> BalanceImport:
+    """The background half of `balances_import_apply_async`: applies an import marked queued.
+    Refused: not queued (already applied, cancelled …); errors not confirmed as skipped."""
+    bi = balance_import
+    bi.refresh_from_db(fields=["status", "error_count"])
+    _check_may_import(acting_user, "change")
+    if bi.status != B.QUEUED:
+        raise ValidationError(f"Import #{bi.pk} is {bi.get_status_display().lower()}, not queued.", code="not_queued")
+    if bi.error_count and not skip_errors:
+        raise ValidationError(f"The file has {bi.error_count} errors; fix them or confirm skipping them.",
+                              code="has_errors")
+    return _claim_and_apply(bi, acting_user=acting_user, from_status=B.QUEUED)
 
 
 def _mark_failed(bi: BalanceImport, exc: Exception, acting_user) -> None:

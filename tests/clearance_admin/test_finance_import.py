@@ -172,10 +172,12 @@ def test_no_file_is_a_form_error(fin_client):
 
 
 def test_the_same_file_again_warns(fin_client, three, offices):
-    upload(fin_client, GOOD)
+    # the very same bytes twice (openpyxl stamps the save time into each file it writes)
+    data = xlsx(GOOD).read()
+    fin_client.post(f"{BI}/import/", {"file": SimpleUploadedFile("balances.xlsx", data)})
     first = BalanceImport.objects.get()
     fin_client.post(f"{BI}/{first.pk}/preview/", {"_confirm": "1"})
-    upload(fin_client, GOOD)
+    fin_client.post(f"{BI}/import/", {"file": SimpleUploadedFile("balances.xlsx", data)})
     second = BalanceImport.objects.exclude(pk=first.pk).get()
     body = fin_client.get(f"{BI}/{second.pk}/preview/").content.decode()
     assert f"already applied as import #{first.pk}" in body
@@ -219,6 +221,27 @@ def test_a_background_preview_refreshes_until_done(fin_client, finance_user, mon
         callback()
     body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
     assert 'http-equiv="refresh"' not in body and 'id="count-updated">1<' in body and 'id="confirm-form"' in body
+
+
+def test_a_large_import_is_applied_in_the_background_and_cannot_be_confirmed_twice(
+        fin_client, finance_user, monkeypatch, django_capture_on_commit_callbacks, three):
+    upload(fin_client, GOOD)
+    bi = BalanceImport.objects.get()
+    monkeypatch.setattr(balances_service, "ASYNC_ROWS", 0)       # every file counts as large
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = fin_client.post(f"{BI}/{bi.pk}/preview/", {"confirm": "1"})
+    assert response["Location"] == f"{BI}/{bi.pk}/preview/"
+    bi.refresh_from_db()
+    assert bi.status == B.QUEUED
+    body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
+    assert "Waiting for a worker to apply the file" in body and 'id="confirm-form"' not in body
+    fin_client.post(f"{BI}/{bi.pk}/preview/", {"confirm": "1"})   # a second confirm is refused
+    assert len(callbacks) == 1
+    for callback in callbacks:
+        callback()
+    bi.refresh_from_db()
+    assert bi.status == B.APPLIED
+    assert 'http-equiv="refresh"' not in fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
 
 
 def test_a_failed_preview_shows_the_reason(fin_client):

@@ -364,3 +364,31 @@ def test_cancel_a_previewed_import(three, finance_user):
     with pytest.raises(ValidationError, match="only a previewed import"):
         balances_import_cancel(balance_import=bi, acting_user=finance_user)
     assert FinanceRecord.objects.get(student=three[0]).tuition_balance == Decimal("10")
+
+
+def test_a_queued_apply_cannot_be_confirmed_again_and_then_applies(three, finance_user,
+                                                                    django_capture_on_commit_callbacks):
+    bi = balances_import_preview(file=_xlsx([["Reg No", "Balance"], ["SCE/CS/0001/2022", 700]]),
+                                 acting_user=finance_user)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        balances_import_apply_async(balance_import=bi, acting_user=finance_user)
+    bi.refresh_from_db()
+    assert bi.status == BalanceImport.Status.QUEUED          # waiting for a worker: no second confirm
+    with pytest.raises(ValidationError, match="being applied"):
+        balances_import_apply(balance_import=bi, acting_user=finance_user)
+    assert FinanceRecord.objects.get(student=three[0]).tuition_balance != Decimal("700")
+    for callback in callbacks:                                # the worker picks it up
+        callback()
+    bi.refresh_from_db()
+    assert bi.status == BalanceImport.Status.APPLIED
+    assert FinanceRecord.objects.get(student=three[0]).tuition_balance == Decimal("700")
+
+
+def test_a_queued_import_refused_by_the_worker_ends_failed_not_queued(three, finance_user):
+    from core.tasks import balances_import_apply_task
+    bi = balances_import_preview(file=_xlsx([["Reg No", "Balance"], ["SCE/CS/0001/2022", 700],
+                                             ["SCE/CS/0002/2022", "abc"]]), acting_user=finance_user)
+    BalanceImport.objects.filter(pk=bi.pk).update(status=BalanceImport.Status.QUEUED)
+    balances_import_apply_task(bi.pk, finance_user.pk, False)   # errors not confirmed as skipped
+    bi.refresh_from_db()
+    assert bi.status == BalanceImport.Status.FAILED and "error" in bi.failure_reason
