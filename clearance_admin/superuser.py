@@ -165,18 +165,8 @@ class UserAdmin(BaseUserAdmin, HistoryModelAdmin):
 
     @transaction.atomic
     def _save_roles_and_scope(self, request, user, data):
-        # Groups that are not roles are kept; the roles are exactly the ones ticked.
-        others = [g for g in user.groups.all() if g.name not in permissions.ROLES]
-        user.groups.set([*others, *data["roles"]])
-        permissions.reviewer_set_scope(user=user, departments=data["departments"], schools=data["schools"])
-        user.refresh_from_db(fields=["is_staff"])
-        staff_roles = {g.name for g in user.groups.all()} - {permissions.STUDENT}
-        if staff_roles and not user.is_staff:
-            # every role but Student logs in to an admin site, which needs is_staff
-            user.is_staff = True
-            user._history_user = request.user
-            user._change_reason = "Roles assigned"
-            user.save(update_fields=["is_staff"])
+        permissions.user_set_roles_and_scope(user=user, roles=data["roles"], departments=data["departments"],
+                                             schools=data["schools"], acting_user=request.user)
         scope = current_scope(user)
         self.message_user(request, "Saved. Roles: {}. Reviews: {}{}.".format(
             ", ".join(scope["roles"]) or "none",

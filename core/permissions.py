@@ -292,8 +292,9 @@ def can_manage_holds(user, department: Department, student=None) -> bool:
 # --- granting -----------------------------------------------------------------------------------
 
 @transaction.atomic
-def reviewer_set_scope(*, user, departments, schools=()) -> None:
-    """Make `user` a reviewer of exactly `departments` (and, for school offices, `schools`)."""
+def reviewer_set_scope(*, user, departments, schools=(), acting_user=None) -> None:
+    """Make `user` a reviewer of exactly `departments` (and, for school offices, `schools`).
+    Reviewing an office makes the user Department staff (and staff, to log in to /staff/)."""
     departments = list(departments)
     schools = list(schools)
     current = set(get_objects_for_user(user, REVIEW_DEPARTMENT, klass=Department, accept_global_perms=False,
@@ -311,6 +312,25 @@ def reviewer_set_scope(*, user, departments, schools=()) -> None:
     forget_scope(user)
     if departments:
         user.groups.add(Group.objects.get(name=STAFF))
-        if not user.is_staff:
-            user.is_staff = True
-            user.save(update_fields=["is_staff"])
+        _ensure_staff_flag(user, acting_user)
+
+
+def _ensure_staff_flag(user, acting_user) -> None:
+    # every role but Student logs in to an admin site, which needs is_staff
+    if not user.is_staff:
+        user.is_staff = True
+        user._history_user = acting_user
+        user._change_reason = "Roles assigned"
+        user.save(update_fields=["is_staff"])
+
+
+@transaction.atomic
+def user_set_roles_and_scope(*, user, roles, departments, schools=(), acting_user) -> None:
+    """Give `user` exactly these role groups (other, non-role groups are kept) and make them a
+    reviewer of exactly `departments` / `schools` (see reviewer_set_scope)."""
+    others = [g for g in user.groups.all() if g.name not in ROLES]
+    user.groups.set([*others, *roles])
+    user.__dict__.pop("_role_names", None)
+    reviewer_set_scope(user=user, departments=departments, schools=schools, acting_user=acting_user)
+    if {g.name for g in user.groups.all()} - {STUDENT}:
+        _ensure_staff_flag(user, acting_user)

@@ -47,3 +47,16 @@ def require_reason(reason: str, what: str) -> str:
     if not reason:
         raise ValidationError(f"A reason is required to {what}.", code="reason_required")
     return reason
+
+
+def lock_rows(queryset, ids, result: BulkResult, *, what: str) -> list:
+    """The rows with these ids, locked until the transaction ends, in id order, fetched in chunks
+    (a "select all" of 100,000 ids stays within every database's parameter limit); each id that
+    matches nothing is refused as "no such <what>"."""
+    queryset = queryset.select_for_update(of=("self",)).order_by("pk")
+    rows = [row for chunk in chunked(ids) for row in queryset.filter(pk__in=chunk)]
+    found = {row.pk for row in rows}
+    for pk in ids:
+        if pk not in found:
+            result.refuse(pk, f"#{pk}", f"no such {what}")
+    return rows

@@ -17,7 +17,7 @@ from django.utils import timezone
 from .. import permissions
 from ..history import bulk_update_tracked, save_tracked
 from ..models import ClearanceApproval, ClearanceRequest, Hold, Notification
-from ._common import BulkResult, chunked, require_reason
+from ._common import BulkResult, chunked, lock_rows, require_reason
 from .notifications import notifications_send
 from .status import requests_refresh_status
 
@@ -30,21 +30,18 @@ CLOSED_REQUEST_REASONS = {
 }
 
 
-def _load(ids: Iterable[int]) -> list[ClearanceApproval]:
-    qs = (ClearanceApproval.objects.select_related("department", "request__student")
-          .select_for_update(of=("self",)).order_by("pk"))
-    return [a for chunk in chunked(ids) for a in qs.filter(pk__in=chunk)]
+def _load(ids: list[int], result: BulkResult) -> list[ClearanceApproval]:
+    return lock_rows(ClearanceApproval.objects.select_related("department", "request__student"), ids, result,
+                     what="clearance item")
 
 
 def _label(approval: ClearanceApproval) -> str:
     return f"{approval.request.student.registration_number} ({approval.department.code})"
 
 
-def _scope_filter(approvals, acting_user, result: BulkResult, missing_ids, check_scope=True):
+def _scope_filter(approvals, acting_user, result: BulkResult, check_scope=True):
     """Keep the approvals the user may decide; refuse the rest as 'not yours'. System decisions
     (finance following the balances) pass check_scope=False."""
-    for pk in missing_ids:
-        result.refuse(pk, f"#{pk}", "no such clearance item")
     if not check_scope:
         return approvals
     if acting_user is None:
@@ -137,8 +134,7 @@ def approvals_approve(*, approval_ids: Iterable[int], acting_user, notes: str = 
     of this office on the student (naming it)."""
     ids = list(dict.fromkeys(approval_ids))
     result = BulkResult()
-    approvals = _load(ids)
-    approvals = _scope_filter(approvals, acting_user, result, set(ids) - {a.pk for a in approvals}, check_scope)
+    approvals = _scope_filter(_load(ids, result), acting_user, result, check_scope)
     approvals = _open_request_filter(approvals, result)
     earlier_open, holds = _blocking(approvals)
     now = timezone.now()
@@ -181,8 +177,7 @@ def approvals_reject(*, approval_ids: Iterable[int], acting_user, reason: str | 
         reason_of = None
     ids = list(dict.fromkeys(approval_ids))
     result = BulkResult()
-    approvals = _load(ids)
-    approvals = _scope_filter(approvals, acting_user, result, set(ids) - {a.pk for a in approvals}, check_scope)
+    approvals = _scope_filter(_load(ids, result), acting_user, result, check_scope)
     approvals = _open_request_filter(approvals, result)
     now = timezone.now()
     todo = []
@@ -217,8 +212,7 @@ def approvals_waive(*, approval_ids: Iterable[int], acting_user, reason: str, no
     reason = require_reason(reason, "waive")
     ids = list(dict.fromkeys(approval_ids))
     result = BulkResult()
-    approvals = _load(ids)
-    approvals = _scope_filter(approvals, acting_user, result, set(ids) - {a.pk for a in approvals})
+    approvals = _scope_filter(_load(ids, result), acting_user, result)
     approvals = _open_request_filter(approvals, result)
     now = timezone.now()
     todo = []
@@ -242,8 +236,7 @@ def approvals_reopen(*, approval_ids: Iterable[int], acting_user, note: str = ""
     history. Refused per row: not the user's office, request completed or revoked, not rejected."""
     ids = list(dict.fromkeys(approval_ids))
     result = BulkResult()
-    approvals = _load(ids)
-    approvals = _scope_filter(approvals, acting_user, result, set(ids) - {a.pk for a in approvals})
+    approvals = _scope_filter(_load(ids, result), acting_user, result)
     approvals = _open_request_filter(approvals, result)
     now = timezone.now()
     todo = []

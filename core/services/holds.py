@@ -11,7 +11,7 @@ from django.utils import timezone
 from .. import permissions
 from ..history import bulk_create_tracked, bulk_update_tracked
 from ..models import Department, Hold, Notification, Student
-from ._common import BulkResult, require_reason
+from ._common import BulkResult, chunked, lock_rows, require_reason
 from .finance import FINANCE_CODE, finance_clearance_follow
 from .notifications import notifications_send
 
@@ -54,7 +54,8 @@ def holds_place(*, department: Department, student_ids: Iterable[int], reason: s
                    .values_list("student_id", flat=True))
     allowed_school_ids = None
     if acting_user is not None and department.type == Department.Type.FACULTY and not acting_user.is_superuser:
-        allowed_school_ids = {s.pk for s in students.values() if permissions.can_manage_holds(acting_user, department, s)}
+        scope = permissions.review_scope(acting_user)  # resolved once, not per student
+        allowed_school_ids = {s.pk for s in students.values() if scope.covers(department.pk, s.school_id)}
     now = timezone.now()
     new = []
     for pk in ids:
@@ -89,13 +90,12 @@ def hold_place(*, department: Department, student: Student, reason: str, acting_
 def _end(hold_ids, *, acting_user, new_status, reason, verb) -> BulkResult:
     ids = list(dict.fromkeys(hold_ids))
     result = BulkResult()
-    holds = list(Hold.objects.select_related("department", "student").select_for_update(of=("self",))
-                 .filter(pk__in=ids).order_by("pk"))
+    holds = lock_rows(Hold.objects.select_related("department", "student"), ids, result, what="hold")
     allowed = None
     if acting_user is not None:
-        allowed = set(permissions.holds_for(acting_user).filter(pk__in=ids).values_list("pk", flat=True))
-    for pk in set(ids) - {h.pk for h in holds}:
-        result.refuse(pk, f"#{pk}", "no such hold")
+        scope = permissions.holds_for(acting_user)
+        allowed = {pk for chunk in chunked([h.pk for h in holds])
+                   for pk in scope.filter(pk__in=chunk).values_list("pk", flat=True)}
     now = timezone.now()
     todo = []
     for h in holds:

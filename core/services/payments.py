@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from ..history import bulk_update_tracked, save_tracked
 from ..models import FinanceRecord, Payment, Student, validate_mpesa_code
-from ._common import BulkResult, require_reason
+from ._common import BulkResult, lock_rows, require_reason
 
 MAX_AMOUNT = Decimal("10000000")
 
@@ -50,10 +50,7 @@ def payments_verify(*, payment_ids: Iterable[int], acting_user, reason: str = ""
     """Mark payments verified. Refused per row: unknown; already verified (naming by whom)."""
     ids = list(dict.fromkeys(payment_ids))
     result = BulkResult()
-    payments = list(Payment.objects.select_for_update(of=("self",)).select_related("verified_by")
-                    .filter(pk__in=ids).order_by("pk"))
-    for pk in set(ids) - {p.pk for p in payments}:
-        result.refuse(pk, f"#{pk}", "no such payment")
+    payments = lock_rows(Payment.objects.select_related("verified_by"), ids, result, what="payment")
     now = timezone.now()
     todo = []
     for p in payments:
@@ -97,10 +94,7 @@ def finance_records_set_graduation_fee_status(*, record_ids: Iterable[int], stat
     label = statuses(status).label.lower()
     ids = list(dict.fromkeys(record_ids))
     result = BulkResult()
-    records = list(FinanceRecord.objects.select_for_update(of=("self",)).select_related("student")
-                   .filter(pk__in=ids).order_by("pk"))
-    for pk in set(ids) - {r.pk for r in records}:
-        result.refuse(pk, f"#{pk}", "no such finance record")
+    records = lock_rows(FinanceRecord.objects.select_related("student"), ids, result, what="finance record")
     now = timezone.now()
     todo = []
     for r in records:
