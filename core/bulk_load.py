@@ -9,6 +9,8 @@ would write it. Services never use this: they go through core.history.
 """
 from __future__ import annotations
 
+import contextlib
+
 from django.core.management.color import no_style
 from django.db import connection, models
 from django.utils import timezone
@@ -54,11 +56,39 @@ def _columns(model, *, skip_pk=False):
     return fields, [_adapter(f) for f in fields]
 
 
+@contextlib.contextmanager
+def bulk_cursor():
+    """A cursor for statements that carry thousands of values. On PostgreSQL it binds parameters
+    on the server: Django's psycopg cursors bind on the client, which for a statement of 10,000
+    values means splitting and quoting it in Python, slower than the database runs it. Execute
+    wrappers and query logging apply as to Django's own cursors. On SQLite, Django's cursor."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    import psycopg
+    connection.ensure_connection()
+    raw = psycopg.Cursor(connection.connection)
+    wrapped = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    with wrapped as cursor:
+        yield cursor
+
+
+def any_of(column_sql: str, values, field) -> tuple[str, list]:
+    """`column IN (values)` as SQL and parameters. On PostgreSQL one array parameter, in binary
+    (`= ANY(CAST(%b AS type[]))`), so the statement stays short whatever the number of values;
+    use it with `bulk_cursor`. `field` gives the array's type."""
+    values = list(values)
+    if connection.vendor == "postgresql":
+        return f"{column_sql} = ANY(CAST(%b AS {field.db_type(connection)}[]))", [values]
+    return f"{column_sql} IN ({', '.join(['%s'] * len(values))})", values
+
+
 def _insert(model, fields, rows):
     table = connection.ops.quote_name(model._meta.db_table)
     cols = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     marks = ", ".join(["%s"] * len(fields))
-    with connection.cursor() as cursor:
+    with bulk_cursor() as cursor:
         cursor.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
 
 
@@ -177,15 +207,17 @@ def update_from_values(model, fields: list[str], rows: list[tuple], *, batch_siz
     postgres = connection.vendor == "postgresql"
     if batch_size is None:
         # SQLite: as many rows as one statement's parameters allow (32,766)
-        batch_size = 10_000 if postgres else max(1, min(5000, 30000 // (len(fields) + 1)))
+        # PostgreSQL: one array per column, and one join for the lot (chunks would scan the table each)
+        batch_size = 100_000 if postgres else max(1, min(5000, 30000 // (len(fields) + 1)))
     if postgres:
-        arrays = ", ".join([f"CAST(%s AS {opts.pk.rel_db_type(connection)}[])",
-                            *[f"CAST(%s AS {f.db_type(connection)}[])" for f in field_objs]])
+        # %b: arrays go in binary (quoting 10,000 values as array text in Python costs seconds)
+        arrays = ", ".join([f"CAST(%b AS {opts.pk.rel_db_type(connection)}[])",
+                            *[f"CAST(%b AS {f.db_type(connection)}[])" for f in field_objs]])
         sql = f"UPDATE {table} SET {sets} FROM unnest({arrays}) AS v({columns}) WHERE {table}.{pk_col} = v.id"
     else:
         row_sql = "(" + ", ".join(["%s"] * (len(fields) + 1)) + ")"
     sent = 0
-    with connection.cursor() as cursor:
+    with bulk_cursor() as cursor:
         for start in range(0, len(rows), batch_size):
             batch = rows[start:start + batch_size]
             if postgres:
@@ -249,6 +281,6 @@ def insert_history_select(model, where: str, params, *, history_type: str, user,
             select_params.append(extra[f.attname])
     sql = (f"INSERT INTO {ops.quote_name(history_model._meta.db_table)} ({', '.join(columns)}) "
            f"SELECT {', '.join(selects)} FROM {ops.quote_name(model._meta.db_table)} WHERE {where}")
-    with connection.cursor() as cursor:
+    with bulk_cursor() as cursor:
         cursor.execute(sql, [*select_params, *params])
         return cursor.rowcount

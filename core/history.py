@@ -12,7 +12,7 @@ from collections import defaultdict
 from contextvars import ContextVar
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.db.models import Case, Value, When
 from django.utils import timezone
 from django.dispatch import receiver
@@ -23,6 +23,7 @@ _ip: ContextVar[str | None] = ContextVar("clearance_audit_ip", default=None)
 _reason: ContextVar[str | None] = ContextVar("clearance_audit_reason", default=None)
 
 BULK_BATCH_SIZE = 500
+BULK_UPDATE_BATCH_SIZE = 2000
 MAX_CASE_BRANCHES = 32  # beyond this, a VALUES join is cheaper than CASE
 
 
@@ -106,14 +107,16 @@ def bulk_create_tracked(objs, model, *, user, reason: str = "", batch_size=BULK_
     )
 
 
-def bulk_update_tracked(objs, model, fields, *, user, reason: str = "", batch_size=BULK_BATCH_SIZE):
+def bulk_update_tracked(objs, model, fields, *, user, reason: str = "", batch_size=BULK_UPDATE_BATCH_SIZE):
     """Write `fields` of already-changed instances, plus one historical row per object.
 
     Django's bulk_update builds a CASE branch per row and field, which costs more than the write.
     Here a field that has one value across the batch is a plain SET, and a field that varies is a
     CASE with one branch per distinct value (`WHEN id IN (...)`), so a batch is one UPDATE whose
     size grows with distinct values, not rows. File fields must already be stored (FieldFile.save).
-    `objs` may be model instances or dicts of every column (attname → value, as .values() gives)."""
+    `objs` may be model instances or dicts holding the primary key and `fields` (attnames). The
+    historical rows are copied by the database from the rows just written (INSERT … SELECT), so
+    callers need not load columns they do not change, and history holds exactly what was stored."""
     if not objs:
         return 0
     as_dicts = isinstance(objs[0], dict)
@@ -123,6 +126,8 @@ def bulk_update_tracked(objs, model, fields, *, user, reason: str = "", batch_si
     auto_now = [f.attname for f in model._meta.concrete_fields if getattr(f, "auto_now", False)]
     now = timezone.now()
     updated = 0
+    from .bulk_load import any_of, insert_history_select, update_from_values
+    pk_column = connection.ops.quote_name(model._meta.pk.column)
     for start in range(0, len(objs), batch_size):
         batch = objs[start:start + batch_size]
         for obj in batch:
@@ -138,19 +143,24 @@ def bulk_update_tracked(objs, model, fields, *, user, reason: str = "", batch_si
             groups_of[attname] = groups
         if max(len(g) for g in groups_of.values()) > MAX_CASE_BRANCHES:
             # many distinct values (amounts, per-row reasons): one UPDATE joined to a VALUES table
-            from .bulk_load import update_from_values
             updated += update_from_values(model, names, [(pk, *[get(obj, a) for a in names])
                                                          for obj, pk in zip(batch, pks)])
-            continue
-        values = {}
-        for attname, groups in groups_of.items():
-            field = model._meta.get_field(attname)
-            if len(groups) == 1:
-                values[attname] = next(iter(groups))
-            else:
-                values[attname] = Case(*[When(pk__in=ids, then=Value(value, output_field=field))
-                                         for value, ids in groups.items()], output_field=field)
-        updated += model._default_manager.filter(pk__in=pks).update(**values)
-    from .bulk_load import insert_history
-    insert_history(model, objs, history_type="~", user=user, reason=reason or _reason.get() or "", when=now)
+        else:
+            updated += _update_by_groups(model, pks, groups_of)
+        where, params = any_of(pk_column, pks, model._meta.pk)
+        insert_history_select(model, where, params, history_type="~", user=user,
+                              reason=reason or _reason.get() or "", when=now)
     return updated
+
+
+def _update_by_groups(model, pks, groups_of) -> int:
+    """One UPDATE: a field with one value is a plain SET, one that varies a CASE per distinct value."""
+    values = {}
+    for attname, groups in groups_of.items():
+        field = model._meta.get_field(attname)
+        if len(groups) == 1:
+            values[attname] = next(iter(groups))
+        else:
+            values[attname] = Case(*[When(pk__in=ids, then=Value(value, output_field=field))
+                                     for value, ids in groups.items()], output_field=field)
+    return model._default_manager.filter(pk__in=pks).update(**values)

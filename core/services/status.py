@@ -45,14 +45,14 @@ def requests_refresh_status(request_ids: Iterable[int], *, acting_user, reason: 
     Works on plain rows, a constant number of queries per 2,000 requests."""
     changed_ids = []
     now = timezone.now()
-    columns = [f.attname for f in ClearanceRequest._meta.concrete_fields]
     for ids in chunked(sorted(set(request_ids))):
         by_request = defaultdict(list)
         for request_id, status in ClearanceApproval.objects.filter(request_id__in=ids).values_list(
                 "request_id", "status"):
             by_request[request_id].append(status)
         changed, completed = [], []
-        for row in ClearanceRequest.objects.filter(pk__in=ids).values(*columns, "student__user_id", "cycle__name"):
+        for row in ClearanceRequest.objects.filter(pk__in=ids).values("id", "status", "completed_at",
+                                                                      "student__user_id", "cycle__name"):
             new = derive_request_status(by_request[row["id"]], revoked=row["status"] == Status.REVOKED,
                                         was_completed=row["status"] == Status.COMPLETED)
             if new != row["status"]:
