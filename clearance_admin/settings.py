@@ -153,6 +153,8 @@ TRUST_X_FORWARDED_FOR = env("TRUST_X_FORWARDED_FOR")
 HEALTH_REQUIRE_WORKERS = env("HEALTH_REQUIRE_WORKERS")
 
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+# history is read per object (by `id`); an index on the date would be upkeep for every historical row
+SIMPLE_HISTORY_DATE_INDEX = False
 SIMPLE_HISTORY_REVERT_DISABLED = False
 
 LOGGING = {

@@ -2,6 +2,7 @@
 properties; every workflow write lives in core/services/."""
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from decimal import Decimal
@@ -23,9 +24,32 @@ MPESA_CODE_RE = r"^[A-Z0-9]{10}$"
 KES = dict(max_digits=12, decimal_places=2)
 
 
+class AuditHistoricalRecords(HistoricalRecords):
+    """Historical tables are read by object (`id`), never by the other copied columns; simple-history
+    indexes every copied foreign key and unique field, and each of those indexes is one more B-tree
+    to update per historical row (a 100,000-row balance import writes 200,000). Only `id` keeps its
+    index here: pages show one object's history, `WHERE id = … ORDER BY history_date`."""
+
+    def copy_fields(self, model):
+        fields = super().copy_fields(model)
+        for name, field in fields.items():
+            if name != model._meta.pk.name:
+                field.db_index = False
+        return fields
+
+    def _get_history_user_fields(self):
+        # nothing lists history by user (each page shows one object's history), so no index either;
+        # the date has none for the same reason (SIMPLE_HISTORY_DATE_INDEX = False in settings)
+        fields = super()._get_history_user_fields()
+        fields["history_user"].db_index = False
+        return fields
+
+
 def history(**kwargs):
-    """simple-history on a domain model, with the acting user, the IP and a change reason."""
-    return HistoricalRecords(bases=[HistoricalAudit], **kwargs)
+    """simple-history on a domain model, with the acting user, the IP and a change reason. The
+    user column is not a database foreign key: an audit row needs no check against the user table
+    at every commit (one per historical row), and Django still sets it to NULL if a user is deleted."""
+    return AuditHistoricalRecords(bases=[HistoricalAudit], user_db_constraint=False, **kwargs)
 
 
 def normalize_registration_number(value: str) -> str:
@@ -50,6 +74,30 @@ def validate_mpesa_code(value: str) -> None:
         raise ValidationError(
             "An M-PESA code is 10 letters or digits, e.g. TL44LDQBWZ; %(value)s is not.",
             params={"value": value or "(empty)"}, code="invalid")
+
+
+class JSONTextField(models.TextField):
+    """A JSON document kept as plain text: for a large document written once and read whole (a
+    balance import's plan, ~10 MB for 100,000 rows). PostgreSQL's jsonb parses and re-encodes it
+    on every write, which costs several times the write itself; text is stored as sent. It cannot
+    be queried inside, which nothing here needs."""
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else json.loads(value)
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValidationError("Not valid JSON.", code="invalid") from None
+        return value
+
+    def get_prep_value(self, value):
+        return None if value is None else json.dumps(value, separators=(",", ":"))
+
+    def value_to_string(self, obj):
+        return self.get_prep_value(self.value_from_object(obj))
 
 
 class TimeStamped(models.Model):
@@ -421,21 +469,28 @@ class Hold(TimeStamped):
         RELEASED = "released", "Released"
         WAIVED = "waived", "Waived"
 
-    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="holds")
-    student = models.ForeignKey(Student, on_delete=models.PROTECT, related_name="holds")
+    # Indexes: the two composite ones below serve every list and lookup (student + office, office +
+    # status); the balance import rewrites most rows of this table, and each further index is one
+    # more B-tree to update per row, so the foreign keys and created_at carry none of their own.
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="holds", db_index=False)
+    student = models.ForeignKey(Student, on_delete=models.PROTECT, related_name="holds", db_index=False)
     reason = models.CharField(max_length=255)
     amount = models.DecimalField("amount (KES)", null=True, blank=True, **KES)
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.MANUAL)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE, editable=False)
     placed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="+", editable=False)
+                                  related_name="+", editable=False, db_index=False)
     placed_at = models.DateTimeField(default=timezone.now, editable=False)
     released_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+", editable=False)
+                                    related_name="+", editable=False, db_index=False)
     released_at = models.DateTimeField(null=True, blank=True, editable=False)
     release_reason = models.TextField(blank=True, editable=False)
+    # which import last wrote this hold; no database constraint (nor index): the import rewrites
+    # most holds, and a deferred foreign-key check per row at commit costs about a second per
+    # 100,000 holds. Imports are never deleted in the app; if one were, Django's SET_NULL runs.
     balance_import = models.ForeignKey("BalanceImport", null=True, blank=True, on_delete=models.SET_NULL,
-                                       related_name="holds", editable=False)
+                                       related_name="holds", editable=False, db_index=False, db_constraint=False)
 
     history = history()
 
@@ -484,7 +539,7 @@ class BalanceImport(TimeStamped):
     progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done while running in the background.")
     applied_at = models.DateTimeField(null=True, blank=True)
     failure_reason = models.TextField(blank=True)
-    plan = models.JSONField(default=dict, blank=True, editable=False,
+    plan = JSONTextField(default=dict, blank=True, editable=False,
                             help_text="What the preview found, so apply never re-reads the file: changed rows "
                                       "(student, old and new balance, graduation fee), unchanged and not-found rows.")
     warnings = models.JSONField(default=list, blank=True, help_text="Things the officer should know before "
@@ -519,7 +574,11 @@ class FinanceRecord(models.Model):
     graduation_fee_status = models.CharField(max_length=10, choices=GraduationFeeStatus.choices,
                                              default=GraduationFeeStatus.UNPAID)
     notes = models.TextField(blank=True)
-    last_import = models.ForeignKey(BalanceImport, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # neither an index nor a database constraint: every import rewrites it on every row (an index
+    # entry and a deferred foreign-key check each), and nothing looks records up by it; Django's
+    # SET_NULL still runs if an import is ever deleted
+    last_import = models.ForeignKey(BalanceImport, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                    db_index=False, db_constraint=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     history = history()
@@ -527,7 +586,10 @@ class FinanceRecord(models.Model):
     class Meta:
         ordering = ["student__registration_number"]
         constraints = [models.CheckConstraint(condition=Q(graduation_fee__gte=0), name="graduation_fee_not_negative")]
-        indexes = [models.Index(fields=["tuition_balance"])]
+        # No index on tuition_balance: every import rewrites it on every row, and with no indexed
+        # column changing PostgreSQL updates the row in place (HOT, see migration 0005's fillfactor)
+        # instead of adding an entry to every index. The finance lists filter and sort 100,000
+        # records without it in milliseconds.
 
     def __str__(self):
         return f"Finance record of {self.student.registration_number}"
