@@ -24,6 +24,7 @@ from unfold.widgets import (UnfoldAdminDecimalFieldWidget, UnfoldAdminFileFieldW
 
 from core import permissions
 from core.models import (BalanceImport, FinanceRecord, Hold, Payment, Student, normalize_registration_number)
+from core.selectors.finance import balance_import_progress
 from core.services import balances as balances_service
 from core.services.balances import (balances_import_apply, balances_import_apply_async, balances_import_cancel,
                                     balances_import_submit)
@@ -812,6 +813,7 @@ class BalanceImportAdmin(FinanceModelAdmin):
             "opts": self.model._meta,
             "bi": bi,
             "running": running,
+            "progress": balance_import_progress(bi),
             "can_confirm": bi.status == BalanceImport.Status.PREVIEWED and self.has_confirm_permission(request, bi),
             "changed": [dict(r, old_display="—" if r["old_balance"] is None else kes(Decimal(r["old_balance"])),
                              new_display=kes(Decimal(r["new_balance"])),

@@ -22,7 +22,8 @@ _IDENTITY = (models.AutoField, models.BigAutoField, models.CharField, models.Tex
              models.PositiveIntegerField, models.GenericIPAddressField)
 
 
-def _memo(func):
+def memo(func):
+    """func with its results kept per (hashable) argument: for values that repeat across rows."""
     cache = {}
 
     def adapt(value):
@@ -39,7 +40,7 @@ def _memo(func):
 def _adapter(field):
     ops = connection.ops
     if isinstance(field, models.DateTimeField):
-        return _memo(ops.adapt_datetimefield_value)  # demo rows share few distinct timestamps
+        return memo(ops.adapt_datetimefield_value)  # demo rows share few distinct timestamps
     if isinstance(field, models.DateField):
         return ops.adapt_datefield_value
     if isinstance(field, models.FileField):

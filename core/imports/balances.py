@@ -184,6 +184,15 @@ def parse_yes_no(value) -> bool | None:
     raise ValueError(f"“{value}” is not yes or no")
 
 
+def cell_text(value) -> str:
+    """A cell's value as the officer would read it in the sheet (for error reports)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()[:200]
+
+
 def _blank(value) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
@@ -195,9 +204,10 @@ class RowError:
     row: int
     column: str
     reason: str
+    value: object = None        # the cell as the file has it, so the officer finds it in the sheet
 
     def as_dict(self):
-        return {"row": self.row, "column": self.column, "reason": self.reason}
+        return {"row": self.row, "column": self.column, "reason": self.reason, "value": cell_text(self.value)}
 
     def __str__(self):
         return f"row {self.row}, {self.column}: {self.reason}"
@@ -405,33 +415,34 @@ def parse_rows(rows: list[list], header: Header, sheet: str) -> ParsedBalances:
         rows_read += 1
         ok = True
         if reg_blank:
-            errors.append(RowError(number, label_reg, "no registration number"))
+            errors.append(RowError(number, label_reg, "no registration number", reg_value))
             ok = False
         elif not shape(reg):
             errors.append(RowError(number, label_reg, f"“{str(reg_value).strip()}” is not a registration "
-                                                      "number of the form SCHOOL/DEPT/NNNN/YYYY"))
+                                                      "number of the form SCHOOL/DEPT/NNNN/YYYY", reg_value))
             ok = False
         amount = None
         if bal_blank:
-            errors.append(RowError(number, label_balance, "no balance (write 0 or - for nil)"))
+            errors.append(RowError(number, label_balance, "no balance (write 0 or - for nil)", bal_value))
             ok = False
         else:
             try:
                 amount = parse_amount(bal_value)
             except ValueError as exc:
-                errors.append(RowError(number, label_balance, str(exc)))
+                errors.append(RowError(number, label_balance, str(exc), bal_value))
                 ok = False
             else:
                 if amount > MAX_BALANCE or amount < -MAX_BALANCE:
                     errors.append(RowError(number, label_balance, f"KES {amount:,.2f} is absurd for a fee balance "
-                                                                  f"(limit ±{MAX_BALANCE:,.0f})"))
+                                                                  f"(limit ±{MAX_BALANCE:,.0f})", bal_value))
                     ok = False
         paid = None
         if grad_i is not None:
+            grad_value = _cell(row, grad_i)
             try:
-                paid = parse_yes_no(_cell(row, grad_i))
+                paid = parse_yes_no(grad_value)
             except ValueError as exc:
-                errors.append(RowError(number, label_grad, str(exc)))
+                errors.append(RowError(number, label_grad, str(exc), grad_value))
                 ok = False
         if ok:
             notes = _cell(row, notes_i) if notes_i is not None else None
@@ -465,7 +476,7 @@ def _dedupe(parsed: list[BalanceRow], errors: list[RowError], label_reg: str):
         rows_text = ", ".join(str(g.row) for g in group)
         for g in group:
             errors.append(RowError(g.row, label_reg, f"{reg} appears in rows {rows_text} with different amounts "
-                                                     f"(here KES {g.balance:,.2f}); keep one row"))
+                                                     f"(here KES {g.balance:,.2f}); keep one row", reg))
     for reg, r in first.items():
         if reg not in bad:
             out.append(r)

@@ -81,6 +81,19 @@ def payments_summary(week_starts: datetime.datetime) -> dict:
     )
 
 
+def balance_import_progress(bi: BalanceImport) -> int:
+    """Percent done of an import being previewed or applied. While it is applying, the row itself
+    still says 0 (the apply is one transaction), so the figure comes from what the apply reports
+    to the shared cache (core.progress)."""
+    if bi.status == BalanceImport.Status.APPLYING:
+        from ..progress import read
+        from ..services.balances import APPLY_PROGRESS
+        reported = read(APPLY_PROGRESS, bi.pk)
+        if reported is not None:
+            return max(reported, bi.progress)
+    return bi.progress
+
+
 def last_balance_import() -> BalanceImport | None:
     return BalanceImport.objects.select_related("uploaded_by").order_by("-created_at", "-pk").first()
 

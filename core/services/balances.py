@@ -20,7 +20,8 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.utils import timezone
 
-from ..bulk_load import insert_history_select, insert_new, update_from_values
+from .. import progress as progress_cache
+from ..bulk_load import any_of, bulk_cursor, memo, insert_history_select, insert_new, update_from_values
 from ..history import audit_context, save_tracked
 from ..imports.balances import MAX_FILE_BYTES, ImportFileError, ParsedBalances, estimate_rows, parse_balances
 from ..models import BalanceImport, FinanceRecord, Hold, Student
@@ -31,11 +32,25 @@ B = BalanceImport.Status
 CENT = Decimal("0.01")
 G = FinanceRecord.GraduationFeeStatus
 ASYNC_ROWS = 5000           # files with more rows run in the background
-LOOKUP_CHUNK = 5000
-WRITE_CHUNK = 10000
+
+
+def _chunk(sqlite_rows: int) -> int:
+    """Rows per statement. SQLite is bound by its 32,766 parameters per statement. PostgreSQL
+    takes a whole file's values as one array parameter, and a statement over all of them joins in
+    one pass (one scan of the table, where 10 chunks of 10,000 rows meant 10 scans)."""
+    return 100_000 if connection.vendor == "postgresql" else sqlite_rows
+
+
+def lookup_chunk() -> int:
+    return _chunk(5000)
+
+
+def write_chunk() -> int:
+    return _chunk(10_000)
 
 # positions in plan["changed"] items (kept as lists: a 100,000-row plan stays a few MB of JSON)
 SID, RID, REG, ROW, OLD, NEW, OLD_GRAD, NEW_GRAD, NOTES = range(9)
+HOLD_STUDENT = Hold._meta.get_field("student")
 
 
 def import_reason(balance_import: BalanceImport) -> str:
@@ -94,12 +109,13 @@ def _compare(parsed: ParsedBalances, progress=None) -> dict:
     changed, unchanged, not_found = [], [], []
     rows = parsed.rows
     done = 0
-    for chunk in chunked(rows, LOOKUP_CHUNK):
+    for chunk in chunked(rows, lookup_chunk()):
         found = {reg: rest for reg, *rest in _fetch_in(
             f"SELECT s.{_q('registration_number')}, s.{_q('id')}, f.{_q('id')}, f.{_q('tuition_balance')}, "
             f"f.{_q('graduation_fee_status')}, f.{_q('notes')} FROM {_q(Student._meta.db_table)} s "
             f"LEFT JOIN {_q(FinanceRecord._meta.db_table)} f ON f.{_q('student_id')} = s.{_q('id')} "
-            f"WHERE s.{_q('registration_number')} {{ids}}", [], [r.registration_number for r in chunk])}
+            f"WHERE {{ids}}", [], f"s.{_q('registration_number')}", Student._meta.get_field("registration_number"),
+            [r.registration_number for r in chunk])}
         for r in chunk:
             hit = found.get(r.registration_number)
             if hit is None:
@@ -226,17 +242,26 @@ def balances_import_apply(*, balance_import: BalanceImport, acting_user, skip_er
     return _claim_and_apply(bi, acting_user=acting_user, from_status=B.PREVIEWED)
 
 
+APPLY_PROGRESS = "balance-import-apply"
+
+
 def _claim_and_apply(bi: BalanceImport, *, acting_user, from_status: str) -> BalanceImport:
     # claim it: two officers confirming at once apply it once
     if not BalanceImport.objects.filter(pk=bi.pk, status=from_status).update(status=B.APPLYING, progress=0):
         bi.refresh_from_db()
         raise ValidationError(f"Import #{bi.pk} changed while you were confirming it; reload it.", code="changed")
+    # the row's own `progress` cannot move inside the transaction: report to the shared cache
+    # (selectors.finance.balance_import_progress reads it while the import is applying)
+    report = lambda percent: progress_cache.report(APPLY_PROGRESS, bi.pk, percent)  # noqa: E731
+    report(0)
     try:
         with transaction.atomic():
-            _apply(bi, acting_user=acting_user)
+            _apply(bi, acting_user=acting_user, progress=report)
     except Exception as exc:
         _mark_failed(bi, exc, acting_user)
         raise
+    finally:
+        progress_cache.clear(APPLY_PROGRESS, bi.pk)
     return bi
 
 
@@ -284,19 +309,14 @@ def _q(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
-def _in(ids: list) -> tuple[str, list]:
-    """`IN (…)` for a list of ids, as SQL and parameters. (On PostgreSQL `= ANY(array)` plans
-    worse here: the partial and composite hold indexes are not used for it.)"""
-    return f"IN ({', '.join(['%s'] * len(ids))})", list(ids)
-
-
-def _fetch_in(sql: str, params: list, ids: list) -> list[tuple]:
-    """Run `sql` whose `{ids}` stands for `IN (ids)`: raw rows, without the ORM's per-value
-    preparation and converters (they cost more than the query at 100,000 rows)."""
+def _fetch_in(sql: str, params: list, column: str, field, ids: list) -> list[tuple]:
+    """Run `sql` whose `{ids}` stands for `column IN (ids)` (`field` types them): raw rows,
+    without the ORM's per-value preparation and converters (they cost more than the query at
+    100,000 rows)."""
     if not ids:
         return []
-    in_sql, in_params = _in(ids)
-    with connection.cursor() as cursor:
+    in_sql, in_params = any_of(column, ids, field)
+    with bulk_cursor() as cursor:
         cursor.execute(sql.format(ids=in_sql), [*params, *in_params])
         return cursor.fetchall()
 
@@ -310,19 +330,25 @@ def _dec(value) -> Decimal | None:
     return Decimal(value).quantize(CENT)
 
 
-def _apply(bi: BalanceImport, *, acting_user) -> None:
+def _apply(bi: BalanceImport, *, acting_user, progress=None) -> None:
+    """The writes, in steps that report `progress(percent)`: finance records to 40%, holds to 80%,
+    then finance clearance."""
+    progress = progress or (lambda percent: None)
     reason = import_reason(bi)
     plan = bi.plan or {}
     changed = plan.get("changed", [])
     unchanged = plan.get("unchanged", [])
     now = timezone.now()
     with audit_context(reason=reason):
-        updated, unchanged_now = _write_records(bi, changed, acting_user=acting_user, reason=reason, now=now)
+        updated, unchanged_now = _write_records(bi, changed, acting_user=acting_user, reason=reason, now=now,
+                                                progress=lambda done: progress(40 * done))
         balances = {item[SID]: Decimal(item[NEW]) for item in changed}
         balances.update({sid: Decimal(balance) for sid, balance in unchanged})
-        _write_holds(bi, balances, acting_user=acting_user, reason=reason, now=now)
+        _write_holds(bi, balances, acting_user=acting_user, reason=reason, now=now,
+                     progress=lambda done: progress(40 + 40 * done))
         finance_clearance_follow(student_ids=_follow_students(balances), acting_user=acting_user, reason=reason,
                                  balance_import=bi)
+        progress(99)
     bi.updated_count = updated
     bi.unchanged_count = len(unchanged) + unchanged_now
     bi.status = B.APPLIED
@@ -332,13 +358,13 @@ def _apply(bi: BalanceImport, *, acting_user) -> None:
                  update_fields=["updated_count", "unchanged_count", "status", "applied_at", "progress", "updated_at"])
 
 
-def _write_records(bi, changed, *, acting_user, reason, now) -> tuple[int, int]:
+def _write_records(bi, changed, *, acting_user, reason, now, progress) -> tuple[int, int]:
     """Finance records: write what the preview found changed (missing records are created), one
     historical row each, copied by the database from the rows just written. The balance always;
     the graduation fee status and the notes only where the file changes them, so a change made to
     them since the preview is not overwritten with the file's "no change"."""
     written = 0
-    for chunk in chunked(changed, WRITE_CHUNK):
+    for chunk in chunked(changed, write_chunk()):
         groups: dict[tuple, list] = {}
         creates, ids = [], []
         for item in chunk:
@@ -361,20 +387,21 @@ def _write_records(bi, changed, *, acting_user, reason, now) -> tuple[int, int]:
         for fields, rows in groups.items():
             update_from_values(FinanceRecord, [*fields, "last_import_id", "updated_at"], rows)
         if ids:
-            in_sql, in_params = _in(ids)
-            insert_history_select(FinanceRecord, f"{_q('id')} {in_sql}", in_params,
+            in_sql, in_params = any_of(_q("id"), ids, FinanceRecord._meta.pk)
+            insert_history_select(FinanceRecord, in_sql, in_params,
                                   history_type="~", user=acting_user, reason=reason, when=now)
         if creates:
             insert_new(FinanceRecord, creates)
             sids = [c["student_id"] for c in creates]
-            in_sql, in_params = _in(sids)
-            insert_history_select(FinanceRecord, f"{_q('student_id')} {in_sql}", in_params,
+            in_sql, in_params = any_of(_q("student_id"), sids, FinanceRecord._meta.get_field("student"))
+            insert_history_select(FinanceRecord, in_sql, in_params,
                                   history_type="+", user=acting_user, reason=reason, when=now)
         written += len(ids) + len(creates)
+        progress(written / len(changed))
     return written, 0
 
 
-def _write_holds(bi, balances: dict[int, Decimal], *, acting_user, reason, now) -> None:
+def _write_holds(bi, balances: dict[int, Decimal], *, acting_user, reason, now, progress) -> None:
     """Rule 5: a balance above FINANCE_HOLD_THRESHOLD → one active FIN hold (source balance_import)
     with that amount; at or below → that hold released. Holds placed by hand are left alone."""
     fin = finance_department()
@@ -385,45 +412,47 @@ def _write_holds(bi, balances: dict[int, Decimal], *, acting_user, reason, now) 
     table = _q(Hold._meta.db_table)
     active_import = (f"{_q('department_id')} = %s AND {_q('source')} = %s AND {_q('status')} = %s",
                      [fin.pk, Hold.Source.BALANCE_IMPORT, Hold.Status.ACTIVE])
-    for ids in chunked(list(balances), WRITE_CHUNK):
-        existing = {sid: (hid, amount, status) for hid, sid, amount, status in _fetch_in(
-            f"SELECT {_q('id')}, {_q('student_id')}, {_q('amount')}, {_q('status')} FROM {table} "
-            f"WHERE {active_import[0]} AND {_q('student_id')} {{ids}}", active_import[1], ids)}
-        new, values = [], []
+    done = 0
+    hold_reason = memo(finance_hold_reason)           # the same balances recur; formatting costs
+    for ids in chunked(list(balances), write_chunk()):
+        existing = {sid: (hid, amount) for hid, sid, amount in _fetch_in(
+            f"SELECT {_q('id')}, {_q('student_id')}, {_q('amount')} FROM {table} "
+            f"WHERE {active_import[0]} AND {{ids}}", active_import[1], _q("student_id"), HOLD_STUDENT, ids)}
+        new, amounts, releases = [], [], []
         for sid in ids:
             balance = balances[sid]
             hold = existing.get(sid)
             if balance > threshold:
                 if hold is None:
-                    new.append(dict(department_id=fin.pk, student_id=sid, reason=finance_hold_reason(balance),
+                    new.append(dict(department_id=fin.pk, student_id=sid, reason=hold_reason(balance),
                                     amount=balance, source=Hold.Source.BALANCE_IMPORT, status=Hold.Status.ACTIVE,
                                     placed_by_id=user_id, placed_at=now, balance_import_id=bi.pk, created_at=now,
                                     updated_at=now))
                 elif _dec(hold[1]) != balance:
-                    values.append((hold[0], balance, finance_hold_reason(balance), hold[2], None, None, "", bi.pk,
-                                   now))
+                    amounts.append((hold[0], balance, hold_reason(balance), bi.pk, now))
             elif hold is not None:
                 # released: the amount and reason stay as they were, to show what was owed
-                values.append((hold[0], _dec(hold[1]), None, Hold.Status.RELEASED, user_id, now,
-                               f"{reason}: balance KES {balance:,.2f}", bi.pk, now))
-        # two statements so an amount change does not rewrite the indexed status/released_by columns
-        update_from_values(Hold, ["amount", "reason", "balance_import_id", "updated_at"],
-                           [(v[0], v[1], v[2], v[7], v[8]) for v in values if v[2] is not None])
+                releases.append((hold[0], Hold.Status.RELEASED, user_id, now, f"{reason}: balance KES {balance:,.2f}",
+                                 bi.pk, now))
+        # two statements: one joined over fewer columns each runs faster than one over all of them
+        update_from_values(Hold, ["amount", "reason", "balance_import_id", "updated_at"], amounts)
         update_from_values(Hold, ["status", "released_by_id", "released_at", "release_reason", "balance_import_id",
-                                  "updated_at"], [v[:1] + v[3:] for v in values if v[2] is None])
+                                  "updated_at"], releases)
+        values = amounts + releases
         hold_ids = [v[0] for v in values]
         if hold_ids:
-            in_sql, in_params = _in(hold_ids)
-            insert_history_select(Hold, f"{_q('id')} {in_sql}", in_params,
+            in_sql, in_params = any_of(_q("id"), hold_ids, Hold._meta.pk)
+            insert_history_select(Hold, in_sql, in_params,
                                   history_type="~", user=acting_user, reason=reason, when=now)
         if new:
             insert_new(Hold, new)
             sids = [h["student_id"] for h in new]
-            in_sql, in_params = _in(sids)
-            insert_history_select(Hold, f"{active_import[0]} AND {_q('balance_import_id')} = %s AND "
-                                        f"{_q('student_id')} {in_sql}",
+            in_sql, in_params = any_of(_q("student_id"), sids, HOLD_STUDENT)
+            insert_history_select(Hold, f"{active_import[0]} AND {_q('balance_import_id')} = %s AND {in_sql}",
                                   [*active_import[1], bi.pk, *in_params], history_type="+", user=acting_user,
                                   reason=reason, when=now)
+        done += len(ids)
+        progress(done / len(balances))
 
 
 def _follow_students(balances: dict[int, Decimal]) -> list[int]:

@@ -244,6 +244,24 @@ def test_a_large_import_is_applied_in_the_background_and_cannot_be_confirmed_twi
     assert 'http-equiv="refresh"' not in fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
 
 
+def test_the_page_follows_an_apply_in_progress(fin_client, three):
+    from core import progress
+    upload(fin_client, GOOD)
+    bi = BalanceImport.objects.get()
+    BalanceImport.objects.filter(pk=bi.pk).update(status=B.APPLYING, progress=0)
+    progress.report(balances_service.APPLY_PROGRESS, bi.pk, 40)     # what the worker's apply reported
+    body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
+    assert "Applying the file" in body and 'id="import-progress-percent">40%<' in body
+    assert 'style="width: 40%"' in body and 'http-equiv="refresh"' in body
+
+
+def test_the_preview_shows_what_the_file_has_in_each_bad_cell(fin_client, three):
+    upload(fin_client, WITH_ERRORS)
+    bi = BalanceImport.objects.get()
+    body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
+    assert "In the file" in body and '<td class="px-3 py-2 font-mono">lots</td>' in body
+
+
 def test_a_failed_preview_shows_the_reason(fin_client):
     bi = factories.BalanceImportFactory(status=B.FAILED, failure_reason="Nothing was changed: bad sheet")
     body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
@@ -262,7 +280,7 @@ def test_error_report_download(fin_client, three):
     rows = list(openpyxl.load_workbook(io.BytesIO(response.content)).active.iter_rows(values_only=True))
     assert rows[0] == ("Row", "Column", "Reason", "Value")
     assert len(rows) == 1 + bi.error_count
-    assert rows[1][0] == bi.errors[0]["row"] and rows[1][2] == bi.errors[0]["reason"]
+    assert rows[1] == (3, "Balance", "“lots” is not an amount", "lots")     # the cell as the file has it
 
 
 def test_error_report_of_an_unknown_import_is_404(fin_client):

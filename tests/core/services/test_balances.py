@@ -196,9 +196,9 @@ def test_a_file_with_errors_applies_nothing_unless_confirmed(three, finance_user
     bi = balances_import_preview(file=bad, acting_user=finance_user)
     assert bi.error_count == 2
     assert bi.errors == [
-        {"row": 3, "column": "Balance", "reason": "“lots” is not an amount"},
+        {"row": 3, "column": "Balance", "reason": "“lots” is not an amount", "value": "lots"},
         {"row": 4, "column": "Reg No",
-         "reason": "“nonsense” is not a registration number of the form SCHOOL/DEPT/NNNN/YYYY"}]
+         "reason": "“nonsense” is not a registration number of the form SCHOOL/DEPT/NNNN/YYYY", "value": "nonsense"}]
     before = history_counts()
     with pytest.raises(ValidationError, match="(?i)the file has 2 errors; fix them or confirm skipping them"):
         balances_import_apply(balance_import=bi, acting_user=finance_user)
@@ -242,6 +242,28 @@ def test_failure_half_way_leaves_the_database_as_before(three, finance_user, off
     assert "RuntimeError: database went away" in bi.failure_reason and "Nothing was changed" in bi.failure_reason
     with pytest.raises(ValidationError, match="not previewed"):
         balances_import_apply(balance_import=bi, acting_user=finance_user)
+
+
+def test_apply_reports_its_progress_where_other_processes_see_it(three, finance_user, offices, open_request,
+                                                                  monkeypatch):
+    """The apply is one transaction: its row says 0% until it commits, so the page reads the
+    progress the apply reports to the shared cache."""
+    from core.selectors.finance import balance_import_progress
+    open_request(three[0])
+    bi = balances_import_preview(file=_xlsx([["Reg No", "Balance"], ["SCE/CS/0001/2022", 700],
+                                             ["SCE/CS/0002/2022", 0]]), acting_user=finance_user)
+    seen = []
+    follow = balances_service.finance_clearance_follow
+
+    def watching(**kwargs):
+        row = BalanceImport.objects.get(pk=bi.pk)
+        seen.append((row.status, row.progress, balance_import_progress(row)))
+        return follow(**kwargs)
+    monkeypatch.setattr(balances_service, "finance_clearance_follow", watching)
+    balances_import_apply(balance_import=bi, acting_user=finance_user)
+    assert seen == [(BalanceImport.Status.APPLYING, 0, 80)]      # records and holds written, clearance next
+    bi.refresh_from_db()
+    assert bi.status == BalanceImport.Status.APPLIED and balance_import_progress(bi) == 100
 
 
 @pytest.mark.parametrize("data,words", [
