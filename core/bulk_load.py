@@ -10,6 +10,8 @@ would write it. Services never use this: they go through core.history.
 from __future__ import annotations
 
 import contextlib
+import datetime
+from dataclasses import dataclass
 
 from django.core.management.color import no_style
 from django.db import connection, models
@@ -187,14 +189,18 @@ def reset_sequences(*model_list) -> None:
             cursor.execute(sql)
 
 
-def update_from_values(model, fields: list[str], rows: list[tuple], *, batch_size: int | None = None) -> int:
+def update_from_values(model, fields: list[str], rows: list[tuple], *, batch_size: int | None = None,
+                       history: History | None = None, constants: dict | None = None) -> int:
     """Set `fields` (attnames) per row with one UPDATE per batch: rows are (pk, value, …) tuples of
     Python values. SQLite (≥ 3.33): `WITH v(id, c0, …) AS (VALUES …) UPDATE t SET a = v.c0 … FROM v
     WHERE t.id = v.id`. PostgreSQL: the same join over `unnest()` of one array parameter per column,
     so the statement stays small and is planned in no time (a VALUES list of thousands of rows takes
     longer to plan than to run there). Either way one statement whatever the values, where Django's
-    bulk_update builds a CASE branch per row and field. Writes no history: callers add it with
-    insert_history or insert_history_select. Returns the number of rows sent."""
+    bulk_update builds a CASE branch per row and field. With `history`, one historical row per row
+    written, holding what was stored: on PostgreSQL in the same statement (`WITH u AS (UPDATE …
+    RETURNING *) INSERT INTO <history> … FROM u`, no second pass over the rows), on SQLite copied
+    right after each batch. `constants` (attname → value) are set alike on every row, as one
+    parameter each rather than a column of identical values. Returns the number of rows sent."""
     if not rows:
         return 0
     ops = connection.ops
@@ -205,6 +211,12 @@ def update_from_values(model, fields: list[str], rows: list[tuple], *, batch_siz
     pk_col = ops.quote_name(opts.pk.column)
     columns = ", ".join(["id", *[f"c{i}" for i in range(len(fields))]])
     sets = ", ".join(f"{ops.quote_name(f.column)} = v.c{i}" for i, f in enumerate(field_objs))
+    const_params = []
+    for name, value in (constants or {}).items():
+        field = opts.get_field(name)
+        adapt = _adapter(field)
+        sets += f", {ops.quote_name(field.column)} = %s"
+        const_params.append(value if adapt is None else adapt(value))
     postgres = connection.vendor == "postgresql"
     if batch_size is None:
         # SQLite: as many rows as one statement's parameters allow (32,766)
@@ -215,6 +227,9 @@ def update_from_values(model, fields: list[str], rows: list[tuple], *, batch_siz
         arrays = ", ".join([f"CAST(%b AS {opts.pk.rel_db_type(connection)}[])",
                             *[f"CAST(%b AS {f.db_type(connection)}[])" for f in field_objs]])
         sql = f"UPDATE {table} SET {sets} FROM unnest({arrays}) AS v({columns}) WHERE {table}.{pk_col} = v.id"
+        if history is not None:
+            head, head_params = _history_insert(model, history)
+            sql = f"WITH u AS ({sql} RETURNING {table}.*) {head} FROM u"
     else:
         row_sql = "(" + ", ".join(["%s"] * (len(fields) + 1)) + ")"
     sent = 0
@@ -225,7 +240,7 @@ def update_from_values(model, fields: list[str], rows: list[tuple], *, batch_siz
                 params = [[row[0] for row in batch]]
                 for i, adapt in enumerate(adapters, start=1):
                     params.append([row[i] if adapt is None else adapt(row[i]) for row in batch])
-                cursor.execute(sql, params)
+                cursor.execute(sql, [*const_params, *params, *(head_params if history is not None else [])])
             else:
                 params = []
                 for row in batch:
@@ -233,7 +248,12 @@ def update_from_values(model, fields: list[str], rows: list[tuple], *, batch_siz
                     for value, adapt in zip(row[1:], adapters):
                         params.append(value if adapt is None else adapt(value))
                 cursor.execute(f"WITH v({columns}) AS (VALUES {', '.join([row_sql] * len(batch))}) "
-                               f"UPDATE {table} SET {sets} FROM v WHERE {table}.{pk_col} = v.id", params)
+                               f"UPDATE {table} SET {sets} FROM v WHERE {table}.{pk_col} = v.id",
+                               [*params, *const_params])
+                if history is not None:
+                    where, where_params = any_of(pk_col, [row[0] for row in batch], opts.pk)
+                    insert_history_select(model, where, where_params, history_type=history.history_type,
+                                          user=history.user, reason=history.reason, when=history.when)
             sent += len(batch)
     return sent
 
@@ -259,19 +279,27 @@ def insert_new(model, rows: list[dict]) -> int:
     return len(values)
 
 
-def insert_history_select(model, where: str, params, *, history_type: str, user, reason: str, when=None) -> int:
-    """One historical row per row of `model` matching `where` (SQL over the model's table, with
-    `params`), copied by the database itself: `INSERT INTO history (…) SELECT …, %s, … FROM table
-    WHERE …`. For rows a service has just written in bulk: no row travels through Python, which
-    at 100,000 rows costs more than the write. Returns the number of historical rows written."""
+@dataclass(frozen=True)
+class History:
+    """What a bulk write records: one historical row per row written, of this type ("+", "~"),
+    by this user, for this reason, at this time."""
+    history_type: str
+    user: object
+    reason: str
+    when: datetime.datetime | None = None
+
+
+def _history_insert(model, history: History) -> tuple[str, list]:
+    """`INSERT INTO <history> (…) SELECT <the model's columns>, <user, reason, …>` (the FROM is the
+    caller's): SQL and parameters."""
     ops = connection.ops
     history_model = model.history.model
     tracked = {f.attname: f for f in model._meta.concrete_fields}
     h_fields, _ = _columns(history_model, skip_pk=True)
-    extra = {"history_date": ops.adapt_datetimefield_value(when or timezone.now()),
-             "history_change_reason": reason, "history_type": history_type,
-             "history_user_id": user.pk if user else None, "ip_address": current_ip()}
-    columns, selects, select_params = [], [], []
+    extra = {"history_date": ops.adapt_datetimefield_value(history.when or timezone.now()),
+             "history_change_reason": history.reason, "history_type": history.history_type,
+             "history_user_id": history.user.pk if history.user else None, "ip_address": current_ip()}
+    columns, selects, params = [], [], []
     for f in h_fields:
         columns.append(ops.quote_name(f.column))
         if f.attname in tracked:
@@ -279,9 +307,18 @@ def insert_history_select(model, where: str, params, *, history_type: str, user,
         else:
             # typed on PostgreSQL: an untyped parameter in a SELECT list is text there
             selects.append(f"CAST(%s AS {f.db_type(connection)})" if connection.vendor == "postgresql" else "%s")
-            select_params.append(extra[f.attname])
-    sql = (f"INSERT INTO {ops.quote_name(history_model._meta.db_table)} ({', '.join(columns)}) "
-           f"SELECT {', '.join(selects)} FROM {ops.quote_name(model._meta.db_table)} WHERE {where}")
+            params.append(extra[f.attname])
+    return (f"INSERT INTO {ops.quote_name(history_model._meta.db_table)} ({', '.join(columns)}) "
+            f"SELECT {', '.join(selects)}"), params
+
+
+def insert_history_select(model, where: str, params, *, history_type: str, user, reason: str, when=None) -> int:
+    """One historical row per row of `model` matching `where` (SQL over the model's table, with
+    `params`), copied by the database itself: `INSERT INTO history (…) SELECT …, %s, … FROM table
+    WHERE …`. For rows a service has just written in bulk: no row travels through Python, which
+    at 100,000 rows costs more than the write. Returns the number of historical rows written."""
+    head, head_params = _history_insert(model, History(history_type, user, reason, when))
+    sql = f"{head} FROM {connection.ops.quote_name(model._meta.db_table)} WHERE {where}"
     with bulk_cursor() as cursor:
-        cursor.execute(sql, [*select_params, *params])
+        cursor.execute(sql, [*head_params, *params])
         return cursor.rowcount

@@ -126,7 +126,7 @@ def bulk_update_tracked(objs, model, fields, *, user, reason: str = "", batch_si
     auto_now = [f.attname for f in model._meta.concrete_fields if getattr(f, "auto_now", False)]
     now = timezone.now()
     updated = 0
-    from .bulk_load import any_of, insert_history_select, update_from_values
+    from .bulk_load import History, any_of, insert_history_select, update_from_values
     pk_column = connection.ops.quote_name(model._meta.pk.column)
     for start in range(0, len(objs), batch_size):
         batch = objs[start:start + batch_size]
@@ -142,14 +142,19 @@ def bulk_update_tracked(objs, model, fields, *, user, reason: str = "", batch_si
                 groups[get(obj, attname)].append(pk)
             groups_of[attname] = groups
         if max(len(g) for g in groups_of.values()) > MAX_CASE_BRANCHES:
-            # many distinct values (amounts, per-row reasons): one UPDATE joined to a VALUES table
-            updated += update_from_values(model, names, [(pk, *[get(obj, a) for a in names])
-                                                         for obj, pk in zip(batch, pks)])
+            # many distinct values (amounts, per-row reasons): one UPDATE joined to a VALUES table, with
+            # the fields that have one value across the batch set once
+            varying = [a for a in names if len(groups_of[a]) > 1]
+            updated += update_from_values(model, varying, [(pk, *[get(obj, a) for a in varying])
+                                                           for obj, pk in zip(batch, pks)],
+                                          history=History("~", user, reason or _reason.get() or "", now),
+                                          constants={a: next(iter(groups_of[a])) for a in names
+                                                     if len(groups_of[a]) == 1})
         else:
             updated += _update_by_groups(model, pks, groups_of)
-        where, params = any_of(pk_column, pks, model._meta.pk)
-        insert_history_select(model, where, params, history_type="~", user=user,
-                              reason=reason or _reason.get() or "", when=now)
+            where, params = any_of(pk_column, pks, model._meta.pk)
+            insert_history_select(model, where, params, history_type="~", user=user,
+                                  reason=reason or _reason.get() or "", when=now)
     return updated
 
 
