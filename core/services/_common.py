@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import contextlib
+import gc
 from dataclasses import dataclass, field
 from itertools import islice
 
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.models.expressions import RawSQL
 
 
 @dataclass
@@ -42,6 +46,34 @@ def chunked(items, size=2000):
         yield chunk
 
 
+def id_chunks(ids):
+    """Integer ids for `<field>__in=` lookups, chunk by chunk, each chunk being the lookup's value.
+    On PostgreSQL all of them at once as one array parameter (`IN (SELECT unnest(…))`): neither
+    thousands of ORM parameters nor a statement the driver splits and quotes in Python (at 10,000
+    ids both cost more than the query). Elsewhere lists of 2,000, within SQLite's parameter limit."""
+    ids = list(ids)
+    if connection.vendor == "postgresql":
+        if ids:
+            yield RawSQL("SELECT unnest(%s::bigint[])", (ids,))
+        return
+    yield from chunked(ids)
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Pause Python's cyclic garbage collector for a bulk step. Building 100,000 rows of plain
+    lists and tuples triggers a collection every few hundred allocations, each walking everything
+    alive (the file, the plan): 5–10% of an import. Those rows hold no cycles; reference counting
+    frees them as before, and the collector runs again when the step ends."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def require_reason(reason: str, what: str) -> str:
     reason = (reason or "").strip()
     if not reason:
@@ -50,11 +82,11 @@ def require_reason(reason: str, what: str) -> str:
 
 
 def lock_rows(queryset, ids, result: BulkResult, *, what: str) -> list:
-    """The rows with these ids, locked until the transaction ends, in id order, fetched in chunks
-    (a "select all" of 100,000 ids stays within every database's parameter limit); each id that
-    matches nothing is refused as "no such <what>"."""
+    """The rows with these ids, locked until the transaction ends, in id order, fetched by
+    `id_chunks` (a "select all" of 100,000 ids stays within every database's parameter limit);
+    each id that matches nothing is refused as "no such <what>"."""
     queryset = queryset.select_for_update(of=("self",)).order_by("pk")
-    rows = [row for chunk in chunked(ids) for row in queryset.filter(pk__in=chunk)]
+    rows = [row for chunk in id_chunks(ids) for row in queryset.filter(pk__in=chunk)]
     found = {row.pk for row in rows}
     for pk in ids:
         if pk not in found:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from .. import permissions
 from ..history import bulk_update_tracked, save_tracked
 from ..models import ClearanceApproval, ClearanceRequest, Hold, Notification
-from ._common import BulkResult, chunked, lock_rows, require_reason
+from ._common import BulkResult, chunked, id_chunks, lock_rows, require_reason
 from .notifications import notifications_send
 from .status import requests_refresh_status
 
@@ -82,7 +82,7 @@ def _blocking(approvals) -> tuple[dict, dict]:
     request_ids = {a.request_id for a in approvals}
     earlier_open = defaultdict(list)
     siblings = defaultdict(list)
-    for ids in chunked(request_ids):
+    for ids in id_chunks(request_ids):
         for request_id, code, stage, status in ClearanceApproval.objects.filter(request_id__in=ids).values_list(
                 "request_id", "department__code", "department__stage", "status"):
             siblings[request_id].append((code, stage, status))
@@ -93,7 +93,7 @@ def _blocking(approvals) -> tuple[dict, dict]:
     pairs = {(a.request.student_id, a.department_id) for a in approvals}
     student_ids = {s for s, _ in pairs}
     dept_ids = {d for _, d in pairs}
-    for ids in chunked(student_ids):
+    for ids in id_chunks(student_ids):
         for h in Hold.objects.filter(status=Hold.Status.ACTIVE, student_id__in=ids, department_id__in=dept_ids
                                      ).only("student_id", "department_id", "reason", "amount"):
             holds[(h.student_id, h.department_id)].append(h)

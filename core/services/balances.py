@@ -21,11 +21,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .. import progress as progress_cache
-from ..bulk_load import any_of, bulk_cursor, memo, insert_history_select, insert_new, update_from_values
+from ..bulk_load import History, any_of, bulk_cursor, memo, insert_history_select, insert_new, update_from_values
 from ..history import audit_context, save_tracked
 from ..imports.balances import MAX_FILE_BYTES, ImportFileError, ParsedBalances, estimate_rows, parse_balances
 from ..models import BalanceImport, FinanceRecord, Hold, Student
-from ._common import chunked
+from ._common import chunked, gc_paused
 from .finance import finance_clearance_follow, finance_department, finance_hold_reason
 
 B = BalanceImport.Status
@@ -142,11 +142,12 @@ def _compare(parsed: ParsedBalances, progress=None) -> dict:
 
 
 def _preview_into(bi: BalanceImport, data: bytes, *, acting_user, progress=None, parsed=None) -> BalanceImport:
-    if parsed is None:
-        parsed = parse_balances(data)              # ImportFileError when it cannot be read at all
-    if progress:
-        progress(10)
-    plan = _compare(parsed, progress)
+    with gc_paused():
+        if parsed is None:
+            parsed = parse_balances(data)          # ImportFileError when it cannot be read at all
+        if progress:
+            progress(10)
+        plan = _compare(parsed, progress)
     warnings = []
     earlier = (BalanceImport.objects.filter(sha256=bi.sha256, status=B.APPLIED).exclude(pk=bi.pk)
                .order_by("-applied_at").first())
@@ -183,9 +184,10 @@ def balances_import_preview(*, file, acting_user) -> BalanceImport:
     not a finance officer."""
     _check_may_import(acting_user, "add")
     data, name = _read_upload(file)
-    parsed = parse_balances(data)                  # before storing anything: an unreadable file leaves no trace
-    bi = _new_import(data, name, acting_user)
-    return _preview_into(bi, data, acting_user=acting_user, parsed=parsed)
+    with gc_paused():
+        parsed = parse_balances(data)              # before storing anything: an unreadable file leaves no trace
+        bi = _new_import(data, name, acting_user)
+        return _preview_into(bi, data, acting_user=acting_user, parsed=parsed)
 
 
 def balances_import_preview_async(*, file, acting_user) -> BalanceImport:
@@ -255,7 +257,7 @@ def _claim_and_apply(bi: BalanceImport, *, acting_user, from_status: str) -> Bal
     report = lambda percent: progress_cache.report(APPLY_PROGRESS, bi.pk, percent)  # noqa: E731
     report(0)
     try:
-        with transaction.atomic():
+        with gc_paused(), transaction.atomic():
             _apply(bi, acting_user=acting_user, progress=report)
     except Exception as exc:
         _mark_failed(bi, exc, acting_user)
@@ -382,14 +384,12 @@ def _write_records(bi, changed, *, acting_user, reason, now, progress) -> tuple[
             if item[NOTES] is not None:
                 fields.append("notes")
                 values.append(item[NOTES])
-            groups.setdefault(tuple(fields), []).append((*values, bi.pk, now))
+            groups.setdefault(tuple(fields), []).append(values)
             ids.append(item[RID])
+        changed_history = History("~", acting_user, reason, now)
         for fields, rows in groups.items():
-            update_from_values(FinanceRecord, [*fields, "last_import_id", "updated_at"], rows)
-        if ids:
-            in_sql, in_params = any_of(_q("id"), ids, FinanceRecord._meta.pk)
-            insert_history_select(FinanceRecord, in_sql, in_params,
-                                  history_type="~", user=acting_user, reason=reason, when=now)
+            update_from_values(FinanceRecord, list(fields), rows, history=changed_history,
+                               constants={"last_import_id": bi.pk, "updated_at": now})
         if creates:
             insert_new(FinanceRecord, creates)
             sids = [c["student_id"] for c in creates]
@@ -429,21 +429,17 @@ def _write_holds(bi, balances: dict[int, Decimal], *, acting_user, reason, now, 
                                     placed_by_id=user_id, placed_at=now, balance_import_id=bi.pk, created_at=now,
                                     updated_at=now))
                 elif _dec(hold[1]) != balance:
-                    amounts.append((hold[0], balance, hold_reason(balance), bi.pk, now))
+                    amounts.append((hold[0], balance, hold_reason(balance)))
             elif hold is not None:
                 # released: the amount and reason stay as they were, to show what was owed
-                releases.append((hold[0], Hold.Status.RELEASED, user_id, now, f"{reason}: balance KES {balance:,.2f}",
-                                 bi.pk, now))
+                releases.append((hold[0], f"{reason}: balance KES {balance:,.2f}"))
         # two statements: one joined over fewer columns each runs faster than one over all of them
-        update_from_values(Hold, ["amount", "reason", "balance_import_id", "updated_at"], amounts)
-        update_from_values(Hold, ["status", "released_by_id", "released_at", "release_reason", "balance_import_id",
-                                  "updated_at"], releases)
-        values = amounts + releases
-        hold_ids = [v[0] for v in values]
-        if hold_ids:
-            in_sql, in_params = any_of(_q("id"), hold_ids, Hold._meta.pk)
-            insert_history_select(Hold, in_sql, in_params,
-                                  history_type="~", user=acting_user, reason=reason, when=now)
+        changed_history = History("~", acting_user, reason, now)
+        update_from_values(Hold, ["amount", "reason"], amounts, history=changed_history,
+                           constants={"balance_import_id": bi.pk, "updated_at": now})
+        update_from_values(Hold, ["release_reason"], releases, history=changed_history,
+                           constants={"status": Hold.Status.RELEASED, "released_by_id": user_id, "released_at": now,
+                                      "balance_import_id": bi.pk, "updated_at": now})
         if new:
             insert_new(Hold, new)
             sids = [h["student_id"] for h in new]

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 
 from ..models import ClearanceApproval, ClearanceRequest, Department, Hold
-from ._common import BulkResult, chunked
+from ._common import BulkResult, id_chunks
 
 FINANCE_CODE = "FIN"
 
@@ -45,7 +45,7 @@ def finance_clearance_follow(*, student_ids: Iterable[int], acting_user, reason:
     held_reasons = defaultdict(list)
     held_students = set()
     open_approvals = []
-    for chunk in chunked(ids):
+    for chunk in id_chunks(ids):
         for student_id, amount, why in Hold.objects.filter(department=fin, status=Hold.Status.ACTIVE,
                                                            student_id__in=chunk).values_list("student_id", "amount",
                                                                                              "reason"):

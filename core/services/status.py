@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from ..history import bulk_update_tracked
 from ..models import ClearanceApproval, ClearanceRequest, Notification
-from ._common import chunked
+from ._common import id_chunks
 from .notifications import notifications_send
 
 Status = ClearanceRequest.Status
@@ -45,7 +45,7 @@ def requests_refresh_status(request_ids: Iterable[int], *, acting_user, reason: 
     Works on plain rows, a constant number of queries per 2,000 requests."""
     changed_ids = []
     now = timezone.now()
-    for ids in chunked(sorted(set(request_ids))):
+    for ids in id_chunks(sorted(set(request_ids))):
         by_request = defaultdict(list)
         for request_id, status in ClearanceApproval.objects.filter(request_id__in=ids).values_list(
                 "request_id", "status"):
