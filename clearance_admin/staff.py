@@ -31,7 +31,7 @@ from unfold.widgets import (UnfoldAdminFileFieldWidget, UnfoldAdminSelectWidget,
 
 from core import permissions
 from core.files import validate_evidence
-from core.models import (ClearanceApproval, Delegation, Department, Hold, Programme, School, Student, User,
+from core.models import (ClearanceApproval, Delegation, Department, Hold, Student, User,
                          normalize_registration_number)
 from core.selectors import staff as staff_selectors
 from core.services import approvals as approval_services

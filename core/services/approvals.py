@@ -17,7 +17,7 @@ from django.utils import timezone
 from .. import permissions
 from ..history import bulk_update_tracked, save_tracked
 from ..models import ClearanceApproval, ClearanceRequest, Hold, Notification
-from ._common import BulkResult, chunked, id_chunks, lock_rows, require_reason
+from ._common import BulkResult, bulk_service, chunked, id_chunks, lock_rows, require_reason
 from .notifications import notifications_send
 from .status import requests_refresh_status
 
@@ -134,7 +134,7 @@ def _write(approvals, *, acting_user, reason_for_history, fields, notify_kind=No
             for a in approvals if a.request.student.user_id])
 
 
-@transaction.atomic
+@bulk_service
 def approvals_approve(*, approval_ids: Iterable[int], acting_user, notes: str = "", evidence=None,
                       reason_for_history: str = "", balance_import=None, check_scope: bool = True) -> BulkResult:
     """Approve each approval. Refused per row: not the user's office; request completed or revoked;
@@ -171,7 +171,7 @@ def approvals_approve(*, approval_ids: Iterable[int], acting_user, notes: str = 
     return result
 
 
-@transaction.atomic
+@bulk_service
 def approvals_reject(*, approval_ids: Iterable[int], acting_user, reason: str | dict[int, str], notes: str = "",
                      evidence=None, reason_for_history: str = "", balance_import=None,
                      check_scope: bool = True) -> BulkResult:
@@ -212,7 +212,7 @@ def approvals_reject(*, approval_ids: Iterable[int], acting_user, reason: str | 
     return result
 
 
-@transaction.atomic
+@bulk_service
 def approvals_waive(*, approval_ids: Iterable[int], acting_user, reason: str, notes: str = "") -> BulkResult:
     """Waive: the office clears the student without the usual conditions (stage order and holds
     do not block it), and must say why. Refused: no reason; per row: not the user's office, request
@@ -238,7 +238,7 @@ def approvals_waive(*, approval_ids: Iterable[int], acting_user, reason: str, no
     return result
 
 
-@transaction.atomic
+@bulk_service
 def approvals_reopen(*, approval_ids: Iterable[int], acting_user, note: str = "") -> BulkResult:
     """Re-open rejected approvals so they can be decided again; the earlier decision stays in the
     history. Refused per row: not the user's office, request completed or revoked, not rejected."""

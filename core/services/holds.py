@@ -5,13 +5,12 @@ from decimal import Decimal
 from typing import Iterable
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 
 from .. import permissions
 from ..history import bulk_create_tracked, bulk_update_tracked
 from ..models import Department, Hold, Notification, Student
-from ._common import BulkResult, chunked, lock_rows, require_reason
+from ._common import BulkResult, bulk_service, chunked, lock_rows, require_reason
 from .finance import FINANCE_CODE, finance_clearance_follow
 from .notifications import notifications_send
 
@@ -36,7 +35,7 @@ def _after_change(department: Department, student_ids, *, acting_user, reason):
         finance_clearance_follow(student_ids=student_ids, acting_user=acting_user, reason=reason)
 
 
-@transaction.atomic
+@bulk_service
 def holds_place(*, department: Department, student_ids: Iterable[int], reason: str, acting_user,
                 amount=None, source: str = Hold.Source.MANUAL) -> BulkResult:
     """Place a hold of `department` on each student. Refused: no reason; a negative or absurd
@@ -121,14 +120,14 @@ def _end(hold_ids, *, acting_user, new_status, reason, verb) -> BulkResult:
     return result
 
 
-@transaction.atomic
+@bulk_service
 def holds_release(*, hold_ids: Iterable[int], acting_user, reason: str = "") -> BulkResult:
     """Release holds (the student settled it). Refused per row: not the user's office; not active."""
     return _end(hold_ids, acting_user=acting_user, new_status=H.RELEASED, reason=(reason or "").strip(),
                 verb="released")
 
 
-@transaction.atomic
+@bulk_service
 def holds_waive(*, hold_ids: Iterable[int], acting_user, reason: str) -> BulkResult:
     """Waive holds (the office forgoes it) with a reason. Refused: no reason; per row: not the
     user's office; not active."""

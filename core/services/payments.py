@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from ..history import bulk_update_tracked, save_tracked
 from ..models import FinanceRecord, Payment, Student, validate_mpesa_code
-from ._common import BulkResult, lock_rows, require_reason
+from ._common import BulkResult, bulk_service, lock_rows, require_reason
 
 MAX_AMOUNT = Decimal("10000000")
 
@@ -45,7 +45,7 @@ def payment_record(*, student: Student, amount, method: str, transaction_code: s
     return save_tracked(payment, user=acting_user, reason="Payment recorded")
 
 
-@transaction.atomic
+@bulk_service
 def payments_verify(*, payment_ids: Iterable[int], acting_user, reason: str = "") -> BulkResult:
     """Mark payments verified. Refused per row: unknown; already verified (naming by whom)."""
     ids = list(dict.fromkeys(payment_ids))
@@ -79,7 +79,7 @@ def payment_verify_by_code(*, transaction_code: str, acting_user, method: str = 
     return payment
 
 
-@transaction.atomic
+@bulk_service
 def finance_records_set_graduation_fee_status(*, record_ids: Iterable[int], status: str, acting_user,
                                               reason: str = "") -> BulkResult:
     """Set the graduation fee status (unpaid, paid, waived) of finance records, with history.
