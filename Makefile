@@ -26,7 +26,7 @@ seed: migrate
 # Web server and task worker together; Ctrl-C stops both.
 run: seed
 	@echo "Clearance on http://$(HOST):$(PORT)/  (Ctrl-C stops the server and the worker)"
-	@trap 'kill 0 2>/dev/null' INT TERM EXIT; \
+	@trap 'kill $$(jobs -p) 2>/dev/null' INT TERM EXIT; \
 	$(PY) manage.py qcluster & \
 	$(VENV)/bin/gunicorn clearance_admin.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 \
 	    --access-logfile - --graceful-timeout 5 & \
