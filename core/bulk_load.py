@@ -1,11 +1,15 @@
-"""Loading many new rows fast, history included: for demo data and benchmarks only.
+"""Writing many rows in few statements, history included.
 
-Django's bulk_create prepares every value through the field machinery, which costs more than the
-database write itself at a million rows. Here primary keys are assigned in Python (the table is
-locked for the load by the surrounding transaction on SQLite; on PostgreSQL the sequence is moved
-past them afterwards), values are adapted once per type and rows go in with executemany. Each row
-also gets its "+" historical row, naming the user and the reason, exactly as bulk_create_with_history
-would write it. Services never use this: they go through core.history.
+`load` inserts new rows for demo data and benchmarks only: Django's bulk_create prepares every
+value through the field machinery, which costs more than the database write itself at a million
+rows. Here primary keys are assigned in Python (the table is locked for the load by the surrounding
+transaction on SQLite; on PostgreSQL the sequence is moved past them afterwards), values are adapted
+once per type and rows go in with executemany, each with its "+" historical row, exactly as
+bulk_create_with_history would write it. Services never call `load`.
+
+The statement helpers below it (`bulk_cursor`, `any_of`, `update_from_values`, `insert_new`,
+`insert_history_select`) are what core.history's bulk writes and the balance import are built on:
+one statement per batch whatever the number of rows, history copied by the database.
 """
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.core.cache import cache
 
 TTL_SECONDS = 6 * 3600
+BALANCE_IMPORT_APPLY = "balance-import-apply"      # kinds of work that report here
 
 
 def _key(kind: str, pk) -> str:

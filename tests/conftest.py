@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group
+from django.contrib.messages import get_messages
 
 from core import permissions
 from core.models import ClearanceApproval, Department
@@ -85,6 +86,18 @@ def finance_user(make_user, offices):
     user = make_user(permissions.FINANCE, email="finance@clearance.test")
     permissions.reviewer_set_scope(user=user, departments=[offices["FIN"]])
     return user
+
+
+@pytest.fixture
+def fin_client(client, finance_user):
+    """A test client logged in as the finance officer."""
+    client.force_login(finance_user)
+    return client
+
+
+def messages_of(response) -> list[str]:
+    """The messages a response left for the next page (those not yet shown)."""
+    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 @pytest.fixture

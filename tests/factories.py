@@ -97,6 +97,15 @@ class StudentFactory(factory.django.DjangoModelFactory):
     user = None
 
 
+def student_with_reg(reg: str, **fields) -> models.Student:
+    """A student whose school and academic department are the ones its registration number names
+    (SCE/CS/0001/2022 → school SCE, department CS), as the import and reconcile samples expect."""
+    school_code, dept_code, *_ = reg.split("/")
+    school = SchoolFactory(code=school_code)
+    dept = AcademicDepartmentFactory(school=school, code=dept_code)
+    return StudentFactory(registration_number=reg, school=school, academic_department=dept, **fields)
+
+
 class DepartmentFactory(factory.django.DjangoModelFactory):
     """A clearance office."""
 

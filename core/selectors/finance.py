@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
+from .. import progress
 from ..models import BalanceImport, ClearanceApproval, ClearanceRequest, FinanceRecord, Hold, Payment
 from ..services.finance import FINANCE_CODE
 
@@ -86,9 +87,7 @@ def balance_import_progress(bi: BalanceImport) -> int:
     still says 0 (the apply is one transaction), so the figure comes from what the apply reports
     to the shared cache (core.progress)."""
     if bi.status == BalanceImport.Status.APPLYING:
-        from ..progress import read
-        from ..services.balances import APPLY_PROGRESS
-        reported = read(APPLY_PROGRESS, bi.pk)
+        reported = progress.read(progress.BALANCE_IMPORT_APPLY, bi.pk)
         if reported is not None:
             return max(reported, bi.progress)
     return bi.progress

@@ -17,7 +17,7 @@ from django.utils import timezone
 from .. import permissions
 from ..history import bulk_update_tracked, save_tracked
 from ..models import ClearanceApproval, ClearanceRequest, Hold, Notification
-from ._common import BulkResult, bulk_service, chunked, id_chunks, lock_rows, require_reason
+from ._common import BulkResult, bulk_service, id_chunks, lock_rows, require_reason
 from .notifications import notifications_send
 from .status import requests_refresh_status
 
@@ -55,7 +55,7 @@ def _scope_filter(approvals, acting_user, result: BulkResult, check_scope=True):
     if acting_user is None:
         raise ValidationError("A decision needs the person who makes it.")
     scope = permissions.approvals_for(acting_user)
-    allowed = {pk for chunk in chunked([a.pk for a in approvals])
+    allowed = {pk for chunk in id_chunks([a.pk for a in approvals])
                for pk in scope.filter(pk__in=chunk).values_list("pk", flat=True)}
     kept = []
     for a in approvals:

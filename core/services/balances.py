@@ -244,9 +244,6 @@ def balances_import_apply(*, balance_import: BalanceImport, acting_user, skip_er
     return _claim_and_apply(bi, acting_user=acting_user, from_status=B.PREVIEWED)
 
 
-APPLY_PROGRESS = "balance-import-apply"
-
-
 def _claim_and_apply(bi: BalanceImport, *, acting_user, from_status: str) -> BalanceImport:
     # claim it: two officers confirming at once apply it once
     if not BalanceImport.objects.filter(pk=bi.pk, status=from_status).update(status=B.APPLYING, progress=0):
@@ -254,7 +251,9 @@ def _claim_and_apply(bi: BalanceImport, *, acting_user, from_status: str) -> Bal
         raise ValidationError(f"Import #{bi.pk} changed while you were confirming it; reload it.", code="changed")
     # the row's own `progress` cannot move inside the transaction: report to the shared cache
     # (selectors.finance.balance_import_progress reads it while the import is applying)
-    report = lambda percent: progress_cache.report(APPLY_PROGRESS, bi.pk, percent)  # noqa: E731
+    def report(percent):
+        progress_cache.report(progress_cache.BALANCE_IMPORT_APPLY, bi.pk, percent)
+
     report(0)
     try:
         with gc_paused(), transaction.atomic():
@@ -263,7 +262,7 @@ def _claim_and_apply(bi: BalanceImport, *, acting_user, from_status: str) -> Bal
         _mark_failed(bi, exc, acting_user)
         raise
     finally:
-        progress_cache.clear(APPLY_PROGRESS, bi.pk)
+        progress_cache.clear(progress_cache.BALANCE_IMPORT_APPLY, bi.pk)
     return bi
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from .. import permissions
 from ..history import bulk_create_tracked, bulk_update_tracked
 from ..models import Department, Hold, Notification, Student
-from ._common import BulkResult, bulk_service, chunked, lock_rows, require_reason
+from ._common import BulkResult, bulk_service, id_chunks, lock_rows, require_reason
 from .finance import FINANCE_CODE, finance_clearance_follow
 from .notifications import notifications_send
 
@@ -93,7 +93,7 @@ def _end(hold_ids, *, acting_user, new_status, reason, verb) -> BulkResult:
     allowed = None
     if acting_user is not None:
         scope = permissions.holds_for(acting_user)
-        allowed = {pk for chunk in chunked([h.pk for h in holds])
+        allowed = {pk for chunk in id_chunks([h.pk for h in holds])
                    for pk in scope.filter(pk__in=chunk).values_list("pk", flat=True)}
     now = timezone.now()
     todo = []

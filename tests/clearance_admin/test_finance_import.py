@@ -9,36 +9,20 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from core.models import BalanceImport, FinanceRecord, Hold, Payment
 from core.services import balances as balances_service
 from tests import factories
+from tests.factories import student_with_reg as make_student
+from tests.conftest import messages_of
 
 pytestmark = pytest.mark.django_db
 
 SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "samples"
 BI = "/finance/core/balanceimport"
 B = BalanceImport.Status
-
-
-@pytest.fixture
-def fin_client(client, finance_user):
-    client.force_login(finance_user)
-    return client
-
-
-def messages_of(response):
-    return [str(m) for m in get_messages(response.wsgi_request)]
-
-
-def make_student(reg):
-    school_code, dept_code, *_ = reg.split("/")
-    school = factories.SchoolFactory(code=school_code)
-    dept = factories.AcademicDepartmentFactory(school=school, code=dept_code)
-    return factories.StudentFactory(registration_number=reg, school=school, academic_department=dept)
 
 
 def xlsx(rows, name="balances.xlsx"):
@@ -249,7 +233,7 @@ def test_the_page_follows_an_apply_in_progress(fin_client, three):
     upload(fin_client, GOOD)
     bi = BalanceImport.objects.get()
     BalanceImport.objects.filter(pk=bi.pk).update(status=B.APPLYING, progress=0)
-    progress.report(balances_service.APPLY_PROGRESS, bi.pk, 40)     # what the worker's apply reported
+    progress.report(progress.BALANCE_IMPORT_APPLY, bi.pk, 40)     # what the worker's apply reported
     body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
     assert "Applying the file" in body and 'id="import-progress-percent">40%<' in body
     assert 'style="width: 40%"' in body and 'http-equiv="refresh"' in body

@@ -5,26 +5,16 @@ import datetime
 from decimal import Decimal
 
 import pytest
-from django.contrib.messages import get_messages
 from django.utils import timezone
 
 from core.models import ClearanceApproval, FinanceRecord, Hold, Payment
 from tests import factories
+from tests.conftest import messages_of
 
 pytestmark = pytest.mark.django_db
 
 F = "/finance/core"
 LISTS = [f"{F}/financerecord/", f"{F}/hold/", f"{F}/payment/", f"{F}/balanceimport/"]
-
-
-@pytest.fixture
-def fin_client(client, finance_user):
-    client.force_login(finance_user)
-    return client
-
-
-def messages_of(response):
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def verified(*payments):

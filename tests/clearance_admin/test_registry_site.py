@@ -5,7 +5,6 @@ import datetime
 import re
 
 import pytest
-from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -17,6 +16,7 @@ from core.services.certificates import certificate_issue
 from core.services.holds import hold_place
 from core.services.requests import request_revoke, requests_open_for_cohort
 from tests import factories
+from tests.conftest import messages_of
 
 R = ClearanceRequest.Status
 
@@ -28,11 +28,6 @@ OPEN_COHORT = "registry:core_clearancerequest_open_for_cohort"
 
 def url(name, *args):
     return reverse(name, args=args)
-
-
-def messages_of(response) -> list[str]:
-    """The messages a response left for the next page (those not yet shown)."""
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 @pytest.fixture

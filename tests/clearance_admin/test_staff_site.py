@@ -6,7 +6,6 @@ import datetime
 from decimal import Decimal
 
 import pytest
-from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -18,6 +17,7 @@ from core.models import ClearanceApproval, Delegation, Hold
 from core.services.approvals import approvals_approve
 from core.services.requests import requests_open_for_cohort
 from tests import factories
+from tests.conftest import messages_of
 
 pytestmark = pytest.mark.django_db
 
@@ -38,10 +38,6 @@ def detail(approval) -> str:
 
 def status_of(obj) -> str:
     return type(obj).objects.values_list("status", flat=True).get(pk=obj.pk)
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def rows(response) -> list:

@@ -20,6 +20,7 @@ from core.services import balances as balances_service
 from core.services.balances import (balances_import_apply, balances_import_apply_async, balances_import_preview,
                                     balances_import_preview_async, balances_import_submit)
 from tests import factories
+from tests.factories import student_with_reg as make_student
 from tests.conftest import approval_of
 
 SAMPLES = Path(__file__).resolve().parents[3] / "fixtures" / "samples"
@@ -32,13 +33,6 @@ CSV_ROWS = {"SCE/IT/0001/2021": ("-1200.00", True), "SHS/NUR/0002/2022": ("0.00"
 
 def sample(name) -> ContentFile:
     return ContentFile((SAMPLES / name).read_bytes(), name=name)
-
-
-def make_student(reg, **fields):
-    school_code, dept_code, *_ = reg.split("/")
-    school = factories.SchoolFactory(code=school_code)
-    dept = factories.AcademicDepartmentFactory(school=school, code=dept_code)
-    return factories.StudentFactory(registration_number=reg, school=school, academic_department=dept, **fields)
 
 
 def history_counts():

@@ -16,6 +16,7 @@ from core.imports.mpesa import ImportFileError, parse_mpesa_statement
 from core.models import Payment
 from core.services.reconcile import payments_reconcile_statement
 from tests import factories
+from tests.factories import student_with_reg as make_student
 
 STATEMENT = Path("/work/shared/samples/mpesa_statement.csv")
 if not STATEMENT.exists():
@@ -24,13 +25,6 @@ if not STATEMENT.exists():
 
 def sample() -> ContentFile:
     return ContentFile(STATEMENT.read_bytes(), name="mpesa_statement.csv")
-
-
-def make_student(reg):
-    school_code, dept_code, *_ = reg.split("/")
-    school = factories.SchoolFactory(code=school_code)
-    dept = factories.AcademicDepartmentFactory(school=school, code=dept_code)
-    return factories.StudentFactory(registration_number=reg, school=school, academic_department=dept)
 
 
 def at(day, hour=12):
