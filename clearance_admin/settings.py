@@ -83,9 +83,13 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL lets the web server read while the task worker writes.
+    # WAL lets the web server read while the task worker writes. Write transactions begin
+    # IMMEDIATE: SQLite has no SELECT … FOR UPDATE, so a transaction that reads and then writes
+    # must hold the write lock from its first statement, or two of them decide on the same rows
+    # (and the second fails with "database is locked" instead of waiting its turn).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {"timeout": 20, "transaction_mode": "IMMEDIATE",
+         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -89,6 +89,25 @@ def require_reason(reason: str, what: str) -> str:
     return reason
 
 
+def lock_requests(request_ids) -> list[int]:
+    """Lock these clearance requests until the transaction ends, in ascending id order, and return
+    the ids that exist. The one locking order of the domain: a service that derives anything from
+    a request's approvals (its status, a decision's stage rule, finance following the holds) locks
+    the request rows first, then the approval rows (`lock_rows`, also ascending ids), and reads
+    what it derives from only after both are held. Two services touching the same requests then
+    run one after the other instead of deciding on what the other is about to change; the fixed
+    order means they never deadlock. On SQLite, where SELECT … FOR UPDATE does not exist, write
+    transactions begin IMMEDIATE (settings), which serialises them as a whole."""
+    from ..models import ClearanceRequest  # the models import nothing from services; keep it that way
+
+    ids = sorted(set(request_ids))
+    locked = []
+    for chunk in id_chunks(ids):
+        locked.extend(ClearanceRequest.objects.select_for_update().filter(pk__in=chunk).order_by("pk")
+                      .values_list("pk", flat=True))
+    return locked
+
+
 def lock_rows(queryset, ids, result: BulkResult, *, what: str) -> list:
     """The rows with these ids, locked until the transaction ends, in id order, fetched by
     `id_chunks` (a "select all" of 100,000 ids stays within every database's parameter limit);
