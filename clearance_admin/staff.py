@@ -11,6 +11,8 @@ shows as a form error next to what the clerk typed, and nothing is written by th
 """
 from __future__ import annotations
 
+import datetime
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -69,6 +71,35 @@ def _selected_ids(request, queryset) -> list[int]:
     return ids
 
 
+SEEN = "seen"          # one "<id>:<state_token>" per row the page showed
+SEEN_AT = "seen_at"    # when the page was made: what a "select all" across pages is checked against
+
+
+def _seen_input(obj) -> str:
+    return format_html('<input type="hidden" name="{}" value="{}:{}"><input type="hidden" name="{}" value="{}">',
+                       SEEN, obj.pk, obj.state_token, SEEN_AT, timezone.now().isoformat())
+
+
+def _seen_state(request) -> dict:
+    """What the clerk saw, as posted by the list (or carried through the reason page): keyword
+    arguments for the decision services. Junk is ignored, never a 500."""
+    seen = {}
+    for value in request.POST.getlist(SEEN):
+        pk, _, token = str(value).partition(":")
+        if pk.isascii() and pk.isdigit() and len(pk) < 19 and token:
+            seen[int(pk)] = token
+    seen_at = None
+    raw = request.POST.get(SEEN_AT)
+    if raw:
+        try:
+            seen_at = datetime.datetime.fromisoformat(raw)
+        except ValueError:
+            seen_at = None
+        if seen_at is not None and timezone.is_naive(seen_at):
+            seen_at = None
+    return {"seen": seen, "seen_at": seen_at}
+
+
 class ReasonForm(forms.Form):
     reason = forms.CharField(
         label="Reason", max_length=2000, widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
@@ -112,6 +143,9 @@ def _reason_action(modeladmin, request, queryset, *, title, verb, submit, noun, 
         "more": max(len(ids) - len(shown), 0),
         "action_name": request.POST.get("action", ""),
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        # what the clerk saw on the list, carried to the confirmation
+        "seen": request.POST.getlist(SEEN),
+        "seen_at": request.POST.get(SEEN_AT, ""),
         # back to the list as it was (filters and search kept)
         "changelist_url": request.get_full_path(),
         "submit_label": submit,
@@ -244,6 +278,8 @@ DECISIONS_BY_STATUS = {
 class DecisionForm(ServiceForm):
     decision = forms.ChoiceField(label="Decision", choices=[("", "— choose —"), *DECISIONS.items()],
                                  widget=UnfoldAdminSelectWidget)
+    # the item as the clerk saw it: a decision on an item that changed since is refused by the service
+    seen = forms.CharField(widget=forms.HiddenInput, required=False)
     decision_reason = forms.CharField(
         label="Reason", required=False, widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
         help_text="Required to reject or waive; the student reads it.")
@@ -259,7 +295,10 @@ class DecisionForm(ServiceForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         allowed = DECISIONS_BY_STATUS.get(self.instance.status, tuple(DECISIONS))
-        self.fields["decision"].choices = [("", "— choose —"), *((k, DECISIONS[k]) for k in allowed)]
+        # offered: what this status allows; accepted: any decision, so one sent from a page that
+        # showed an older status reaches the service and is refused with who changed the item
+        self.fields["decision"].widget.choices = [("", "— choose —"), *((k, DECISIONS[k]) for k in allowed)]
+        self.fields["seen"].initial = self.instance.state_token
         self.fields["notes"].help_text = "Internal notes for the office; saved with the decision."
 
     def clean_evidence_file(self):
@@ -300,7 +339,7 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
     fieldsets = (
         ("Clearance item", {"fields": ("student_info", "department", "status_text", "waiting_column",
                                        "decided_info", "reason", "student_response", "evidence")}),
-        ("Decide", {"fields": ("decision", "decision_reason", "notes", "evidence_file")}),
+        ("Decide", {"fields": ("decision", "decision_reason", "notes", "evidence_file", "seen")}),
         ("The student's holds (every office)", {"fields": ("student_holds",)}),
         ("History", {"fields": ("history_table",)}),
     )
@@ -408,16 +447,17 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
         reason = form.cleaned_data["decision_reason"]
         notes = (form.cleaned_data.get("notes") or "").strip()
         upload = form.cleaned_data.get("evidence_file")  # checked by core.files; the service stores it
+        seen = form.cleaned_data.get("seen") or None
         if decision == "approve":
             return approval_services.approval_approve(approval=approval, acting_user=request.user, notes=notes,
-                                                      evidence=upload)
+                                                      evidence=upload, seen=seen)
         if decision == "reject":
             return approval_services.approval_reject(approval=approval, acting_user=request.user, reason=reason,
-                                                     notes=notes, evidence=upload)
+                                                     notes=notes, evidence=upload, seen=seen)
         if decision == "waive":
             return approval_services.approval_waive(approval=approval, acting_user=request.user, reason=reason,
-                                                    notes=notes)
-        return approval_services.approval_reopen(approval=approval, acting_user=request.user, note=notes)
+                                                    notes=notes, seen=seen)
+        return approval_services.approval_reopen(approval=approval, acting_user=request.user, note=notes, seen=seen)
 
     def response_change(self, request, obj):
         approval = obj
@@ -427,10 +467,15 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
 
     # bulk
 
+    def action_checkbox(self, obj):
+        # each row carries the state the clerk sees, so a bulk decision refuses rows changed since
+        return format_html("{}{}", super().action_checkbox(obj), _seen_input(obj))
+
     @action(description="Approve selected", permissions=["change"])
     def approve_selected(self, request, queryset):
         result = run_service(self, request, approval_services.approvals_approve,
-                             approval_ids=_selected_ids(request, queryset), acting_user=request.user)
+                             approval_ids=_selected_ids(request, queryset), acting_user=request.user,
+                             **_seen_state(request))
         if result is not None:
             report_bulk_result(self, request, result, done_verb="Approved", noun="clearance item")
 
@@ -440,12 +485,13 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
             self, request, queryset, title="Reject the selected clearance items", verb="Rejected", submit="Reject",
             noun="clearance item",
             run=lambda ids, reason: run_service(self, request, approval_services.approvals_reject, approval_ids=ids,
-                                                acting_user=request.user, reason=reason))
+                                                acting_user=request.user, reason=reason, **_seen_state(request)))
 
     @action(description="Re-open selected", permissions=["change"])
     def reopen_selected(self, request, queryset):
         result = run_service(self, request, approval_services.approvals_reopen,
-                             approval_ids=_selected_ids(request, queryset), acting_user=request.user)
+                             approval_ids=_selected_ids(request, queryset), acting_user=request.user,
+                             **_seen_state(request))
         if result is not None:
             report_bulk_result(self, request, result, done_verb="Re-opened", noun="clearance item")
 

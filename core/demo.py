@@ -181,6 +181,8 @@ class _Builder:
                 plan[c] = A.APPROVED if self.rng.random() < 0.5 else A.PENDING
             for c in self.rng.sample(stage1, self.rng.randint(1, 2)):
                 plan[c] = A.REJECTED
+        if state not in ("completed", "revoked") and plan.get("FIN") == A.PENDING:
+            plan["FIN"] = A.APPROVED      # rule 5: no finance hold (a rejected FIN gets one below)
         return plan
 
 
@@ -302,7 +304,7 @@ def seed_demo(*, students: int = 200, password: str = "clearance2026", seed: int
             demo.update(first_name="Amina", last_name="Achieng", expected_graduation_year=cohort,
                         email="student@clearance.test")
             plan = {c: A.PENDING for c in offices}
-            plan.update(LIB=A.APPROVED, SPT=A.APPROVED, SCH=A.APPROVED)
+            plan.update(LIB=A.APPROVED, SPT=A.APPROVED, SCH=A.APPROVED, FIN=A.REJECTED)
             requests_created += _write_chunk(b, [demo], ["in_progress"], fixed_plans={DEMO_STUDENT_REG: plan})
             load([dict(department_id=offices["HOS"].pk, student_id=demo["id"], placed_by_id=admin.pk,
                        amount=Decimal("1500"), reason="Room key not returned (room B12)")], Hold, user=admin,

@@ -449,6 +449,12 @@ class ClearanceApproval(TimeStamped):
         return self.status in self.CLEARED
 
     @property
+    def state_token(self) -> str:
+        """What a page carries of the item as the clerk saw it; a decision sent with an older token
+        is refused (every write of an approval moves `updated_at`)."""
+        return self.updated_at.isoformat() if self.updated_at else ""
+
+    @property
     def days_waiting(self) -> int:
         end = self.decided_at if self.status != self.Status.PENDING and self.decided_at else timezone.now()
         return max((end - self.waiting_since).days, 0)

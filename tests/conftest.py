@@ -154,13 +154,15 @@ def approval():
 
 @pytest.fixture
 def complete_request(superuser):
-    """complete_request(request) → approves every approval stage by stage (as the superuser)."""
+    """complete_request(request) → approves every approval still pending, stage by stage (as the
+    superuser); the finance item is already approved when no finance hold is active (rule 5)."""
     from core.services.approvals import approvals_approve
 
     def complete(request):
         stages = sorted(set(request.approvals.values_list("department__stage", flat=True)))
         for stage in stages:
-            ids = list(request.approvals.filter(department__stage=stage).values_list("pk", flat=True))
+            ids = list(request.approvals.filter(department__stage=stage, status=ClearanceApproval.Status.PENDING)
+                       .values_list("pk", flat=True))
             approvals_approve(approval_ids=ids, acting_user=superuser).raise_if_refused()
         request.refresh_from_db()
         return request

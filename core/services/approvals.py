@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -17,7 +18,8 @@ from django.utils import timezone
 from .. import permissions
 from ..history import bulk_update_tracked, save_tracked
 from ..models import ClearanceApproval, ClearanceRequest, Hold, Notification
-from ._common import BulkResult, bulk_service, id_chunks, lock_rows, require_reason
+from ._common import BulkResult, bulk_service, id_chunks, lock_requests, lock_rows, require_reason
+from .finance import FINANCE_CODE, finance_clearance_follow, finance_department
 from .notifications import notifications_send
 from .status import requests_refresh_status
 
@@ -38,19 +40,74 @@ _RELATED_COLUMNS = ("department__code", "department__name", "department__stage",
 
 
 def _load(ids: list[int], result: BulkResult) -> list[ClearanceApproval]:
+    """The approvals, locked with their requests: the requests first, then the approvals, each in
+    ascending id order (the domain's one locking order, `lock_requests`). Everything a decision
+    derives from — its siblings for the stage rule, the request's status — is read after this, so
+    two offices deciding on one request at once run one after the other."""
+    request_ids = [rid for chunk in id_chunks(ids)
+                   for rid in ClearanceApproval.objects.filter(pk__in=chunk).values_list("request_id", flat=True)]
+    lock_requests(request_ids)
     own = [f.name for f in ClearanceApproval._meta.concrete_fields]
     return lock_rows(ClearanceApproval.objects.select_related("department", "request__student")
                      .only(*own, *_RELATED_COLUMNS), ids, result, what="clearance item")
+
+
+def _changed_by(approval_ids) -> dict[int, str]:
+    """Who last changed each approval and when, in the clerk's words ("approved by lib2@… at
+    10:02"), from its history: only for the few rows a stale decision is refused on."""
+    said = {}
+    for chunk in id_chunks(list(approval_ids)):
+        for row in (ClearanceApproval.history.filter(id__in=chunk).order_by("id", "-history_date", "-history_id")
+                    .values("id", "status", "history_date", "history_user__email", "decided_by_import_id")):
+            if row["id"] in said:
+                continue
+            who = row["history_user__email"] or (f"balance import #{row['decided_by_import_id']}"
+                                                 if row["decided_by_import_id"] else "the system")
+            when = timezone.localtime(row["history_date"])
+            day = "" if when.date() == timezone.localdate() else f" on {when:%d %b}"
+            said[row["id"]] = f"{ClearanceApproval.Status(row['status']).label.lower()} by {who} at {when:%H:%M}{day}"
+    return said
+
+
+def _seen_filter(approvals, seen, seen_at, result: BulkResult) -> list[ClearanceApproval]:
+    """Refuse every approval that changed after the clerk saw it: `seen` maps ids to the
+    `state_token` the page showed; rows without a token (a "select all" across pages) are checked
+    against `seen_at`, when the page was made. With neither, nothing is checked (the system and
+    callers that decide on what they have just read)."""
+    if not seen and seen_at is None:
+        return approvals
+    seen = seen or {}
+    stale = []
+    for a in approvals:
+        token = seen.get(a.pk)
+        if token is not None:
+            if token != a.state_token:
+                stale.append(a)
+        elif seen_at is not None and a.updated_at > seen_at:
+            stale.append(a)
+    if not stale:
+        return approvals
+    said = _changed_by(a.pk for a in stale)
+    for a in stale:
+        result.refuse(a.pk, _label(a), f"changed since you opened it: {said.get(a.pk, 'changed')} — reload")
+    stale_ids = {a.pk for a in stale}
+    return [a for a in approvals if a.pk not in stale_ids]
+
+
+def _finance_follows(approval: ClearanceApproval) -> bool:
+    """While FINANCE_AUTO_CLEAR is on, the finance office's items follow its holds (rule 5): a
+    person decides them by placing or releasing a hold, or by waiving."""
+    return settings.FINANCE_AUTO_CLEAR and approval.department.code == FINANCE_CODE
 
 
 def _label(approval: ClearanceApproval) -> str:
     return f"{approval.request.student.registration_number} ({approval.department.code})"
 
 
-def _scope_filter(approvals, acting_user, result: BulkResult, check_scope=True):
+def _scope_filter(approvals, acting_user, result: BulkResult, system=False):
     """Keep the approvals the user may decide; refuse the rest as 'not yours'. System decisions
-    (finance following the balances) pass check_scope=False."""
-    if not check_scope:
+    (finance following the balances, system=True) are not scoped."""
+    if system:
         return approvals
     if acting_user is None:
         raise ValidationError("A decision needs the person who makes it.")
@@ -121,8 +178,24 @@ def _store_evidence(approvals, evidence):
     return ["evidence"]
 
 
+def _finance_stage_opened(approvals):
+    """Rule 5 when the finance office is not in the first stage: an earlier stage that has just
+    cleared opens its stage, and its items then follow the holds (approve was refused until now)."""
+    if not settings.FINANCE_AUTO_CLEAR or not approvals:
+        return
+    fin = finance_department()
+    if fin is None:
+        return
+    students = {a.request.student_id for a in approvals
+                if a.status in ClearanceApproval.CLEARED and a.department.stage < fin.stage}
+    if students:
+        finance_clearance_follow(student_ids=students, acting_user=None,
+                                 reason="Finance follows the holds: an earlier stage cleared")
+
+
 def _write(approvals, *, acting_user, reason_for_history, fields, notify_kind=None):
     bulk_update_tracked(approvals, ClearanceApproval, fields, user=acting_user, reason=reason_for_history)
+    _finance_stage_opened(approvals)
     requests_refresh_status({a.request_id for a in approvals}, acting_user=acting_user, reason=reason_for_history)
     if notify_kind:
         notifications_send([
@@ -136,13 +209,17 @@ def _write(approvals, *, acting_user, reason_for_history, fields, notify_kind=No
 
 @bulk_service
 def approvals_approve(*, approval_ids: Iterable[int], acting_user, notes: str = "", evidence=None,
-                      reason_for_history: str = "", balance_import=None, check_scope: bool = True) -> BulkResult:
-    """Approve each approval. Refused per row: not the user's office; request completed or revoked;
-    already approved or waived; an earlier stage still open (naming which offices); an active hold
-    of this office on the student (naming it)."""
+                      reason_for_history: str = "", balance_import=None, system: bool = False,
+                      seen: dict[int, str] | None = None, seen_at=None) -> BulkResult:
+    """Approve each approval. Refused per row: not the user's office; changed since the user saw it
+    (`seen`/`seen_at`, naming who changed it and when); request completed or revoked; already
+    approved or waived; rejected (re-open it first — only the system, following the money, approves
+    a rejected finance item directly); an earlier stage still open (naming which offices); an active
+    hold of this office on the student (naming it). Locks the requests, then the approvals."""
     ids = list(dict.fromkeys(approval_ids))
     result = BulkResult()
-    approvals = _scope_filter(_load(ids, result), acting_user, result, check_scope)
+    approvals = _scope_filter(_load(ids, result), acting_user, result, system)
+    approvals = _seen_filter(approvals, seen, seen_at, result)
     approvals = _open_request_filter(approvals, result)
     earlier_open, holds = _blocking(approvals)
     now = timezone.now()
@@ -150,6 +227,8 @@ def approvals_approve(*, approval_ids: Iterable[int], acting_user, notes: str = 
     for a in approvals:
         if a.status in ClearanceApproval.CLEARED:
             result.refuse(a.pk, _label(a), f"already {a.status}")
+        elif a.status == A.REJECTED and not system:
+            result.refuse(a.pk, _label(a), "it was rejected; re-open it first")
         elif earlier_open[a.pk]:
             result.refuse(a.pk, _label(a), "an earlier stage is still open: " + ", ".join(earlier_open[a.pk]))
         elif holds[(a.request.student_id, a.department_id)]:
@@ -173,11 +252,12 @@ def approvals_approve(*, approval_ids: Iterable[int], acting_user, notes: str = 
 
 @bulk_service
 def approvals_reject(*, approval_ids: Iterable[int], acting_user, reason: str | dict[int, str], notes: str = "",
-                     evidence=None, reason_for_history: str = "", balance_import=None,
-                     check_scope: bool = True) -> BulkResult:
+                     evidence=None, reason_for_history: str = "", balance_import=None, system: bool = False,
+                     seen: dict[int, str] | None = None, seen_at=None) -> BulkResult:
     """Reject each approval with a reason the student will read (one for all, or one per approval
-    id). Refused: no reason (for all); per row: not the user's office, request completed or
-    revoked, already rejected with this reason, or waived."""
+    id). Refused: no reason (for all); per row: not the user's office, changed since the user saw
+    it, request completed or revoked, already rejected with this reason, waived, or a finance item
+    while finance follows the holds (a person places a finance hold instead)."""
     if isinstance(reason, dict):
         reason_of = {pk: require_reason(text, "reject") for pk, text in reason.items()}
     else:
@@ -185,7 +265,8 @@ def approvals_reject(*, approval_ids: Iterable[int], acting_user, reason: str | 
         reason_of = None
     ids = list(dict.fromkeys(approval_ids))
     result = BulkResult()
-    approvals = _scope_filter(_load(ids, result), acting_user, result, check_scope)
+    approvals = _scope_filter(_load(ids, result), acting_user, result, system)
+    approvals = _seen_filter(approvals, seen, seen_at, result)
     approvals = _open_request_filter(approvals, result)
     now = timezone.now()
     todo = []
@@ -195,6 +276,9 @@ def approvals_reject(*, approval_ids: Iterable[int], acting_user, reason: str | 
             result.refuse(a.pk, _label(a), "it was waived; re-open it first")
         elif a.status == A.REJECTED and a.reason == reason:
             result.refuse(a.pk, _label(a), "already rejected for this reason")
+        elif not system and _finance_follows(a):
+            result.refuse(a.pk, _label(a), "finance clearance follows the finance holds: place a finance hold "
+                                           "(with the amount) and this item is rejected with it")
         else:
             a.status = A.REJECTED
             a.decided_by = acting_user
@@ -213,14 +297,16 @@ def approvals_reject(*, approval_ids: Iterable[int], acting_user, reason: str | 
 
 
 @bulk_service
-def approvals_waive(*, approval_ids: Iterable[int], acting_user, reason: str, notes: str = "") -> BulkResult:
+def approvals_waive(*, approval_ids: Iterable[int], acting_user, reason: str, notes: str = "",
+                    seen: dict[int, str] | None = None, seen_at=None) -> BulkResult:
     """Waive: the office clears the student without the usual conditions (stage order and holds
-    do not block it), and must say why. Refused: no reason; per row: not the user's office, request
-    completed or revoked, already approved or waived."""
+    do not block it), and must say why. Refused: no reason; per row: not the user's office, changed
+    since the user saw it, request completed or revoked, already approved or waived."""
     reason = require_reason(reason, "waive")
     ids = list(dict.fromkeys(approval_ids))
     result = BulkResult()
     approvals = _scope_filter(_load(ids, result), acting_user, result)
+    approvals = _seen_filter(approvals, seen, seen_at, result)
     approvals = _open_request_filter(approvals, result)
     now = timezone.now()
     todo = []
@@ -239,18 +325,26 @@ def approvals_waive(*, approval_ids: Iterable[int], acting_user, reason: str, no
 
 
 @bulk_service
-def approvals_reopen(*, approval_ids: Iterable[int], acting_user, note: str = "") -> BulkResult:
+def approvals_reopen(*, approval_ids: Iterable[int], acting_user, note: str = "",
+                     seen: dict[int, str] | None = None, seen_at=None) -> BulkResult:
     """Re-open rejected approvals so they can be decided again; the earlier decision stays in the
-    history. Refused per row: not the user's office, request completed or revoked, not rejected."""
+    history. Refused per row: not the user's office, changed since the user saw it, request
+    completed or revoked, not rejected, a finance item while finance follows the holds (it is
+    approved by itself when its holds are released)."""
     ids = list(dict.fromkeys(approval_ids))
     result = BulkResult()
     approvals = _scope_filter(_load(ids, result), acting_user, result)
+    approvals = _seen_filter(approvals, seen, seen_at, result)
     approvals = _open_request_filter(approvals, result)
     now = timezone.now()
     todo = []
     for a in approvals:
         if a.status != A.REJECTED:
             result.refuse(a.pk, _label(a), f"only a rejected item can be re-opened; this one is {a.status}")
+            continue
+        if _finance_follows(a):
+            result.refuse(a.pk, _label(a), "finance clearance follows the finance holds: release or waive the "
+                                           "hold and this item is approved by itself")
             continue
         a.status, a.decided_by, a.decided_by_import, a.decided_at, a.reason = A.PENDING, None, None, None, ""
         a.waiting_since = now
@@ -271,25 +365,36 @@ def _single(func, approval, **kwargs) -> ClearanceApproval:
     return approval
 
 
-def approval_approve(*, approval: ClearanceApproval, acting_user, notes: str = "", evidence=None) -> ClearanceApproval:
-    """Approve one approval; refused as `approvals_approve` refuses a row."""
-    return _single(approvals_approve, approval, acting_user=acting_user, notes=notes, evidence=evidence)
+def _seen_one(approval, seen):
+    return {approval.pk: seen} if seen else None
+
+
+def approval_approve(*, approval: ClearanceApproval, acting_user, notes: str = "", evidence=None,
+                     seen: str | None = None) -> ClearanceApproval:
+    """Approve one approval; refused as `approvals_approve` refuses a row. `seen` is the
+    `state_token` of the approval as the user saw it."""
+    return _single(approvals_approve, approval, acting_user=acting_user, notes=notes, evidence=evidence,
+                   seen=_seen_one(approval, seen))
 
 
 def approval_reject(*, approval: ClearanceApproval, acting_user, reason: str, notes: str = "",
-                    evidence=None) -> ClearanceApproval:
+                    evidence=None, seen: str | None = None) -> ClearanceApproval:
     """Reject one approval; a reason is required."""
-    return _single(approvals_reject, approval, acting_user=acting_user, reason=reason, notes=notes, evidence=evidence)
+    return _single(approvals_reject, approval, acting_user=acting_user, reason=reason, notes=notes, evidence=evidence,
+                   seen=_seen_one(approval, seen))
 
 
-def approval_waive(*, approval: ClearanceApproval, acting_user, reason: str, notes: str = "") -> ClearanceApproval:
+def approval_waive(*, approval: ClearanceApproval, acting_user, reason: str, notes: str = "",
+                   seen: str | None = None) -> ClearanceApproval:
     """Waive one approval; a reason is required."""
-    return _single(approvals_waive, approval, acting_user=acting_user, reason=reason, notes=notes)
+    return _single(approvals_waive, approval, acting_user=acting_user, reason=reason, notes=notes,
+                   seen=_seen_one(approval, seen))
 
 
-def approval_reopen(*, approval: ClearanceApproval, acting_user, note: str = "") -> ClearanceApproval:
+def approval_reopen(*, approval: ClearanceApproval, acting_user, note: str = "",
+                    seen: str | None = None) -> ClearanceApproval:
     """Re-open one rejected approval."""
-    return _single(approvals_reopen, approval, acting_user=acting_user, note=note)
+    return _single(approvals_reopen, approval, acting_user=acting_user, note=note, seen=_seen_one(approval, seen))
 
 
 @transaction.atomic
@@ -297,8 +402,11 @@ def approval_resubmit(*, approval: ClearanceApproval, acting_user, response: str
     """The student answers a rejection and sends the item back to the office.
 
     Refused: not the student's own item; no response; the item is not rejected; the request is
-    completed or revoked; the cycle is closed; the re-submission limit of the cycle is reached."""
+    completed or revoked; the cycle is closed; the re-submission limit of the cycle is reached; a
+    finance item while finance follows the holds (it clears by itself when the balance is paid).
+    Locks the request, then the approval."""
     response = (response or "").strip()
+    lock_requests([approval.request_id])
     approval = (ClearanceApproval.objects.select_related("request__student", "request__cycle", "department")
                 .select_for_update(of=("self",)).get(pk=approval.pk))
     req = approval.request
@@ -312,6 +420,10 @@ def approval_resubmit(*, approval: ClearanceApproval, acting_user, response: str
                               f"{approval.get_status_display().lower()}.", code="not_rejected")
     if req.status in CLOSED_REQUEST_REASONS:
         raise ValidationError(f"Not possible: {CLOSED_REQUEST_REASONS[req.status]}.", code="closed")
+    if _finance_follows(approval):
+        raise ValidationError("Finance clears you by itself once your balance is paid: the next balance import "
+                              "from the finance office shows it. If you have paid, show your receipt at the "
+                              "finance office.", code="finance_follows")
     if not req.cycle.is_open:
         raise ValidationError(f"The cycle {req.cycle} is closed; re-submissions are not accepted.", code="cycle_closed")
     limit = req.cycle.resubmission_limit

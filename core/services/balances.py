@@ -331,9 +331,53 @@ def _dec(value) -> Decimal | None:
     return Decimal(value).quantize(CENT)
 
 
+STALE_EXAMPLES = 3
+
+
+def _check_plan_fresh(changed: list, unchanged: list) -> None:
+    """Refuse a plan the records have moved away from since the preview (another import applied
+    in between, a graduation fee marked paid by hand): every finance record in the file must still
+    hold what the preview compared the file with — the balance of every row, the graduation fee
+    status where the file changes it, and no record where the preview found none. Refused with
+    the count and a few examples; the officer previews the file again (one click) and confirms
+    what they then see. Runs under the apply lock, so nothing that writes balances runs meanwhile."""
+    expected = {item[SID]: (item[RID] is not None, item[OLD], item[OLD_GRAD] if item[NEW_GRAD] != item[OLD_GRAD]
+                            else None) for item in changed}
+    expected.update({sid: (True, balance, None) for sid, balance in unchanged})
+    stale = []
+    for ids in chunked(list(expected), lookup_chunk()):
+        now = {sid: (balance, grad) for sid, balance, grad in _fetch_in(
+            f"SELECT {_q('student_id')}, {_q('tuition_balance')}, {_q('graduation_fee_status')} "
+            f"FROM {_q(FinanceRecord._meta.db_table)} WHERE {{ids}}", [], _q("student_id"),
+            FinanceRecord._meta.get_field("student"), ids)}
+        for sid in ids:
+            had_record, old, old_grad = expected[sid]
+            current = now.get(sid)
+            if current is None:
+                if had_record:
+                    stale.append((sid, Decimal(old), None))
+                continue
+            balance, grad = _dec(current[0]), current[1]
+            if not had_record or balance != Decimal(old) or (old_grad is not None and grad != old_grad):
+                stale.append((sid, Decimal(old) if old is not None else None, balance))
+    if not stale:
+        return
+    regs = dict(Student.objects.filter(pk__in=[sid for sid, *_ in stale[:STALE_EXAMPLES]])
+                .values_list("pk", "registration_number"))
+
+    def kes(value):
+        return "no record" if value is None else f"KES {value:,.2f}"
+    examples = "; ".join(f"{regs.get(sid, f'#{sid}')}: {kes(then)} at the preview, {kes(now_)} now"
+                         for sid, then, now_ in stale[:STALE_EXAMPLES])
+    raise ValidationError(f"Balances changed since this preview ({len(stale)} student{'s' if len(stale) != 1 else ''}, "
+                          f"e.g. {examples}); preview the file again.", code="stale")
+
+
 def _apply(bi: BalanceImport, *, acting_user, progress=None) -> None:
     """The writes, in steps that report `progress(percent)`: finance records to 40%, holds to 80%,
-    then finance clearance."""
+    then finance clearance. Runs inside the caller's transaction while it holds the apply lock (no
+    other apply runs); refused (ValidationError, code "stale") when the records moved since the
+    preview. Holds and finance decisions follow the balances as stored, not the file."""
     progress = progress or (lambda percent: None)
     reason = import_reason(bi)
     plan = bi.plan or {}
@@ -341,13 +385,14 @@ def _apply(bi: BalanceImport, *, acting_user, progress=None) -> None:
     unchanged = plan.get("unchanged", [])
     now = timezone.now()
     with audit_context(reason=reason):
+        _check_plan_fresh(changed, unchanged)
+        progress(5)
         updated, unchanged_now = _write_records(bi, changed, acting_user=acting_user, reason=reason, now=now,
-                                                progress=lambda done: progress(40 * done))
-        balances = {item[SID]: Decimal(item[NEW]) for item in changed}
-        balances.update({sid: Decimal(balance) for sid, balance in unchanged})
-        _write_holds(bi, balances, acting_user=acting_user, reason=reason, now=now,
+                                                progress=lambda done: progress(5 + 35 * done))
+        students = [item[SID] for item in changed] + [sid for sid, _ in unchanged]
+        _write_holds(bi, students, acting_user=acting_user, reason=reason, now=now,
                      progress=lambda done: progress(40 + 40 * done))
-        finance_clearance_follow(student_ids=_follow_students(balances), acting_user=acting_user, reason=reason,
+        finance_clearance_follow(student_ids=_follow_students(students), acting_user=acting_user, reason=reason,
                                  balance_import=bi)
         progress(99)
     bi.updated_count = updated
@@ -400,9 +445,11 @@ def _write_records(bi, changed, *, acting_user, reason, now, progress) -> tuple[
     return written, 0
 
 
-def _write_holds(bi, balances: dict[int, Decimal], *, acting_user, reason, now, progress) -> None:
-    """Rule 5: a balance above FINANCE_HOLD_THRESHOLD → one active FIN hold (source balance_import)
-    with that amount; at or below → that hold released. Holds placed by hand are left alone."""
+def _write_holds(bi, student_ids: list[int], *, acting_user, reason, now, progress) -> None:
+    """Rule 5: a stored balance above FINANCE_HOLD_THRESHOLD → one active FIN hold (source
+    balance_import) with that amount; at or below → that hold released. Holds placed by hand are
+    left alone. The balance is read back from the finance record with the hold (one joined query
+    per chunk), so holds follow what is stored, never the file."""
     fin = finance_department()
     if fin is None:
         return
@@ -411,15 +458,25 @@ def _write_holds(bi, balances: dict[int, Decimal], *, acting_user, reason, now, 
     table = _q(Hold._meta.db_table)
     active_import = (f"{_q('department_id')} = %s AND {_q('source')} = %s AND {_q('status')} = %s",
                      [fin.pk, Hold.Source.BALANCE_IMPORT, Hold.Status.ACTIVE])
+    joined = " AND ".join(f"h.{part}" for part in active_import[0].split(" AND "))
     done = 0
     hold_reason = memo(finance_hold_reason)           # the same balances recur; formatting costs
-    for ids in chunked(list(balances), write_chunk()):
-        existing = {sid: (hid, amount) for hid, sid, amount in _fetch_in(
-            f"SELECT {_q('id')}, {_q('student_id')}, {_q('amount')} FROM {table} "
-            f"WHERE {active_import[0]} AND {{ids}}", active_import[1], _q("student_id"), HOLD_STUDENT, ids)}
+    balance_of = memo(_dec)
+    for ids in chunked(list(dict.fromkeys(student_ids)), write_chunk()):
+        stored, existing = {}, {}
+        for sid, balance, hid, amount in _fetch_in(
+                f"SELECT f.{_q('student_id')}, f.{_q('tuition_balance')}, h.{_q('id')}, h.{_q('amount')} "
+                f"FROM {_q(FinanceRecord._meta.db_table)} f LEFT JOIN {table} h "
+                f"ON h.{_q('student_id')} = f.{_q('student_id')} AND {joined} WHERE {{ids}}",
+                active_import[1], f"f.{_q('student_id')}", FinanceRecord._meta.get_field("student"), ids):
+            stored[sid] = balance_of(balance)
+            if hid is not None:
+                existing[sid] = (hid, amount)
         new, amounts, releases = [], [], []
         for sid in ids:
-            balance = balances[sid]
+            balance = stored.get(sid)
+            if balance is None:          # no finance record: nothing stored to follow
+                continue
             hold = existing.get(sid)
             if balance > threshold:
                 if hold is None:
@@ -447,10 +504,10 @@ def _write_holds(bi, balances: dict[int, Decimal], *, acting_user, reason, now, 
                                   [*active_import[1], bi.pk, *in_params], history_type="+", user=acting_user,
                                   reason=reason, when=now)
         done += len(ids)
-        progress(done / len(balances))
+        progress(done / max(len(student_ids), 1))
 
 
-def _follow_students(balances: dict[int, Decimal]) -> list[int]:
+def _follow_students(balances) -> list[int]:
     """The students in the file whose FIN approval may move: those with an open request holding a
     FIN approval (one query for the whole cycle, not one per chunk of the file)."""
     fin = finance_department()

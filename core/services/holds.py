@@ -103,6 +103,10 @@ def _end(hold_ids, *, acting_user, new_status, reason, verb) -> BulkResult:
             result.refuse(h.pk, label, f"not yours: you do not review {h.department.code}")
         elif h.status != H.ACTIVE:
             result.refuse(h.pk, label, f"already {h.status}")
+        elif h.source == Hold.Source.BALANCE_IMPORT and acting_user is not None:
+            # rule 5: this hold is the stored balance; it goes when an import shows the balance paid
+            result.refuse(h.pk, label, f"it follows the fee balance from the finance system (KES {h.amount or 0:,.2f}); "
+                                       "it is released by the balance import that shows the balance paid")
         else:
             h.status, h.released_by, h.released_at, h.release_reason = new_status, acting_user, now, reason
             todo.append(h)
@@ -122,7 +126,8 @@ def _end(hold_ids, *, acting_user, new_status, reason, verb) -> BulkResult:
 
 @bulk_service
 def holds_release(*, hold_ids: Iterable[int], acting_user, reason: str = "") -> BulkResult:
-    """Release holds (the student settled it). Refused per row: not the user's office; not active."""
+    """Release holds (the student settled it). Refused per row: not the user's office; not active;
+    a hold that follows the imported fee balance (rule 5: only an import releases it)."""
     return _end(hold_ids, acting_user=acting_user, new_status=H.RELEASED, reason=(reason or "").strip(),
                 verb="released")
 
@@ -130,7 +135,8 @@ def holds_release(*, hold_ids: Iterable[int], acting_user, reason: str = "") -> 
 @bulk_service
 def holds_waive(*, hold_ids: Iterable[int], acting_user, reason: str) -> BulkResult:
     """Waive holds (the office forgoes it) with a reason. Refused: no reason; per row: not the
-    user's office; not active."""
+    user's office; not active; a hold that follows the imported fee balance (the office waives the
+    finance item instead)."""
     reason = require_reason(reason, "waive a hold")
     return _end(hold_ids, acting_user=acting_user, new_status=H.WAIVED, reason=reason, verb="waived")
 

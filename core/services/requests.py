@@ -1,18 +1,21 @@
 """Opening, submitting and revoking clearance requests (workflow rules 1 and 4)."""
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from ..history import bulk_create_tracked, save_tracked
-from ..models import (Certificate, ClearanceApproval, ClearanceCycle, ClearanceRequest, Department,
+from ..models import (Certificate, ClearanceApproval, ClearanceCycle, ClearanceRequest, Department, Hold,
                       Notification, Student)
-from ._common import chunked, require_reason
+from ._common import chunked, id_chunks, require_reason
+from .finance import FINANCE_CODE, finance_hold_reason
 from .notifications import notifications_send
 from .status import derive_request_status
 
@@ -45,6 +48,33 @@ def _departments_with_schools() -> list[tuple[Department, set[int]]]:
             for d in Department.objects.filter(is_active=True).prefetch_related("schools")]
 
 
+def _finance_at_opening(student_ids, departments, now):
+    """Rule 5 from the first moment (FINANCE_AUTO_CLEAR): the finance item is created decided —
+    approved when the student has no active finance hold, rejected naming the amount when they
+    have — unless an office of an earlier stage applies to the student, when it waits like any
+    other (and follows the holds once that stage clears). Returns a function giving the fields of
+    a new approval from (student id, office, the student's offices)."""
+    fin = next((d for d, _ in departments if d.code == FINANCE_CODE), None)
+    if fin is None or not settings.FINANCE_AUTO_CLEAR:
+        return lambda student_id, department, offices: {}
+    held = defaultdict(list)
+    for chunk in id_chunks(student_ids):
+        for student_id, amount, why in Hold.objects.filter(department=fin, status=Hold.Status.ACTIVE,
+                                                           student_id__in=chunk).values_list(
+                "student_id", "amount", "reason"):
+            held[student_id].append((amount, why))
+
+    def fields(student_id, department, offices):
+        if department.pk != fin.pk or any(d.stage < fin.stage for d in offices):
+            return {}
+        holds = held.get(student_id)
+        if holds:
+            reason = finance_hold_reason(sum((a or 0) for a, _ in holds), [why for _, why in holds])
+            return dict(status=ClearanceApproval.Status.REJECTED, reason=reason, decided_at=now)
+        return dict(status=ClearanceApproval.Status.APPROVED, decided_at=now)
+    return fields
+
+
 def _open_for_students(students: QuerySet[Student], *, cycle, acting_user, reason, request_reason) -> OpenResult:
     """Bulk: one request per student without an open one in the cycle, and one pending approval per
     applicable active office. Queries grow with batches of 2,000 students, not with students."""
@@ -61,12 +91,20 @@ def _open_for_students(students: QuerySet[Student], *, cycle, acting_user, reaso
                  if s.pk not in already]
         if not batch:
             continue
-        requests = [ClearanceRequest(student_id=s.pk, cycle=cycle, reason=request_reason, status=R.PENDING,
-                                     submitted_at=now, opened_by=acting_user) for s in batch]
+        finance_fields = _finance_at_opening([s.pk for s in batch], departments, now)
+        planned = {}
+        for s in batch:
+            offices = [d for d, school_ids in departments if d.applies_to_student(s, school_ids)]
+            planned[s.pk] = [(d, finance_fields(s.pk, d, offices)) for d in offices]
+        requests = [ClearanceRequest(student_id=s.pk, cycle=cycle, reason=request_reason, submitted_at=now,
+                                     opened_by=acting_user,
+                                     status=derive_request_status([f.get("status", ClearanceApproval.Status.PENDING)
+                                                                   for _, f in planned[s.pk]]))
+                    for s in batch]
         requests = bulk_create_tracked(requests, ClearanceRequest, user=acting_user, reason=history_reason)
         by_student = {r.student_id: r for r in requests}
-        approvals = [ClearanceApproval(request_id=by_student[s.pk].pk, department_id=d.pk, waiting_since=now)
-                     for s in batch for d, school_ids in departments if d.applies_to_student(s, school_ids)]
+        approvals = [ClearanceApproval(request_id=by_student[s.pk].pk, department_id=d.pk, waiting_since=now, **f)
+                     for s in batch for d, f in planned[s.pk]]
         bulk_create_tracked(approvals, ClearanceApproval, user=acting_user, reason=history_reason)
         result.created.extend(r.pk for r in requests)
         result.approvals_created += len(approvals)

@@ -207,7 +207,8 @@ def test_badges_show_each_office_coloured_by_status(registry_client, clearance, 
     assert "bg-green-100" in badges["LIB"]
     assert "bg-red-100" in badges["SCH"]
     assert "bg-blue-100" in badges["SPT"]
-    assert "bg-base-500/8" in badges["FIN"] and "bg-base-500/8" in badges["REG"]
+    assert "bg-green-100" in badges["FIN"]       # approved at opening: no finance hold (rule 5)
+    assert "bg-base-500/8" in badges["REG"]
     assert 'data-office="SCH" data-status="rejected"' in body
 
 
@@ -387,12 +388,14 @@ def test_dashboard_numbers(registry_client, offices, cycle, open_request, comple
     assert response.status_code == 200
     data = response.context["registry"]
     assert data["completion"] == {"total": 3, "completed": 1, "rate": 33.3}
-    assert data["status_counts"] == {R.PENDING: 1, R.IN_PROGRESS: 0, R.ON_HOLD: 1, R.COMPLETED: 1, R.REVOKED: 1}
+    # the waiting request is in progress: its finance item opened approved (rule 5)
+    assert data["status_counts"] == {R.PENDING: 0, R.IN_PROGRESS: 1, R.ON_HOLD: 1, R.COMPLETED: 1, R.REVOKED: 1}
     assert data["completed_but_now_held"] == 1
     top = data["departments"][0]
     assert (top["code"], top["pending"], top["rejected"], top["overdue"], top["held"]) == ("LIB", 1, 1, 1, 2)
     others = {d["code"]: d for d in data["departments"][1:]}
-    assert (others["FIN"]["pending"], others["FIN"]["rejected"], others["FIN"]["overdue"]) == (2, 0, 0)
+    assert (others["FIN"]["pending"], others["FIN"]["rejected"], others["FIN"]["overdue"]) == (0, 0, 0)
+    assert (others["SPT"]["pending"], others["SPT"]["rejected"], others["SPT"]["overdue"]) == (2, 0, 0)
     assert "HOS" not in others  # applies to residents only; nobody here is one
     body = response.content.decode()
     assert '<span data-kpi="completion-rate">33.3%</span>' in body

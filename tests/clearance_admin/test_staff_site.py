@@ -495,3 +495,49 @@ def test_bulk_approve_queries_grow_with_batches_not_rows(lib_client, cycle, regi
     for_10 = _bulk_approve_via_admin(lib_client, 10, cycle, registry_user, 2030)
     for_500 = _bulk_approve_via_admin(lib_client, 500, cycle, registry_user, 2031)
     assert for_500 < for_10 + 5, (for_10, for_500)
+
+
+# --- what the clerk saw --------------------------------------------------------------------------------
+
+def test_the_decision_page_carries_the_item_as_shown_and_refuses_it_once_changed(lib_client, clearance, approval,
+                                                                                 make_reviewer):
+    lib = approval(clearance, "LIB")
+    page = lib_client.get(detail(lib))
+    seen = page.context["adminform"].form["seen"].value()
+    assert seen == lib.state_token and f'name="seen" value="{seen}"' in page.content.decode()
+    other = make_reviewer("LIB", email="lib2@clearance.test")
+    approvals_approve(approval_ids=[lib.pk], acting_user=other).raise_if_refused()
+    response = lib_client.post(detail(lib), {"decision": "reject", "decision_reason": "Two books out", "seen": seen})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "changed since you opened it: approved by lib2@clearance.test at" in body and "reload" in body
+    assert status_of(lib) == A.APPROVED
+
+
+def test_bulk_actions_carry_each_row_as_shown_and_refuse_the_rows_changed_since(lib_client, offices, open_request,
+                                                                               superuser):
+    first, second = (open_request(factories.StudentFactory()).approvals.get(department__code="LIB") for _ in range(2))
+    page = lib_client.get(QUEUE)
+    body = page.content.decode()
+    assert f'name="seen" value="{first.pk}:{first.state_token}"' in body
+    seen = [f"{a.pk}:{a.state_token}" for a in (first, second)]
+    approvals_approve(approval_ids=[second.pk], acting_user=superuser).raise_if_refused()
+    response = act(lib_client, QUEUE, "approve_selected", [first.pk, second.pk], seen=seen)
+    text = " ".join(messages_of(response)) + response.content.decode()
+    assert "Approved 1 clearance item." in text
+    assert "changed since you opened it: approved by admin@clearance.test" in text
+    # the reason page of a bulk reject carries them to the confirmation
+    page = act(lib_client, QUEUE, "reject_selected", [first.pk], seen=[f"{first.pk}:stale"])
+    assert 'name="seen" value="%s:stale"' % first.pk in page.content.decode()
+    response = act(lib_client, QUEUE, "reject_selected", [first.pk], seen=[f"{first.pk}:stale"], confirm="yes",
+                   reason="Book")
+    assert "changed since you opened it" in " ".join(messages_of(response)) + response.content.decode()
+    assert status_of(first) == A.APPROVED
+
+
+@pytest.mark.parametrize("junk", ["", "abc", "1:", ":x", "²:x", "99999999999999999999999:x"])
+def test_junk_in_what_the_clerk_saw_is_ignored_not_a_500(lib_client, clearance, approval, junk):
+    lib = approval(clearance, "LIB")
+    response = act(lib_client, QUEUE, "approve_selected", [lib.pk], seen=[junk], seen_at=junk)
+    assert response.status_code == 200
+    assert status_of(lib) == A.APPROVED

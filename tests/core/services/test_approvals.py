@@ -99,7 +99,7 @@ def test_approve_is_refused_while_an_earlier_stage_is_open(clearance, approval, 
         approval_approve(approval=reg, acting_user=reg_reviewer)
     message = exc.value.messages[0]
     assert message.startswith("an earlier stage is still open: ")
-    for code in ("FIN", "LIB", "SCH", "SPT", "GOWN"):
+    for code in ("LIB", "SCH", "SPT", "GOWN"):     # FIN is approved at opening: no finance hold
         assert f"{code} (pending)" in message
     assert "REG" not in message.split(":", 1)[1]
     assert status_of(reg) == A.PENDING
@@ -107,7 +107,7 @@ def test_approve_is_refused_while_an_earlier_stage_is_open(clearance, approval, 
 
 @pytest.mark.parametrize("office_stages", [{"REG": 2}])
 def test_the_message_names_only_the_offices_still_open(clearance, approval, make_reviewer, superuser):
-    for code in ("FIN", "LIB", "SCH"):
+    for code in ("LIB", "SCH"):
         approval_approve(approval=approval(clearance, code), acting_user=superuser)
     approval_reject(approval=approval(clearance, "SPT"), acting_user=superuser, reason="Kit not returned")
     with pytest.raises(ValidationError) as exc:
@@ -117,7 +117,7 @@ def test_the_message_names_only_the_offices_still_open(clearance, approval, make
 
 @pytest.mark.parametrize("office_stages", [{"REG": 2}])
 def test_approve_is_allowed_once_every_earlier_stage_is_cleared(clearance, approval, make_reviewer, superuser):
-    stage_one = list(clearance.approvals.filter(department__stage=1).values_list("pk", flat=True))
+    stage_one = list(clearance.approvals.filter(department__stage=1, status=A.PENDING).values_list("pk", flat=True))
     approvals_approve(approval_ids=stage_one[1:], acting_user=superuser).raise_if_refused()
     approvals_waive(approval_ids=stage_one[:1], acting_user=superuser, reason="Not applicable").raise_if_refused()
     approval_approve(approval=approval(clearance, "REG"), acting_user=make_reviewer("REG"))
@@ -190,7 +190,7 @@ def test_reject_without_reason_is_refused_and_changes_nothing(clearance, approva
     stored = ClearanceApproval.objects.get(pk=lib.pk)
     assert (stored.status, stored.reason, stored.decided_by, stored.decided_at) == (A.PENDING, "", None, None)
     assert lib.history.count() == history_before
-    assert request_status(clearance) == R.PENDING
+    assert request_status(clearance) == R.IN_PROGRESS     # FIN approved at opening
 
 
 def test_bulk_reject_with_one_reason_per_item(offices, open_request, lib_reviewer):
@@ -222,8 +222,8 @@ def test_rejecting_again_for_the_same_reason_is_refused(clearance, approval, lib
 
 def test_rejecting_another_offices_item_is_refused(clearance, approval, lib_reviewer):
     with pytest.raises(ValidationError, match="not yours"):
-        approval_reject(approval=approval(clearance, "FIN"), acting_user=lib_reviewer, reason="No")
-    assert status_of(approval(clearance, "FIN")) == A.PENDING
+        approval_reject(approval=approval(clearance, "SPT"), acting_user=lib_reviewer, reason="No")
+    assert status_of(approval(clearance, "SPT")) == A.PENDING
 
 
 def test_waive_needs_a_reason(clearance, approval, lib_reviewer):
@@ -266,7 +266,7 @@ def test_office_reopens_a_rejected_item_and_the_decision_stays_in_history(cleara
     assert records[1].reason == "Book overdue"
     assert records[1].history_user == lib_reviewer
     assert records[-1].status == A.PENDING  # as opened
-    assert request_status(clearance) == R.PENDING
+    assert request_status(clearance) == R.IN_PROGRESS     # FIN approved at opening
 
 
 def test_reopen_refuses_an_item_that_is_not_rejected(clearance, approval, lib_reviewer):
@@ -280,11 +280,11 @@ def test_reopen_refuses_an_item_that_is_not_rejected(clearance, approval, lib_re
 
 
 def test_reopen_refuses_another_offices_item(clearance, approval, lib_reviewer, superuser):
-    fin = approval(clearance, "FIN")
-    approval_reject(approval=fin, acting_user=superuser, reason="Balance")
+    spt = approval(clearance, "SPT")
+    approval_reject(approval=spt, acting_user=superuser, reason="Kit not returned")
     with pytest.raises(ValidationError, match="not yours"):
-        approval_reopen(approval=fin, acting_user=lib_reviewer)
-    assert status_of(fin) == A.REJECTED
+        approval_reopen(approval=spt, acting_user=lib_reviewer)
+    assert status_of(spt) == A.REJECTED
 
 
 def test_student_resubmits_a_rejected_item_with_a_response(clearance, approval, lib_reviewer, student):
@@ -295,7 +295,7 @@ def test_student_resubmits_a_rejected_item_with_a_response(clearance, approval, 
     assert (stored.status, stored.reason, stored.student_response) == (A.PENDING, "", "Returned it on Monday")
     clearance.refresh_from_db()
     assert clearance.resubmission_count == 1
-    assert clearance.status == R.PENDING
+    assert clearance.status == R.IN_PROGRESS     # FIN approved at opening
     last = stored.history.first()
     assert last.history_user == student.user
     assert "Returned it on Monday" in last.history_change_reason
@@ -365,7 +365,7 @@ def test_resubmit_is_refused_once_the_cycle_is_closed(clearance, approval, lib_r
 
 def test_all_cleared_completes_the_request_and_notifies_the_student(clearance, superuser, student,
                                                                     django_capture_on_commit_callbacks):
-    ids = list(clearance.approvals.values_list("pk", flat=True))
+    ids = list(clearance.approvals.filter(status=A.PENDING).values_list("pk", flat=True))
     approvals_waive(approval_ids=ids[:1], acting_user=superuser, reason="Not applicable").raise_if_refused()
     assert request_status(clearance) == R.IN_PROGRESS
     with django_capture_on_commit_callbacks(execute=True):
@@ -379,7 +379,7 @@ def test_all_cleared_completes_the_request_and_notifies_the_student(clearance, s
 
 
 def test_not_completed_while_one_item_is_open(clearance, superuser, student, django_capture_on_commit_callbacks):
-    ids = list(clearance.approvals.values_list("pk", flat=True))
+    ids = list(clearance.approvals.filter(status=A.PENDING).values_list("pk", flat=True))
     with django_capture_on_commit_callbacks(execute=True):
         approvals_approve(approval_ids=ids[1:], acting_user=superuser).raise_if_refused()
     assert request_status(clearance) == R.IN_PROGRESS
@@ -387,14 +387,14 @@ def test_not_completed_while_one_item_is_open(clearance, superuser, student, dja
 
 
 def test_a_rolled_back_decision_notifies_nobody(clearance, superuser, django_capture_on_commit_callbacks):
-    ids = list(clearance.approvals.values_list("pk", flat=True))
+    ids = list(clearance.approvals.filter(status=A.PENDING).values_list("pk", flat=True))
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with pytest.raises(RuntimeError), transaction.atomic():
             approvals_approve(approval_ids=ids, acting_user=superuser)
             raise RuntimeError("something later failed")
     assert callbacks == []
     assert not Notification.objects.exists()
-    assert request_status(clearance) == R.PENDING
+    assert request_status(clearance) == R.IN_PROGRESS     # as it was: FIN approved at opening
 
 
 @pytest.fixture
@@ -514,3 +514,72 @@ def test_bulk_approve_queries_do_not_grow_with_rows(offices, cycle, registry_use
     for_10 = _bulk_approve_queries(10, cycle, registry_user, lib_reviewer, 2030, on_commit)
     for_100 = _bulk_approve_queries(100, cycle, registry_user, lib_reviewer, 2031, on_commit)
     assert for_100 == for_10
+
+
+# --- what the pages never offer, and decisions on a stale view -----------------------------------
+
+def test_approving_a_rejected_item_is_refused_until_it_is_reopened(clearance, approval, lib_reviewer):
+    lib = approval(clearance, "LIB")
+    approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book overdue")
+    with pytest.raises(ValidationError, match="it was rejected; re-open it first"):
+        approval_approve(approval=lib, acting_user=lib_reviewer)
+    assert status_of(lib) == A.REJECTED
+    approval_reopen(approval=lib, acting_user=lib_reviewer)
+    approval_approve(approval=lib, acting_user=lib_reviewer)
+    assert status_of(lib) == A.APPROVED
+
+
+def test_a_decision_on_an_item_changed_since_the_clerk_saw_it_is_refused_naming_who(clearance, approval,
+                                                                                     make_reviewer):
+    lib1, lib2 = make_reviewer("LIB", email="lib1@clearance.test"), make_reviewer("LIB", email="lib2@clearance.test")
+    seen = approval(clearance, "LIB").state_token          # both clerks open the page
+    approval_approve(approval=approval(clearance, "LIB"), acting_user=lib2, seen=seen)
+    with pytest.raises(ValidationError) as exc:
+        approval_reject(approval=approval(clearance, "LIB"), acting_user=lib1, reason="Book", seen=seen)
+    when = timezone.localtime(ClearanceApproval.objects.get(pk=approval(clearance, "LIB").pk).updated_at)
+    assert exc.value.messages[0] == (f"changed since you opened it: approved by lib2@clearance.test at "
+                                     f"{when:%H:%M} — reload")
+    stored = approval(clearance, "LIB")
+    assert (stored.status, stored.decided_by) == (A.APPROVED, lib2)
+    # with the page reloaded, the same clerk may reject it
+    approval_reject(approval=stored, acting_user=lib1, reason="Book", seen=stored.state_token)
+    assert status_of(stored) == A.REJECTED
+
+
+def test_a_bulk_decision_refuses_only_the_rows_changed_since_the_page_was_made(offices, open_request, lib_reviewer,
+                                                                               superuser):
+    a, b, c = (open_request(factories.StudentFactory()).approvals.get(department__code="LIB") for _ in range(3))
+    seen = {x.pk: x.state_token for x in (a, b)}
+    seen_at = timezone.now()
+    approval_reject(approval=b, acting_user=superuser, reason="Book")           # b changes after the page
+    result = approvals_approve(approval_ids=[a.pk, b.pk, c.pk], acting_user=lib_reviewer, seen=seen, seen_at=seen_at)
+    assert result.done == [a.pk, c.pk]          # c was not on the page: checked against seen_at, unchanged
+    assert [(r.pk, r.reason.split(":")[0]) for r in result.refused] == [(b.pk, "changed since you opened it")]
+    assert "rejected by admin@clearance.test" in result.refused[0].reason
+    late = approvals_reject(approval_ids=[c.pk], acting_user=lib_reviewer, reason="x", seen_at=seen_at)
+    assert late.done == [] and late.refused[0].reason.startswith("changed since you opened it: approved by")
+
+
+def test_a_person_does_not_reject_or_reopen_the_finance_item_while_finance_follows_the_holds(clearance, approval,
+                                                                                             finance_user, student,
+                                                                                             offices):
+    fin = approval(clearance, "FIN")
+    with pytest.raises(ValidationError, match="place a finance hold"):
+        approval_reject(approval=fin, acting_user=finance_user, reason="Owes")
+    hold_place(department=offices["FIN"], student=student, reason="Fee balance", amount=100, acting_user=finance_user)
+    assert status_of(fin) == A.REJECTED
+    with pytest.raises(ValidationError, match="release or waive the hold"):
+        approval_reopen(approval=fin, acting_user=finance_user)
+    with pytest.raises(ValidationError, match="Finance clears you by itself"):
+        approval_resubmit(approval=fin, acting_user=student.user, response="I paid")
+    approval_waive(approval=fin, acting_user=finance_user, reason="Bursary covers it")   # an override stays possible
+    assert status_of(fin) == A.WAIVED
+
+
+def test_with_auto_clear_off_the_finance_item_is_decided_by_a_person(offices, open_request, approval, student,
+                                                                     finance_user, settings):
+    settings.FINANCE_AUTO_CLEAR = False
+    fin = approval(open_request(student), "FIN")
+    approval_reject(approval=fin, acting_user=finance_user, reason="Owes")
+    approval_reopen(approval=fin, acting_user=finance_user)
+    assert status_of(fin) == A.PENDING

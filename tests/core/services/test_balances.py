@@ -42,8 +42,8 @@ def history_counts():
 @pytest.fixture
 def xlsx_world(offices, open_request, finance_user):
     """The 60 students the finance export names, each with a zero FinanceRecord, except:
-    0001 owed 5,000 (import hold 5,000; FIN rejected) and now has a credit; 0002 owes nothing and
-    waits on FIN; 0003 had an import hold of 100, the file says 250; 0004 owes nothing yet, the file
+    0001 owed 5,000 (import hold 5,000; FIN rejected) and now has a credit; 0002 owes nothing (FIN
+    approved at opening); 0003 had an import hold of 100, the file says 250; 0004 owes nothing yet, the file
     says 12,500; 0005 has no FinanceRecord at all; 0008 has a hold placed by hand."""
     students = {}
     for reg in XLSX_BALANCES:
@@ -124,7 +124,9 @@ def test_finance_export_sample_preview_then_apply(xlsx_world, finance_user, djan
     assert FinanceRecord.history.filter(history_change_reason=reason).first().history_user == finance_user
     assert Hold.history.filter(history_change_reason=reason, history_type="+").count() == 28
     assert Hold.history.filter(history_change_reason=reason, history_type="~").count() == 2
-    assert ClearanceApproval.history.filter(history_change_reason=reason).count() == 5
+    # 0002 opened approved and 0008 opened rejected for its hold (rule 5 from the opening): the
+    # import decides 0001 (approved), 0004 (rejected) and 0003 (the amount it names changed)
+    assert ClearanceApproval.history.filter(history_change_reason=reason).count() == 3
     # the students whose clearance moved are told
     notes = {n.user_id: n.title for n in Notification.objects.all()}
     assert notes[students["SCE/IT/0001/2021"].user_id] == "FIN: approved"
@@ -221,6 +223,7 @@ def test_failure_half_way_leaves_the_database_as_before(three, finance_user, off
     bi = balances_import_preview(file=_xlsx([["Reg No", "Balance"], ["SCE/CS/0001/2022", 700], ["SCE/CS/0002/2022", 0]]),
                                  acting_user=finance_user)
     before = history_counts()
+    fin_before = approval_of(req, "FIN").status
 
     def broken(**kwargs):
         raise RuntimeError("database went away")
@@ -230,7 +233,7 @@ def test_failure_half_way_leaves_the_database_as_before(three, finance_user, off
     assert history_counts() == before
     assert sorted(FinanceRecord.objects.values_list("tuition_balance", flat=True)) == [10, 10, 10]
     assert not Hold.objects.exists()
-    assert approval_of(req, "FIN").status == A.PENDING
+    assert approval_of(req, "FIN").status == fin_before
     bi.refresh_from_db()
     assert bi.status == BalanceImport.Status.FAILED
     assert "RuntimeError: database went away" in bi.failure_reason and "Nothing was changed" in bi.failure_reason
@@ -408,3 +411,67 @@ def test_a_queued_import_refused_by_the_worker_ends_failed_not_queued(three, fin
     balances_import_apply_task(bi.pk, finance_user.pk, False)   # errors not confirmed as skipped
     bi.refresh_from_db()
     assert bi.status == BalanceImport.Status.FAILED and "error" in bi.failure_reason
+
+
+# --- a plan that went stale between preview and apply (issue: overlapping imports) ---------------
+
+def test_an_apply_after_another_import_changed_the_balances_is_refused_and_changes_nothing(three, finance_user,
+                                                                                            offices):
+    first = balances_import_preview(file=_xlsx([["Reg No", "Balance"], ["SCE/CS/0001/2022", 700],
+                                                ["SCE/CS/0002/2022", 0]]), acting_user=finance_user)
+    second = balances_import_preview(file=_xlsx([["Reg No", "Balance"], ["SCE/CS/0001/2022", 0],
+                                                 ["SCE/CS/0002/2022", 0], ["SCE/CS/0003/2022", 10]]),
+                                     acting_user=finance_user)
+    balances_import_apply(balance_import=first, acting_user=finance_user)
+    after_first = (history_counts(), sorted(FinanceRecord.objects.values_list("student__registration_number",
+                                                                               "tuition_balance")))
+    with pytest.raises(ValidationError) as exc:
+        balances_import_apply(balance_import=second, acting_user=finance_user)
+    message = exc.value.messages[0]
+    # 0001 and 0002 moved (10 → 700, 10 → 0); 0003 did not
+    assert message.startswith("Balances changed since this preview (2 students, e.g. SCE/CS/0001/2022: KES 10.00 at "
+                              "the preview, KES 700.00 now")
+    assert message.endswith("preview the file again.")
+    assert (history_counts(), sorted(FinanceRecord.objects.values_list("student__registration_number",
+                                                                        "tuition_balance"))) == after_first
+    second.refresh_from_db()
+    assert second.status == BalanceImport.Status.FAILED
+    assert "Balances changed since this preview" in second.failure_reason
+    # the holds are those of the first import: 0001 owes 700
+    assert list(Hold.objects.filter(status=H.ACTIVE).values_list("student__registration_number", "amount")) == [
+        ("SCE/CS/0001/2022", Decimal("700.00"))]
+
+
+def test_a_graduation_fee_marked_by_hand_since_the_preview_makes_the_plan_stale(three, finance_user):
+    from core.services.payments import finance_records_set_graduation_fee_status
+
+    bi = balances_import_preview(file=_xlsx([["Reg No", "Balance", "Graduation fee paid"],
+                                             ["SCE/CS/0001/2022", 10, "Yes"]]), acting_user=finance_user)
+    record = FinanceRecord.objects.get(student=three[0])
+    finance_records_set_graduation_fee_status(record_ids=[record.pk], status=FinanceRecord.GraduationFeeStatus.WAIVED,
+                                              acting_user=finance_user, reason="Bursary")
+    with pytest.raises(ValidationError, match=r"Balances changed since this preview \(1 student, "):
+        balances_import_apply(balance_import=bi, acting_user=finance_user)
+    assert FinanceRecord.objects.get(pk=record.pk).graduation_fee_status == FinanceRecord.GraduationFeeStatus.WAIVED
+
+
+def test_a_record_created_since_the_preview_makes_the_plan_stale(offices, finance_user):
+    newcomer = make_student("SCE/CS/0009/2022")
+    bi = balances_import_preview(file=_xlsx([["Reg No", "Balance"], ["SCE/CS/0009/2022", 300]]),
+                                 acting_user=finance_user)
+    assert bi.changed_rows[0]["record_id"] is None
+    factories.FinanceRecordFactory(student=newcomer, tuition_balance=Decimal("50"))
+    with pytest.raises(ValidationError, match="no record at the preview, KES 50.00 now"):
+        balances_import_apply(balance_import=bi, acting_user=finance_user)
+    assert FinanceRecord.objects.get(student=newcomer).tuition_balance == Decimal("50")
+
+
+def test_holds_follow_the_stored_balance_of_rows_the_file_leaves_unchanged(three, finance_user, offices):
+    # 0001's balance of 10 is unchanged by the file but has lost its hold (placed before rule 5 held):
+    # the apply puts back the hold the stored balance calls for
+    bi = balances_import_preview(file=_xlsx([["Reg No", "Balance"], ["SCE/CS/0001/2022", 10],
+                                             ["SCE/CS/0002/2022", 0]]), acting_user=finance_user)
+    assert bi.unchanged_count == 1
+    balances_import_apply(balance_import=bi, acting_user=finance_user)
+    assert dict(Hold.objects.filter(status=H.ACTIVE, source=Hold.Source.BALANCE_IMPORT).values_list(
+        "student__registration_number", "amount")) == {"SCE/CS/0001/2022": Decimal("10.00")}

@@ -34,7 +34,7 @@ def test_codes_differ_between_certificates(open_request, complete_request, regis
 def test_certificate_is_refused_for_a_request_not_completed(clearance, registry_user):
     with pytest.raises(ValidationError) as exc:
         certificate_issue(request=clearance, acting_user=registry_user)
-    assert exc.value.messages[0] == "Only a completed clearance gets a certificate; this one is pending."
+    assert exc.value.messages[0] == "Only a completed clearance gets a certificate; this one is in progress."
     assert not Certificate.objects.exists()
 
 

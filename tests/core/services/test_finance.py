@@ -58,13 +58,33 @@ def test_releasing_the_last_fin_hold_approves_the_finance_item(fin, offices, stu
     assert (stored.status, stored.reason, stored.decided_by) == (A.APPROVED, "", finance_user)
 
 
+def test_the_finance_item_opens_approved_when_no_finance_hold_is_active(fin):
+    stored = _fresh(fin)
+    assert (stored.status, stored.decided_by, stored.reason) == (A.APPROVED, None, "")
+    assert stored.decided_at is not None
+    assert stored.history.count() == 1       # created decided: one row, the opening
+
+
+def test_the_finance_item_opens_rejected_naming_an_active_finance_hold(offices, open_request, student):
+    factories.HoldFactory(department=offices["FIN"], student=student, amount=Decimal("3200"),
+                          source=Hold.Source.BALANCE_IMPORT)
+    stored = open_request(student).approvals.get(department__code="FIN")
+    assert (stored.status, stored.reason) == (A.REJECTED, "Outstanding fee balance of KES 3,200.00")
+    assert ClearanceRequest.objects.get(pk=stored.request_id).status == R.ON_HOLD
+
+
 def test_a_hold_of_another_office_does_not_touch_the_finance_item(fin, offices, student, lib_reviewer):
+    before = _fresh(fin).history.count()
     hold_place(department=offices["LIB"], student=student, reason="Book", acting_user=lib_reviewer)
-    assert _fresh(fin).status == A.PENDING
+    assert _fresh(fin).status == A.APPROVED
+    assert _fresh(fin).history.count() == before
 
 
-def test_nothing_changes_when_finance_auto_clear_is_off(fin, offices, student, finance_user, settings):
+def test_nothing_changes_when_finance_auto_clear_is_off(offices, open_request, approval, student, finance_user,
+                                                       settings):
     settings.FINANCE_AUTO_CLEAR = False
+    fin = approval(open_request(student), "FIN")
+    assert _fresh(fin).status == A.PENDING          # a person decides it
     hold = hold_place(department=offices["FIN"], student=student, reason="Fee balance", amount=12500,
                       acting_user=finance_user)
     assert _fresh(fin).status == A.PENDING
@@ -114,7 +134,7 @@ def test_follow_does_nothing_without_an_active_fin_office(fin, offices, student,
     factories.HoldFactory(department=offices["FIN"], student=student, amount=Decimal("100"))
     approved, rejected = finance_clearance_follow(student_ids=[student.pk], acting_user=finance_user, reason="x")
     assert (approved.done, rejected.done) == ([], [])
-    assert _fresh(fin).status == A.PENDING
+    assert _fresh(fin).status == A.APPROVED          # as it opened
 
 
 @pytest.mark.parametrize("office_stages", [{"FIN": 2}])
@@ -123,11 +143,20 @@ def test_auto_approve_respects_stage_order(fin, offices, student, finance_user, 
     assert _fresh(fin).status == A.REJECTED
     hold_release(hold=hold, acting_user=finance_user)
     assert _fresh(fin).status == A.REJECTED  # stage 1 still open: the rules refuse, the row stays
-    for a in ClearanceApproval.objects.filter(request_id=fin.request_id, department__stage=1):
+    stage_one = list(ClearanceApproval.objects.filter(request_id=fin.request_id, department__stage=1))
+    for a in stage_one[:-1]:
         approval_approve(approval=a, acting_user=superuser)
-    approved, _ = finance_clearance_follow(student_ids=[student.pk], acting_user=finance_user, reason="Retry")
-    assert approved.done == [fin.pk]
-    assert _fresh(fin).status == A.APPROVED
+    assert _fresh(fin).status == A.REJECTED
+    approval_approve(approval=stage_one[-1], acting_user=superuser)
+    # the stage has cleared: the finance item follows the holds by itself (there are none)
+    stored = _fresh(fin)
+    assert (stored.status, stored.decided_by) == (A.APPROVED, None)
+    assert stored.history.first().history_change_reason == "Finance follows the holds: an earlier stage cleared"
+
+
+@pytest.mark.parametrize("office_stages", [{"FIN": 2}])
+def test_a_finance_item_after_the_first_stage_opens_pending(fin):
+    assert _fresh(fin).status == A.PENDING
 
 
 def test_a_manual_approve_is_refused_while_a_fin_hold_is_active(fin, offices, student, finance_user):
@@ -135,13 +164,13 @@ def test_a_manual_approve_is_refused_while_a_fin_hold_is_active(fin, offices, st
                acting_user=finance_user)
     with pytest.raises(ValidationError) as exc:
         approval_approve(approval=fin, acting_user=finance_user)
-    assert exc.value.messages[0] == "FIN holds an active hold on the student: Fee balance (KES 12,500.00)"
+    assert exc.value.messages[0] == "it was rejected; re-open it first"
     assert _fresh(fin).status == A.REJECTED
 
 
 def test_a_new_fin_hold_rejects_an_already_approved_finance_item(fin, offices, student, finance_user,
                                                                  django_capture_on_commit_callbacks):
-    approval_approve(approval=fin, acting_user=finance_user)
+    assert _fresh(fin).status == A.APPROVED
     with django_capture_on_commit_callbacks(execute=True):
         hold_place(department=offices["FIN"], student=student, reason="Late penalty", amount="250",
                    acting_user=finance_user)

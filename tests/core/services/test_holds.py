@@ -122,3 +122,14 @@ def test_system_may_place_holds_without_a_user(offices, student):
     hold = hold_place(department=offices["LIB"], student=student, reason="Rule: overdue", acting_user=None,
                       source=Hold.Source.RULE)
     assert (hold.placed_by, hold.source) == (None, Hold.Source.RULE)
+
+
+def test_a_hold_that_follows_the_imported_balance_is_not_released_or_waived_by_hand(offices, student, finance_user):
+    from core.services.holds import holds_release, holds_waive
+    imported = factories.HoldFactory(department=offices["FIN"], student=student, amount=Decimal("900"),
+                                     source=Hold.Source.BALANCE_IMPORT)
+    for service, kwargs in ((holds_release, {}), (holds_waive, {"reason": "Bursary"})):
+        result = service(hold_ids=[imported.pk], acting_user=finance_user, **kwargs)
+        assert result.done == []
+        assert "follows the fee balance from the finance system (KES 900.00)" in result.refused[0].reason
+    assert Hold.objects.get(pk=imported.pk).status == Hold.Status.ACTIVE

@@ -31,11 +31,13 @@ def test_opening_creates_one_pending_approval_per_applicable_office(offices, cyc
     request, created = request_open(student=resident_student, cycle=cycle, acting_user=registry_user)
     assert created
     request.refresh_from_db()
-    assert request.status == R.PENDING
+    assert request.status == R.IN_PROGRESS       # the finance item opens approved: no finance hold (rule 5)
     assert request.opened_by == registry_user
     assert _codes(request) == {"FIN", "LIB", "HOS", "SCH", "SPT", "GOWN", "REG"}
-    assert set(request.approvals.values_list("status", flat=True)) == {A.PENDING}
-    assert not request.approvals.filter(decided_at__isnull=False).exists()
+    assert dict(request.approvals.values_list("department__code", "status")) == {
+        "FIN": A.APPROVED, **{code: A.PENDING for code in ("LIB", "HOS", "SCH", "SPT", "GOWN", "REG")}}
+    assert list(request.approvals.filter(decided_at__isnull=False).values_list("department__code", flat=True)) == [
+        "FIN"]
 
 
 def test_residents_only_office_is_skipped_for_a_non_resident(offices, cycle, student, registry_user):
