@@ -295,7 +295,7 @@ def seed_demo(*, students: int = 200, password: str = "clearance2026", seed: int
         b = _Builder(rng, offices, cycle, admin, schools, depts, programmes, cohort)
         created = requests_created = 0
 
-        # The demo student's login: a request in progress, finance holding a balance.
+        # The demo student's login: a request in progress, the hostel holding a key.
         student_user = _user("student@clearance.test", "Amina Achieng", password_hash, roles=[permissions.STUDENT])
         student_user.is_staff = False
         student_user.save(update_fields=["is_staff"])
@@ -304,7 +304,7 @@ def seed_demo(*, students: int = 200, password: str = "clearance2026", seed: int
             demo.update(first_name="Amina", last_name="Achieng", expected_graduation_year=cohort,
                         email="student@clearance.test")
             plan = {c: A.PENDING for c in offices}
-            plan.update(LIB=A.APPROVED, SPT=A.APPROVED, SCH=A.APPROVED, FIN=A.REJECTED)
+            plan.update(LIB=A.APPROVED, SPT=A.APPROVED, SCH=A.APPROVED, FIN=A.APPROVED)
             requests_created += _write_chunk(b, [demo], ["in_progress"], fixed_plans={DEMO_STUDENT_REG: plan})
             load([dict(department_id=offices["HOS"].pk, student_id=demo["id"], placed_by_id=admin.pk,
                        amount=Decimal("1500"), reason="Room key not returned (room B12)")], Hold, user=admin,

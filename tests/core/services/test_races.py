@@ -1,0 +1,118 @@
+"""Races between real database connections (threads, PostgreSQL): two offices deciding one request
+at the same instant, and one item decided twice at once. Each widens the window between reading
+and writing with a short pause, so that without the locks the race is lost nearly every round."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+
+from core.models import ClearanceApproval, ClearanceRequest
+from core.services import approvals as approval_services
+from core.services.status import derive_request_status
+from tests import factories
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif("connection.vendor != 'postgresql'", reason="row locks need PostgreSQL"),
+]
+
+A = ClearanceApproval.Status
+R = ClearanceRequest.Status
+ROUNDS = 5
+PAUSE = 0.05
+
+
+def _at_once(*calls):
+    """Run each call in its own thread and connection, released together; returns what each
+    returned or raised."""
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def run(i, call):
+        try:
+            barrier.wait(timeout=10)
+            results[i] = call()
+        except Exception as exc:  # the refusal is the result under test
+            results[i] = exc
+        finally:
+            connection.close()
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return results
+
+
+def _slowed(monkeypatch, name):
+    """Pause after the service has read what it decides on, before it writes."""
+    original = getattr(approval_services, name)
+
+    def slow(*args, **kwargs):
+        result = original(*args, **kwargs)
+        time.sleep(PAUSE)
+        return result
+    monkeypatch.setattr(approval_services, name, slow)
+
+
+def test_two_offices_deciding_one_request_at_once_leave_it_in_its_derived_status(
+        offices, open_request, make_reviewer, superuser, monkeypatch):
+    """Two races on one request, each round: LIB and HOS approve the last two open items at once
+    (it must complete), and LIB re-opens its rejection while HOS rejects (it must stay on hold).
+    Without the request lock each side derives the status from the other's state before it
+    changed, and the request ends in progress in both."""
+    lib, hos = make_reviewer("LIB"), make_reviewer("HOS")
+    _slowed(monkeypatch, "_open_request_filter")
+    for _ in range(ROUNDS):
+        request = open_request(factories.StudentFactory(is_resident=True))
+        others = request.approvals.filter(status=A.PENDING).exclude(department__code__in=["LIB", "HOS"])
+        approval_services.approvals_approve(approval_ids=list(others.values_list("pk", flat=True)),
+                                            acting_user=superuser).raise_if_refused()
+        lib_item = request.approvals.get(department__code="LIB")
+        hos_item = request.approvals.get(department__code="HOS")
+        results = _at_once(lambda: approval_services.approval_approve(approval=lib_item, acting_user=lib),
+                           lambda: approval_services.approval_approve(approval=hos_item, acting_user=hos))
+        assert not [r for r in results if isinstance(r, Exception)], results
+        request.refresh_from_db()
+        assert request.status == R.COMPLETED
+
+        request = open_request(factories.StudentFactory(is_resident=True))
+        lib_item = request.approvals.get(department__code="LIB")
+        hos_item = request.approvals.get(department__code="HOS")
+        approval_services.approval_reject(approval=lib_item, acting_user=lib, reason="Book")
+        results = _at_once(
+            lambda: approval_services.approval_reopen(approval=lib_item, acting_user=lib),
+            lambda: approval_services.approval_reject(approval=hos_item, acting_user=hos, reason="Key not returned"))
+        assert not [r for r in results if isinstance(r, Exception)], results
+        request.refresh_from_db()
+        statuses = list(request.approvals.values_list("status", flat=True))
+        assert request.status == derive_request_status(statuses) == R.ON_HOLD
+
+
+def test_one_item_decided_twice_at_once_is_decided_once_and_the_other_is_told(offices, clearance, approval,
+                                                                              lib_reviewer, monkeypatch):
+    _slowed(monkeypatch, "_open_request_filter")
+    for _ in range(ROUNDS):
+        item = approval(clearance, "LIB")
+        seen = item.state_token                      # one clerk, the page open on two instances
+        results = _at_once(
+            lambda: approval_services.approval_approve(approval=item, acting_user=lib_reviewer, seen=seen),
+            lambda: approval_services.approval_reject(approval=item, acting_user=lib_reviewer, reason="Book",
+                                                      seen=seen))
+        refused = [r for r in results if isinstance(r, ValidationError)]
+        assert len(refused) == 1, results
+        assert refused[0].messages[0].startswith("changed since you opened it: ")
+        decided = [r for r in results if not isinstance(r, Exception)][0]
+        stored = approval(clearance, "LIB")
+        assert stored.status == decided.status          # the one that succeeded is what stands
+        assert stored.history.filter(status__in=[A.APPROVED, A.REJECTED]).count() >= 1
+        # back to pending for the next round
+        if stored.status == A.REJECTED:
+            approval_services.approval_reopen(approval=stored, acting_user=lib_reviewer)
+        else:
+            approval_services.approval_reject(approval=stored, acting_user=lib_reviewer, reason="again")
+            approval_services.approval_reopen(approval=approval(clearance, "LIB"), acting_user=lib_reviewer)
