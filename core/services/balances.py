@@ -533,3 +533,22 @@ def balances_import_cancel(*, balance_import: BalanceImport, acting_user) -> Bal
     save_tracked(bi, user=acting_user, reason="Balance import cancelled", update_fields=["status", "updated_at"])
     balance_import.status = bi.status
     return bi
+
+
+def balances_import_preview_again(*, balance_import: BalanceImport, acting_user) -> BalanceImport:
+    """Preview the stored file of an import again, as a new import compared with the records as
+    they are now (after a stale plan was refused, or a worker stopped): the officer confirms what
+    they then see. The old import stays as it ended. Refused: not a finance officer; the import is
+    applied or still running; its file is gone from storage."""
+    _check_may_import(acting_user, "add")
+    bi = BalanceImport.objects.get(pk=balance_import.pk)
+    if bi.status in (B.APPLIED, B.APPLYING, B.QUEUED):
+        raise ValidationError(f"Import #{bi.pk} is {bi.get_status_display().lower()}; there is nothing to preview "
+                              "again.", code="not_again")
+    try:
+        with bi.file.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except (OSError, ValueError) as exc:
+        raise ValidationError(f"The file of import #{bi.pk} is no longer stored ({type(exc).__name__}); upload it "
+                              "again.", code="file_missing") from exc
+    return balances_import_submit(file=ContentFile(data, name=bi.original_name or "balances"), acting_user=acting_user)

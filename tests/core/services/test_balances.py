@@ -475,3 +475,22 @@ def test_holds_follow_the_stored_balance_of_rows_the_file_leaves_unchanged(three
     balances_import_apply(balance_import=bi, acting_user=finance_user)
     assert dict(Hold.objects.filter(status=H.ACTIVE, source=Hold.Source.BALANCE_IMPORT).values_list(
         "student__registration_number", "amount")) == {"SCE/CS/0001/2022": Decimal("10.00")}
+
+
+def test_a_stale_import_is_previewed_again_against_the_records_as_they_are_now(three, finance_user):
+    from core.services.balances import balances_import_preview_again
+
+    first = balances_import_preview(file=_xlsx([["Reg No", "Balance"], ["SCE/CS/0001/2022", 700]]),
+                                    acting_user=finance_user)
+    second = balances_import_preview(file=_xlsx([["Reg No", "Balance"], ["SCE/CS/0001/2022", 800]]),
+                                     acting_user=finance_user)
+    balances_import_apply(balance_import=first, acting_user=finance_user)
+    with pytest.raises(ValidationError, match="preview the file again"):
+        balances_import_apply(balance_import=second, acting_user=finance_user)
+    again = balances_import_preview_again(balance_import=second, acting_user=finance_user)
+    assert again.pk != second.pk and again.status == BalanceImport.Status.PREVIEWED
+    assert [(c["old_balance"], c["new_balance"]) for c in again.changed_rows] == [("700.00", "800.00")]
+    balances_import_apply(balance_import=again, acting_user=finance_user)
+    assert FinanceRecord.objects.get(student=three[0]).tuition_balance == Decimal("800")
+    with pytest.raises(ValidationError, match="is applied; there is nothing to preview again"):
+        balances_import_preview_again(balance_import=again, acting_user=finance_user)
