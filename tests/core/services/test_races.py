@@ -116,3 +116,55 @@ def test_one_item_decided_twice_at_once_is_decided_once_and_the_other_is_told(of
         else:
             approval_services.approval_reject(approval=stored, acting_user=lib_reviewer, reason="again")
             approval_services.approval_reopen(approval=approval(clearance, "LIB"), acting_user=lib_reviewer)
+
+
+def test_a_finance_hold_placed_while_an_import_clears_the_student_keeps_the_finance_item_rejected(
+        offices, open_request, finance_user, monkeypatch):
+    """The import releases the student's balance hold and follows (approve) while the office places
+    a hold by hand at the same instant: whichever runs last must see the other's hold change, so the
+    finance item ends rejected for the hold placed by hand."""
+    import io
+
+    import openpyxl
+    from django.core.files.base import ContentFile
+
+    from core.models import FinanceRecord, Hold
+    from core.services import finance as finance_services
+    from core.services.balances import balances_import_apply, balances_import_preview
+    from core.services.holds import hold_place
+
+    original = finance_services.lock_requests
+
+    def slow_lock(ids):
+        locked = original(ids)
+        time.sleep(PAUSE * 4)        # between taking the locks and reading the holds
+        return locked
+    monkeypatch.setattr(finance_services, "lock_requests", slow_lock)
+    for round_ in range(3):
+        student = factories.StudentFactory()
+        factories.FinanceRecordFactory(student=student, tuition_balance=500)
+        factories.HoldFactory(department=offices["FIN"], student=student, amount=500, source=Hold.Source.BALANCE_IMPORT,
+                              reason="Outstanding fee balance of KES 500.00")
+        request = open_request(student)
+        fin = request.approvals.get(department__code="FIN")
+        assert fin.status == A.REJECTED
+        wb = openpyxl.Workbook()
+        wb.active.append(["Reg No", "Balance"])
+        wb.active.append([student.registration_number, 0])
+        out = io.BytesIO()
+        wb.save(out)
+        bi = balances_import_preview(file=ContentFile(out.getvalue(), name=f"paid{round_}.xlsx"),
+                                     acting_user=finance_user)
+        results = _at_once(
+            lambda: balances_import_apply(balance_import=bi, acting_user=finance_user),
+            lambda: hold_place(department=offices["FIN"], student=student, reason="Cheque bounced", amount=500,
+                               acting_user=finance_user))
+        assert not [r for r in results if isinstance(r, Exception)], results
+        assert FinanceRecord.objects.get(student=student).tuition_balance == 0
+        active = list(Hold.objects.filter(student=student, department__code="FIN", status=Hold.Status.ACTIVE)
+                      .values_list("source", flat=True))
+        assert active == [Hold.Source.MANUAL]
+        fin.refresh_from_db()
+        assert (fin.status, fin.reason) == (A.REJECTED, "Outstanding fee balance of KES 500.00")
+        request.refresh_from_db()
+        assert request.status == R.ON_HOLD
