@@ -7,7 +7,8 @@
    FINANCE_HOLD_THRESHOLD ⇔ exactly one active FIN hold from the balance import, of that amount.
 3. finance-decision (rule 5, when FINANCE_AUTO_CLEAR is on and FIN exists): the FIN approval of
    an open request is rejected while any FIN hold is active, else approved — unless it was waived,
-   or an earlier stage is still open (then anything but approved).
+   or an earlier stage is still open (then the approve is not due yet, and an approval made before
+   that stage re-opened stands, as it does for any office).
 
 Set-based: rows are read in keyset chunks of CHUNK as plain tuples (no model instances), with a
 constant number of queries per chunk, so 100,000 students and 700,000 approvals take seconds and
@@ -210,7 +211,7 @@ def finance_decision_problem(status: str, *, held: bool, earlier_open: bool) -> 
     if held:
         return None if status == A.REJECTED else f"{status}, though a FIN hold is active: should be rejected"
     if earlier_open:
-        return "approved, though an earlier stage is still open" if status == A.APPROVED else None
+        return None     # not due yet; one approved before the stage re-opened stands (rule 2 orders decisions)
     return None if status == A.APPROVED else f"{status}, though no FIN hold is active: should be approved"
 
 
@@ -240,12 +241,9 @@ def finance_decision_violations() -> Iterator[Violation]:
         if not bad:
             continue
         held_by = _active_fin_holds(active_fin, [b[2] for b in bad if b[5]])
-        open_by = _open_earlier(open_earlier, [b[1] for b in bad if b[6]])
         for pk, request_id, student_id, label, message, held, earlier_open in bad:
             if held and held_by.get(student_id):
                 message += f" (holds: {'; '.join(held_by[student_id])})"
-            elif earlier_open and open_by.get(request_id):
-                message += f" ({', '.join(open_by[request_id])})"
             yield Violation(RULE_FINANCE_DECISION, "ClearanceApproval", pk, label, message)
 
 
@@ -256,13 +254,4 @@ def _active_fin_holds(active_fin, student_ids) -> dict[int, list[str]]:
                                                        .values_list("pk", "student_id", "source", "amount", "reason")):
             what = _kes(amount) if amount is not None else f"“{reason}”"
             out[student_id].append(f"#{pk} {source} {what}")
-    return out
-
-
-def _open_earlier(open_earlier, request_ids) -> dict[int, list[str]]:
-    out = defaultdict(list)
-    for ids in id_chunks(sorted(set(request_ids))):
-        for request_id, code, status in (open_earlier.filter(request_id__in=ids).order_by("department__code")
-                                         .values_list("request_id", "department__code", "status")):
-            out[request_id].append(f"{code} {status}")
     return out

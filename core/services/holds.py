@@ -39,9 +39,13 @@ def _after_change(department: Department, student_ids, *, acting_user, reason):
 def holds_place(*, department: Department, student_ids: Iterable[int], reason: str, acting_user,
                 amount=None, source: str = Hold.Source.MANUAL) -> BulkResult:
     """Place a hold of `department` on each student. Refused: no reason; a negative or absurd
-    amount; the user does not review this office (for all); per student: unknown, outside the
-    user's schools, or already held by this office for the same reason."""
+    amount; the source is the balance import (it writes its own holds); the user does not review
+    this office (for all); per student: unknown, outside the user's schools, or already held by
+    this office for the same reason."""
     reason = require_reason(reason, "place a hold")
+    if source == Hold.Source.BALANCE_IMPORT:
+        # rule 5: a balance hold is the stored balance itself; only the import writes it
+        raise ValidationError("Holds that follow the fee balance are placed by balance imports only.", code="source")
     amount = _check_amount(amount)
     if acting_user is not None and not permissions.can_manage_holds(acting_user, department):
         raise ValidationError(f"You do not review {department.code}, so you cannot place its holds.", code="not_yours")

@@ -46,3 +46,11 @@ def test_seed_demo_users_and_roles():
     assert student.user.email == "student@clearance.test"
     assert student.clearance_requests.get().status == ClearanceRequest.Status.IN_PROGRESS
     assert User.objects.get(email="admin@clearance.test").is_superuser
+
+
+def test_the_demo_data_keeps_every_invariant(db):
+    from core.demo import seed_demo
+    from tests.consistency import assert_consistent
+
+    seed_demo(students=120, seed=7)
+    assert_consistent()

@@ -133,3 +133,10 @@ def test_a_hold_that_follows_the_imported_balance_is_not_released_or_waived_by_h
         assert result.done == []
         assert "follows the fee balance from the finance system (KES 900.00)" in result.refused[0].reason
     assert Hold.objects.get(pk=imported.pk).status == Hold.Status.ACTIVE
+
+
+def test_nobody_places_a_hold_in_the_balance_import_s_name(offices, student, finance_user):
+    with pytest.raises(ValidationError, match="placed by balance imports only"):
+        hold_place(department=offices["FIN"], student=student, reason="Balance", amount=100, acting_user=finance_user,
+                   source=Hold.Source.BALANCE_IMPORT)
+    assert not Hold.objects.exists()

@@ -14,6 +14,7 @@ from core.models import ClearanceApproval, ClearanceRequest
 from core.services import approvals as approval_services
 from core.services.status import derive_request_status
 from tests import factories
+from tests.consistency import assert_consistent
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -91,6 +92,7 @@ def test_two_offices_deciding_one_request_at_once_leave_it_in_its_derived_status
         request.refresh_from_db()
         statuses = list(request.approvals.values_list("status", flat=True))
         assert request.status == derive_request_status(statuses) == R.ON_HOLD
+        assert_consistent()
 
 
 def test_one_item_decided_twice_at_once_is_decided_once_and_the_other_is_told(offices, clearance, approval,
@@ -110,6 +112,7 @@ def test_one_item_decided_twice_at_once_is_decided_once_and_the_other_is_told(of
         stored = approval(clearance, "LIB")
         assert stored.status == decided.status          # the one that succeeded is what stands
         assert stored.history.filter(status__in=[A.APPROVED, A.REJECTED]).count() >= 1
+        assert_consistent()
         # back to pending for the next round
         if stored.status == A.REJECTED:
             approval_services.approval_reopen(approval=stored, acting_user=lib_reviewer)
@@ -168,3 +171,4 @@ def test_a_finance_hold_placed_while_an_import_clears_the_student_keeps_the_fina
         assert (fin.status, fin.reason) == (A.REJECTED, "Outstanding fee balance of KES 500.00")
         request.refresh_from_db()
         assert request.status == R.ON_HOLD
+        assert_consistent()
