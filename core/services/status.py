@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from ..history import bulk_update_tracked
@@ -42,14 +43,21 @@ def derive_request_status(approval_statuses: Iterable[str], *, revoked: bool = F
 def requests_refresh_status(request_ids: Iterable[int], *, acting_user, reason: str = "") -> list[int]:
     """Re-derive the status of the given requests and save those that changed (with history).
     Notifies students whose clearance just completed. Returns the ids whose status changed.
-    Works on plain rows, a constant number of queries per 2,000 requests."""
+    Works on plain rows, a constant number of queries per 2,000 requests. The callers hold the
+    requests' locks (`lock_requests`), so the approvals counted here are the ones that stand."""
     changed_ids = []
     now = timezone.now()
     for ids in id_chunks(sorted(set(request_ids))):
+        # the approvals counted by the database, one row per request: what derive_request_status
+        # needs of them is how many are cleared, rejected and open
         by_request = defaultdict(list)
-        for request_id, status in ClearanceApproval.objects.filter(request_id__in=ids).values_list(
-                "request_id", "status"):
-            by_request[request_id].append(status)
+        for request_id, total, cleared, rejected in (
+                ClearanceApproval.objects.filter(request_id__in=ids).order_by().values("request_id")
+                .annotate(total=Count("pk"), cleared=Count("pk", filter=Q(status__in=ClearanceApproval.CLEARED)),
+                          rejected=Count("pk", filter=Q(status=A.REJECTED)))
+                .values_list("request_id", "total", "cleared", "rejected")):
+            by_request[request_id] = [A.APPROVED] * cleared + [A.REJECTED] * rejected + [A.PENDING] * (
+                total - cleared - rejected)
         changed, completed = [], []
         for row in ClearanceRequest.objects.filter(pk__in=ids).values("id", "status", "completed_at",
                                                                       "student__user_id", "cycle__name"):

@@ -136,13 +136,13 @@ def test_a_finance_hold_placed_while_an_import_clears_the_student_keeps_the_fina
     from core.services.balances import balances_import_apply, balances_import_preview
     from core.services.holds import hold_place
 
-    original = finance_services.lock_requests
+    original = finance_services._lock_open_requests
 
-    def slow_lock(ids):
-        locked = original(ids)
+    def slow_lock(fin, ids):
+        locked = original(fin, ids)
         time.sleep(PAUSE * 4)        # between taking the locks and reading the holds
         return locked
-    monkeypatch.setattr(finance_services, "lock_requests", slow_lock)
+    monkeypatch.setattr(finance_services, "_lock_open_requests", slow_lock)
     for round_ in range(3):
         student = factories.StudentFactory()
         factories.FinanceRecordFactory(student=student, tuition_balance=500)
