@@ -9,13 +9,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "benchmarks" / "out"
+# BENCH_OUT moves the SQLite files, spreadsheets and uploads elsewhere (e.g. a scratch disk)
+OUT = Path(os.environ.get("BENCH_OUT") or ROOT / "benchmarks" / "out")
 
 
 def configure(name: str) -> None:
-    """Point Django at the benchmark database: DATABASE_URL if given (PostgreSQL), else a fresh
-    SQLite file under benchmarks/out/."""
+    """Point Django at the benchmark database: BENCH_DATABASE_URL if given (PostgreSQL), else a
+    fresh SQLite file under OUT. Uploads the benchmark makes are stored under OUT too, not in the
+    development media folder."""
     OUT.mkdir(parents=True, exist_ok=True)
+    os.environ["MEDIA_ROOT"] = str(OUT / "media")
     sys.path.insert(0, str(ROOT))
     if not os.environ.get("BENCH_DATABASE_URL"):
         db = OUT / f"{name}.sqlite3"
