@@ -392,8 +392,7 @@ def _apply(bi: BalanceImport, *, acting_user, progress=None) -> None:
         students = [item[SID] for item in changed] + [sid for sid, _ in unchanged]
         _write_holds(bi, students, acting_user=acting_user, reason=reason, now=now,
                      progress=lambda done: progress(40 + 40 * done))
-        finance_clearance_follow(student_ids=_follow_students(students), acting_user=acting_user, reason=reason,
-                                 balance_import=bi)
+        finance_clearance_follow(student_ids=students, acting_user=acting_user, reason=reason, balance_import=bi)
         progress(99)
     bi.updated_count = updated
     bi.unchanged_count = len(unchanged) + unchanged_now
@@ -505,19 +504,6 @@ def _write_holds(bi, student_ids: list[int], *, acting_user, reason, now, progre
                                   reason=reason, when=now)
         done += len(ids)
         progress(done / max(len(student_ids), 1))
-
-
-def _follow_students(balances) -> list[int]:
-    """The students in the file whose FIN approval may move: those with an open request holding a
-    FIN approval (one query for the whole cycle, not one per chunk of the file)."""
-    fin = finance_department()
-    if fin is None or not settings.FINANCE_AUTO_CLEAR:
-        return []
-    from ..models import ClearanceApproval, ClearanceRequest
-    open_ids = set(ClearanceApproval.objects.filter(department=fin).exclude(
-        request__status__in=[ClearanceRequest.Status.COMPLETED, ClearanceRequest.Status.REVOKED]
-    ).values_list("request__student_id", flat=True).order_by())
-    return [sid for sid in balances if sid in open_ids]
 
 
 @transaction.atomic

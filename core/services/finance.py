@@ -6,12 +6,11 @@ from decimal import Decimal
 from typing import Iterable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from ..bulk_load import memo
-from ..history import bulk_update_tracked
-from ..models import ClearanceApproval, ClearanceRequest, Department, Hold, Notification
+from ..bulk_load import History, fetch_in, memo, update_from_values, update_ids
+from ..models import ClearanceApproval, ClearanceRequest, Department, Hold, Notification, Student
 from ._common import BulkResult, gc_paused, id_chunks
 from .notifications import notifications_send
 from .status import requests_refresh_status
@@ -32,15 +31,45 @@ def finance_hold_reason(amount, reasons=()) -> str:
     return "Finance hold: " + ("; ".join(sorted(set(reasons))) or "see the finance office")
 
 
-def _lock_open_requests(fin, student_ids) -> list[int]:
-    """Lock the open requests (ascending ids) of these students that have a finance item: one
-    statement per chunk, the domain's locking order (requests before their approvals)."""
-    locked = []
-    for chunk in id_chunks(student_ids):
-        locked.extend(ClearanceRequest.objects.select_for_update(of=("self",))
-                      .filter(student_id__in=chunk, approvals__department=fin).exclude(status__in=CLOSED)
-                      .order_by("pk").values_list("pk", flat=True))
-    return locked
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _tables():
+    return {m.__name__: _q(m._meta.db_table) for m in (ClearanceApproval, ClearanceRequest, Hold, Student)}
+
+
+def _lock_open_requests(fin, student_ids) -> None:
+    """Lock the open requests of these students that have a finance item, in ascending ids: the
+    domain's locking order (requests before their approvals), one statement on PostgreSQL. On
+    SQLite there is nothing to lock row by row: a write transaction begins IMMEDIATE (settings)
+    and holds the database's write lock from its first statement."""
+    if connection.vendor != "postgresql" or not student_ids:
+        return
+    t = _tables()
+    # `{ids}` last: fetch_in passes its parameters after the statement's own
+    fetch_in(f"SELECT r.{_q('id')} FROM {t['ClearanceRequest']} r WHERE r.{_q('status')} NOT IN (%s, %s) "
+             f"AND EXISTS (SELECT 1 FROM {t['ClearanceApproval']} a WHERE a.{_q('request_id')} = r.{_q('id')} "
+             f"AND a.{_q('department_id')} = %s) AND {{ids}} ORDER BY r.{_q('id')} FOR UPDATE OF r",
+             [*CLOSED, fin.pk], f"r.{_q('student_id')}", ClearanceRequest._meta.get_field("student"),
+             student_ids)
+
+
+def _finance_items(fin, student_ids) -> list[tuple]:
+    """The finance items of the students' open requests, each with the student's active finance
+    holds (one row per hold; none: amount and reason NULL), as plain tuples: (approval, request,
+    student, registration number, user, status, reason, hold amount, hold reason)."""
+    t = _tables()
+    return fetch_in(
+        f"SELECT a.{_q('id')}, a.{_q('request_id')}, r.{_q('student_id')}, s.{_q('registration_number')}, "
+        f"s.{_q('user_id')}, a.{_q('status')}, a.{_q('reason')}, h.{_q('amount')}, h.{_q('reason')} "
+        f"FROM {t['ClearanceApproval']} a JOIN {t['ClearanceRequest']} r ON r.{_q('id')} = a.{_q('request_id')} "
+        f"JOIN {t['Student']} s ON s.{_q('id')} = r.{_q('student_id')} "
+        f"LEFT JOIN {t['Hold']} h ON h.{_q('student_id')} = r.{_q('student_id')} AND h.{_q('department_id')} = %s "
+        f"AND h.{_q('status')} = %s "
+        f"WHERE a.{_q('department_id')} = %s AND r.{_q('status')} NOT IN (%s, %s) AND {{ids}}",
+        [fin.pk, Hold.Status.ACTIVE, fin.pk, *CLOSED], f"r.{_q('student_id')}",
+        ClearanceRequest._meta.get_field("student"), student_ids)
 
 
 def _earlier_stage_open(fin, request_ids) -> dict[int, list[str]]:
@@ -70,59 +99,53 @@ def finance_clearance_follow(*, student_ids: Iterable[int], acting_user, reason:
 
     The system deciding by rule, on plain rows: a constant number of statements per chunk of
     students whatever their number (graduation season decides tens of thousands at once), one
-    historical row per decision, the students notified after commit. Locks the students' open
-    requests before it reads anything: a hold placed or released by a transaction still running is
-    followed by that transaction's own call, which waits here for this one, so the last to run
-    sees every hold."""
+    historical row per decision copied by the database, the students notified after commit. Locks
+    the students' open requests before it reads anything: a hold placed or released by a
+    transaction still running is followed by that transaction's own call, which waits here for this
+    one, so the last to run sees every hold."""
     approved, rejected = BulkResult(), BulkResult()
     fin = finance_department()
     if not settings.FINANCE_AUTO_CLEAR or fin is None:
         return approved, rejected
     ids = list(dict.fromkeys(student_ids))
-    request_ids = _lock_open_requests(fin, ids)
-    if not request_ids:
+    _lock_open_requests(fin, ids)
+    items = {}
+    for pk, request_id, student_id, reg, user_id, status, current_reason, amount, why in _finance_items(fin, ids):
+        item = items.setdefault(pk, [request_id, reg, user_id, status, current_reason, []])
+        if why is not None:
+            item[5].append((amount, why))
+    if not items:
         return approved, rejected
-    held = defaultdict(list)
-    for chunk in id_chunks(ids):
-        for student_id, amount, why in Hold.objects.filter(department=fin, status=Hold.Status.ACTIVE,
-                                                           student_id__in=chunk).values_list("student_id", "amount",
-                                                                                             "reason"):
-            held[student_id].append((amount, why))
-    rows = [row for chunk in id_chunks(request_ids)
-            for row in ClearanceApproval.objects.filter(department=fin, request_id__in=chunk).values_list(
-                "pk", "request_id", "request__student_id", "request__student__registration_number",
-                "request__student__user_id", "status", "reason")]
-    blocked = _earlier_stage_open(fin, request_ids)
+    blocked = _earlier_stage_open(fin, list({item[0] for item in items.values()}))
     S = ClearanceApproval.Status
-    reason_of = memo(lambda holds: finance_hold_reason(sum((a or 0) for a, _ in holds), [w for _, w in holds]))
-    now = timezone.now()
-    decider = dict(decided_by_id=getattr(acting_user, "pk", None), decided_by_import_id=getattr(balance_import, "pk", None),
-                   decided_at=now)
-    approve, reject, notify = [], [], []
-    for pk, request_id, student_id, reg, user_id, status, current_reason in rows:
-        holds = held.get(student_id)
+    reason_of = memo(lambda holds: finance_hold_reason(sum((_dec(a) or 0) for a, _ in holds), [w for _, w in holds]))
+    approve, reject, notify, requests = [], [], [], set()
+    for pk, (request_id, reg, user_id, status, current_reason, holds) in items.items():
         if holds:
             text = reason_of(tuple(holds))
             if status in (S.PENDING, S.APPROVED) or (status == S.REJECTED and current_reason != text):
-                reject.append(dict(id=pk, status=S.REJECTED, reason=text, **decider))
-                rejected.done.append(pk)
+                reject.append((pk, text))
                 notify.append((user_id, S.REJECTED, text))
+                requests.add(request_id)
         elif status in (S.PENDING, S.REJECTED):
             if blocked.get(request_id):
                 approved.refuse(pk, f"{reg} ({fin.code})",
                                 "an earlier stage is still open: " + ", ".join(sorted(blocked[request_id])))
                 continue
-            approve.append(dict(id=pk, status=S.APPROVED, reason="", **decider))
-            approved.done.append(pk)
+            approve.append(pk)
             notify.append((user_id, S.APPROVED, ""))
-    fields = ["status", "reason", "decided_by", "decided_by_import", "decided_at"]
+            requests.add(request_id)
+    now = timezone.now()
+    decider = dict(decided_by_id=getattr(acting_user, "pk", None),
+                   decided_by_import_id=getattr(balance_import, "pk", None), decided_at=now, updated_at=now)
+    history = History("~", acting_user, reason, now)
     with gc_paused():
-        bulk_update_tracked(approve, ClearanceApproval, fields, user=acting_user, reason=reason)
-        bulk_update_tracked(reject, ClearanceApproval, fields, user=acting_user, reason=reason)
-    if approve or reject:
-        decided = {d["id"] for d in approve} | {d["id"] for d in reject}
-        requests_refresh_status({request_id for pk, request_id, *_ in rows if pk in decided},
-                                acting_user=acting_user, reason=reason)
+        update_ids(ClearanceApproval, approve, dict(status=S.APPROVED, reason="", **decider), history=history)
+        update_from_values(ClearanceApproval, ["reason"], reject, history=history,
+                           constants=dict(status=S.REJECTED, **decider))
+    approved.done.extend(approve)
+    rejected.done.extend(pk for pk, _ in reject)
+    requests_refresh_status(requests, acting_user=acting_user, reason=reason)
     notifications_send([
         dict(user_id=user_id, kind=Notification.Kind.APPROVED if status == S.APPROVED else Notification.Kind.REJECTED,
              title=f"{fin.code}: {S(status).label.lower()}",
@@ -130,3 +153,10 @@ def finance_clearance_follow(*, student_ids: Iterable[int], acting_user, reason:
              link="/student/")
         for user_id, status, text in notify if user_id])
     return approved, rejected
+
+
+def _dec(value) -> Decimal | None:
+    """A raw decimal column value (float/int/str on SQLite, Decimal on PostgreSQL) → Decimal."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    return Decimal(repr(value) if isinstance(value, float) else value).quantize(Decimal("0.01"))

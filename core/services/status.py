@@ -4,12 +4,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
-from django.db.models import Count, Q
+from django.db import connection
 from django.utils import timezone
 
-from ..history import bulk_update_tracked
-from ..models import ClearanceApproval, ClearanceRequest, Notification
-from ._common import id_chunks
+from ..bulk_load import History, fetch_in, update_ids
+from ..models import ClearanceApproval, ClearanceCycle, ClearanceRequest, Notification, Student
 from .notifications import notifications_send
 
 Status = ClearanceRequest.Status
@@ -40,43 +39,53 @@ def derive_request_status(approval_statuses: Iterable[str], *, revoked: bool = F
     return Status.PENDING
 
 
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _requests_with_counts(request_ids: list[int]) -> list[tuple]:
+    """Each request with its approvals counted by the database — what derive_request_status needs
+    of them is how many there are, how many cleared and how many rejected: (id, status, the
+    student's user, the cycle's name, total, cleared, rejected), one row per request."""
+    r, a = _q(ClearanceRequest._meta.db_table), _q(ClearanceApproval._meta.db_table)
+    s, c = _q(Student._meta.db_table), _q(ClearanceCycle._meta.db_table)
+    status, cleared = _q("status"), ", ".join(["%s"] * len(ClearanceApproval.CLEARED))
+    return fetch_in(
+        f"SELECT r.{_q('id')}, r.{status}, s.{_q('user_id')}, c.{_q('name')}, COUNT(a.{_q('id')}), "
+        f"SUM(CASE WHEN a.{status} IN ({cleared}) THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN a.{status} = %s THEN 1 ELSE 0 END) "
+        f"FROM {r} r JOIN {s} s ON s.{_q('id')} = r.{_q('student_id')} JOIN {c} c ON c.{_q('id')} = r.{_q('cycle_id')} "
+        f"LEFT JOIN {a} a ON a.{_q('request_id')} = r.{_q('id')} WHERE {{ids}} "
+        f"GROUP BY r.{_q('id')}, r.{status}, s.{_q('user_id')}, c.{_q('name')}",
+        [*ClearanceApproval.CLEARED, A.REJECTED], f"r.{_q('id')}", ClearanceRequest._meta.pk, request_ids)
+
+
 def requests_refresh_status(request_ids: Iterable[int], *, acting_user, reason: str = "") -> list[int]:
     """Re-derive the status of the given requests and save those that changed (with history).
     Notifies students whose clearance just completed. Returns the ids whose status changed.
-    Works on plain rows, a constant number of queries per 2,000 requests. The callers hold the
-    requests' locks (`lock_requests`), so the approvals counted here are the ones that stand."""
-    changed_ids = []
+    Works on plain rows: one read per chunk of requests and one write per status reached. The
+    callers hold the requests' locks (`lock_requests`), so the approvals counted are the ones that
+    stand."""
     now = timezone.now()
-    for ids in id_chunks(sorted(set(request_ids))):
-        # the approvals counted by the database, one row per request: what derive_request_status
-        # needs of them is how many are cleared, rejected and open
-        by_request = defaultdict(list)
-        for request_id, total, cleared, rejected in (
-                ClearanceApproval.objects.filter(request_id__in=ids).order_by().values("request_id")
-                .annotate(total=Count("pk"), cleared=Count("pk", filter=Q(status__in=ClearanceApproval.CLEARED)),
-                          rejected=Count("pk", filter=Q(status=A.REJECTED)))
-                .values_list("request_id", "total", "cleared", "rejected")):
-            by_request[request_id] = [A.APPROVED] * cleared + [A.REJECTED] * rejected + [A.PENDING] * (
-                total - cleared - rejected)
-        changed, completed = [], []
-        for row in ClearanceRequest.objects.filter(pk__in=ids).values("id", "status", "completed_at",
-                                                                      "student__user_id", "cycle__name"):
-            new = derive_request_status(by_request[row["id"]], revoked=row["status"] == Status.REVOKED,
-                                        was_completed=row["status"] == Status.COMPLETED)
-            if new != row["status"]:
-                row["status"] = new
-                if new == Status.COMPLETED:
-                    row["completed_at"] = now
-                    completed.append(row)
-                changed.append(row)
-        bulk_update_tracked(changed, ClearanceRequest, ["status", "completed_at"], user=acting_user,
-                            reason=reason or "Status derived from the approvals")
-        changed_ids.extend(r["id"] for r in changed)
-        notifications_send([
-            dict(user_id=r["student__user_id"], kind=Notification.Kind.COMPLETED,
-                 title="Your clearance is complete",
-                 message=f"Every office has cleared you for {r['cycle__name']}. The registry can now issue your "
-                         "certificate.",
-                 link="/student/")
-            for r in completed if r["student__user_id"]])
-    return changed_ids
+    by_status = defaultdict(list)
+    completed = []
+    for pk, current, user_id, cycle_name, total, cleared, rejected in _requests_with_counts(sorted(set(request_ids))):
+        cleared, rejected = int(cleared or 0), int(rejected or 0)
+        statuses = [A.APPROVED] * cleared + [A.REJECTED] * rejected + [A.PENDING] * (int(total) - cleared - rejected)
+        new = derive_request_status(statuses, revoked=current == Status.REVOKED,
+                                    was_completed=current == Status.COMPLETED)
+        if new != current:
+            by_status[new].append(pk)
+            if new == Status.COMPLETED:
+                completed.append((user_id, cycle_name))
+    history = History("~", acting_user, reason or "Status derived from the approvals", now)
+    for status, ids in by_status.items():
+        update_ids(ClearanceRequest, ids, {"status": status, "updated_at": now,
+                                           **({"completed_at": now} if status == Status.COMPLETED else {})},
+                   history=history)
+    notifications_send([
+        dict(user_id=user_id, kind=Notification.Kind.COMPLETED, title="Your clearance is complete",
+             message=f"Every office has cleared you for {cycle_name}. The registry can now issue your certificate.",
+             link="/student/")
+        for user_id, cycle_name in completed if user_id])
+    return [pk for ids in by_status.values() for pk in ids]

@@ -403,17 +403,23 @@ def test_assert_consistent_lists_every_violation(fin, lib):
 
 
 def test_the_checker_agrees_with_the_services(offices, open_request, registry_user, superuser):
-    """Worlds the services build are clean: a balance's hold placed and finance following it."""
-    from core.services.finance import finance_clearance_follow
-    from core.services.holds import hold_place
+    """Worlds the services build are clean: a balance imported, its hold placed, finance following."""
+    import io
+
+    import openpyxl
+    from django.core.files.base import ContentFile
+
+    from core.services.balances import balances_import_apply, balances_import_preview
     owing, clear = factories.StudentFactory(), factories.StudentFactory()
-    balance(owing, "3000")
-    balance(clear, "0")
-    hold_place(department=offices["FIN"], student=owing, reason="Outstanding fee balance of KES 3,000.00",
-               amount=Decimal("3000"), source=S.BALANCE_IMPORT, acting_user=None)
     for student in (owing, clear):
         open_request(student)
-    finance_clearance_follow(student_ids=[owing.pk, clear.pk], acting_user=superuser, reason="Follow")
+    wb = openpyxl.Workbook()
+    for row in (["Reg No", "Balance"], [owing.registration_number, 3000], [clear.registration_number, 0]):
+        wb.active.append(row)
+    out = io.BytesIO()
+    wb.save(out)
+    bi = balances_import_preview(file=ContentFile(out.getvalue(), name="b.xlsx"), acting_user=None)
+    balances_import_apply(balance_import=bi, acting_user=None)
     assert_consistent()
     assert set(ClearanceApproval.objects.filter(department__code="FIN").values_list("status", flat=True)) == {
         A.REJECTED, A.APPROVED}
