@@ -1,7 +1,13 @@
-"""Views outside the admin sites: liveness/readiness and public certificate verification."""
+"""Views outside the admin sites: liveness/readiness and public certificate verification.
+
+/health/ answers 200 "ok" or 503 "unavailable" with one entry per check: the database, the cache
+and the task queue."""
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
+from django.core.cache import caches
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
@@ -35,10 +41,25 @@ def _task_queue() -> dict:
         return {"ok": False, "error": str(exc)[:200]}
 
 
+def _cache() -> dict:
+    # import progress and the cluster's statistics live there; nothing else stops without it
+    cache = caches["default"]
+    backend = type(cache).__name__
+    key = f"clearance:health:{uuid.uuid4().hex}"
+    try:
+        cache.set(key, "ok", 10)
+        ok = cache.get(key) == "ok"
+        cache.delete(key)
+    except Exception as exc:
+        return {"ok": False, "backend": backend, "error": f"{type(exc).__name__}: {exc}"[:200]}
+    return {"ok": True, "backend": backend} if ok else \
+        {"ok": False, "backend": backend, "error": "what was written could not be read back"}
+
+
 @never_cache
 @require_GET
 def health(request):
-    checks = {"database": _database(), "task_queue": _task_queue()}
+    checks = {"database": _database(), "cache": _cache(), "task_queue": _task_queue()}
     healthy = all(c["ok"] for c in checks.values())
     return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
 

@@ -181,3 +181,8 @@ def sqlite_param_limit(monkeypatch):
         connection.ensure_connection()
         limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         monkeypatch.setattr(connection.features, "max_query_params", limit)
+
+
+# A cache nobody answers at (a closed port): every call fails as a Redis outage does.
+CACHE_DOWN = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0",
+                          "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}

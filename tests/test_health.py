@@ -12,6 +12,7 @@ def test_health_ok(client):
     assert body["database"]["ok"] is True
     assert body["task_queue"]["ok"] is True
     assert body["task_queue"]["reachable"] is True
+    assert body["cache"]["ok"] is True
 
 
 def test_health_503_when_database_fails(client, monkeypatch):
@@ -32,3 +33,15 @@ def test_health_503_when_workers_required_and_none_running(client, settings):
     response = client.get("/health/")
     assert response.status_code == 503
     assert response.json()["task_queue"]["clusters"] == 0
+
+
+def test_health_503_naming_the_cache_when_it_is_down(client, settings):
+    from tests.conftest import CACHE_DOWN
+    settings.CACHES = CACHE_DOWN
+    response = client.get("/health/")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["cache"]["ok"] is False and body["cache"]["backend"] == "RedisCache"
+    assert "ConnectionError" in body["cache"]["error"] and "127.0.0.1:1" in body["cache"]["error"]
+    assert body["database"]["ok"] is True
