@@ -151,6 +151,9 @@ if env("Q_REDIS_URL", default=""):
 else:
     Q_CLUSTER["orm"] = "default"
 
+# SQLite only: where the lock files of core/locks.py live (default: `<database>-locks/` beside it).
+LOCKS_DIR = env("LOCKS_DIR", default="")
+
 # Domain settings (DESIGN.md, workflow rules)
 FINANCE_HOLD_THRESHOLD = env("FINANCE_HOLD_THRESHOLD")
 FINANCE_AUTO_CLEAR = env("FINANCE_AUTO_CLEAR")

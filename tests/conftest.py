@@ -186,3 +186,9 @@ def sqlite_param_limit(monkeypatch):
 # A cache nobody answers at (a closed port): every call fails as a Redis outage does.
 CACHE_DOWN = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0",
                           "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
+
+
+@pytest.fixture
+def own_lock_dir(settings, tmp_path):
+    """SQLite: lock files (core/locks.py) no other test run shares."""
+    settings.LOCKS_DIR = str(tmp_path / "locks")
