@@ -1,7 +1,7 @@
 """Views outside the admin sites: liveness/readiness and public certificate verification.
 
-/health/ answers 200 "ok" or 503 "unavailable" with one entry per check: the database, the cache
-and the task queue."""
+/health/ answers 200 "ok" or 503 "unavailable" with one entry per check: the database, the cache,
+the task queue, and the jobs sweep (it ends jobs whose worker died and lists them under `swept`)."""
 from __future__ import annotations
 
 import uuid
@@ -56,10 +56,23 @@ def _cache() -> dict:
         {"ok": False, "backend": backend, "error": "what was written could not be read back"}
 
 
+def _jobs(database_ok: bool) -> dict:
+    """Sweeps jobs whose worker died (core/services/jobs.py) and says which it ended."""
+    if not database_ok:
+        return {"ok": False, "error": "the database is unavailable"}
+    from .services.jobs import jobs_sweep
+    try:
+        swept = jobs_sweep()
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
+    return {"ok": True, "swept": [s.as_dict() for s in swept]}
+
+
 @never_cache
 @require_GET
 def health(request):
-    checks = {"database": _database(), "cache": _cache(), "task_queue": _task_queue()}
+    database = _database()
+    checks = {"database": database, "cache": _cache(), "task_queue": _task_queue(), "jobs": _jobs(database["ok"])}
     healthy = all(c["ok"] for c in checks.values())
     return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
 

@@ -92,6 +92,12 @@ def balance_import_progress(bi: BalanceImport) -> int | None:
     return bi.progress
 
 
+def balance_import_applying(*, exclude=None) -> BalanceImport | None:
+    """The import being applied now (at most one is: core/locks.py), if any."""
+    return (BalanceImport.objects.filter(status=BalanceImport.Status.APPLYING).exclude(pk=exclude).defer("plan")
+            .order_by("pk").first())
+
+
 def last_balance_import() -> BalanceImport | None:
     return BalanceImport.objects.select_related("uploaded_by").order_by("-created_at", "-pk").first()
 
