@@ -16,10 +16,12 @@ Waiting polls (every POLL_SECONDS) instead of blocking in the database, so a tas
 still interrupts a wait cleanly."""
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import logging
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +37,7 @@ KINDS = {
     "balance-import-job": 0x434C0002,       # held by whoever previews or applies import <number>
 }
 POLL_SECONDS = 0.1
+_temporary: set[Path] = set()
 
 
 class LockBusy(Exception):
@@ -51,8 +54,12 @@ def _lock_dir() -> Path:
     if settings.LOCKS_DIR:
         return Path(settings.LOCKS_DIR)
     if connection.vendor != "sqlite" or connection.is_in_memory_db():
-        # an in-memory database lives in one process: so do its locks
-        return Path(tempfile.gettempdir()) / f"clearance-locks-{os.getpid()}"
+        # an in-memory database lives in one process: so do its locks, and they go with it
+        directory = Path(tempfile.gettempdir()) / f"clearance-locks-{os.getpid()}"
+        if directory not in _temporary:
+            _temporary.add(directory)
+            atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        return directory
     return Path(f"{connection.settings_dict['NAME']}-locks")
 
 
