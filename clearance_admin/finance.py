@@ -24,11 +24,12 @@ from unfold.widgets import (UnfoldAdminDecimalFieldWidget, UnfoldAdminFileFieldW
 
 from core import permissions
 from core.models import (BalanceImport, FinanceRecord, Hold, Payment, Student, normalize_registration_number)
-from core.selectors.finance import balance_import_progress
+from core.selectors.finance import balance_import_applying, balance_import_progress
 from core.services import balances as balances_service
 from core.services.balances import (balances_import_apply, balances_import_apply_async, balances_import_cancel,
                                     balances_import_submit)
 from core.services.finance import FINANCE_CODE, finance_department
+from core.services.jobs import jobs_sweep_quietly
 from core.services.holds import holds_place, holds_release, holds_waive
 from core.services.payments import (finance_records_set_graduation_fee_status, payment_record,
                                     payment_verify_by_code, payments_verify)
@@ -688,15 +689,16 @@ class BalanceImportAdmin(FinanceModelAdmin):
     ordering = ("-created_at", "-pk")
     actions_list = ["import_balances"]
     actions_detail = ["preview", "download_error_report"]
+    RUNNING = (BalanceImport.Status.UPLOADED, BalanceImport.Status.QUEUED, BalanceImport.Status.APPLYING)
     fieldsets = (
         (None, {"fields": ("original_name", "file", "sha256", "uploaded_by", "created_at", "status_badge",
-                           "progress", "applied_at", "failure_reason")}),
+                           "progress", "applied_at", "failure_reason", "claimed_by", "claimed_at")}),
         ("Counts", {"fields": ("rows_total", "updated_count", "unchanged_count", "not_found_count",
                                "error_count", "records_link")}),
         ("Row errors", {"fields": ("errors_display",)}),
     )
     readonly_fields = ("original_name", "file", "sha256", "uploaded_by", "created_at", "status_badge", "progress",
-                       "applied_at", "failure_reason", "rows_total", "updated_count", "unchanged_count",
+                       "applied_at", "failure_reason", "claimed_by", "claimed_at", "rows_total", "updated_count", "unchanged_count",
                        "not_found_count", "error_count", "records_link", "errors_display")
 
     @display(description="File", ordering="original_name")
@@ -732,6 +734,14 @@ class BalanceImportAdmin(FinanceModelAdmin):
 
     # --- import: upload → preview → confirm ------------------------------------------------------
 
+    def changelist_view(self, request, extra_context=None):
+        jobs_sweep_quietly()                # an import whose worker died shows as failed, not running
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        jobs_sweep_quietly()
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def has_finance_permission(self, request, obj=None):
         # obj is the object id from a detail action; the object itself is checked by object_or_404
         return permissions.has_role(request.user, permissions.FINANCE)
@@ -766,6 +776,9 @@ class BalanceImportAdmin(FinanceModelAdmin):
     @action(description="Preview", permissions=["finance"], icon="fact_check", url_path="preview")
     def preview(self, request, object_id):
         bi = self.object_or_404(request, object_id)
+        if request.method != "POST" and bi.status in self.RUNNING:
+            jobs_sweep_quietly(only=[bi.pk])
+            bi.refresh_from_db()
         if request.method == "POST":
             if not self.has_confirm_permission(request, bi):
                 raise PermissionDenied
@@ -785,7 +798,8 @@ class BalanceImportAdmin(FinanceModelAdmin):
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
                 bi.refresh_from_db()
-                if exc.code == "has_errors" or (exc.error_list and exc.error_list[0].code == "has_errors"):
+                code = exc.error_list[0].code if getattr(exc, "error_list", None) else exc.code
+                if code in ("has_errors", "another_applying"):     # still confirmable from its preview
                     return HttpResponseRedirect(self.object_url(bi, "preview"))
                 return HttpResponseRedirect(self.object_url(bi))
             if background:
@@ -804,8 +818,7 @@ class BalanceImportAdmin(FinanceModelAdmin):
         changed = bi.changed_rows
         shown = changed[:PREVIEW_ROWS]
         not_found = (bi.plan or {}).get("not_found", [])
-        running = bi.status in (BalanceImport.Status.UPLOADED, BalanceImport.Status.QUEUED,
-                                BalanceImport.Status.APPLYING)
+        running = bi.status in self.RUNNING
         context = {
             **self.admin_site.each_context(request),
             "title": f"Preview of {bi}",
@@ -814,7 +827,10 @@ class BalanceImportAdmin(FinanceModelAdmin):
             "bi": bi,
             "running": running,
             "progress": balance_import_progress(bi),
-            "can_confirm": bi.status == BalanceImport.Status.PREVIEWED and self.has_confirm_permission(request, bi),
+            "waiting_for": balance_import_applying(exclude=bi.pk) if bi.status == BalanceImport.Status.QUEUED else None,
+            "confirm_again": balances_service.can_confirm_again(bi),
+            "can_confirm": ((bi.status == BalanceImport.Status.PREVIEWED or balances_service.can_confirm_again(bi))
+                            and self.has_confirm_permission(request, bi)),
             "changed": [dict(r, old_display="—" if r["old_balance"] is None else kes(Decimal(r["old_balance"])),
                              new_display=kes(Decimal(r["new_balance"])),
                              grad_change=(r["new_graduation_fee_status"]

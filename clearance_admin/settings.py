@@ -18,7 +18,9 @@ env = environ.Env(
     MAX_RESUBMISSIONS=(int, 3),
     TRUST_X_FORWARDED_FOR=(bool, False),
     Q_WORKERS=(int, 2),
+    Q_TIMEOUT=(int, 600),
     HEALTH_REQUIRE_WORKERS=(bool, False),
+    BALANCE_IMPORT_CONFIRM_WAIT=(float, 5),
 )
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
@@ -91,12 +93,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"timeout": 20, "transaction_mode": "IMMEDIATE",
          "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
+elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    # A worker's locks and claims die with its connection (core/locks.py). The server notices a
+    # killed process at once; these keepalives make it notice a host that vanished from the
+    # network within about a minute and a half too.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "options", "-c tcp_keepalives_idle=60 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # A cache every process can see (the task cluster's statistics are read by /health/).
+# Nothing depends on it but figures (import progress, cluster statistics): a cache that is down
+# costs at most a second per call (the timeouts) and a figure; see core/progress.py.
 if env("REDIS_URL", default=""):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                          "LOCATION": env("REDIS_URL")}}
+                          "LOCATION": env("REDIS_URL"),
+                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
                           "LOCATION": str(BASE_DIR / "var" / "cache")}}
@@ -132,13 +143,21 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 20000  # bulk actions post one field per selecte
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="clearance@university.test")
 
-# The task queue: django-q2 with the ORM broker by default; Redis when Q_REDIS_URL is set.
+# The task queue: django-q2 with the ORM broker (recommended, README "When a worker dies"); Redis
+# when Q_REDIS_URL is set. `timeout`: a task still running after it is stopped (its job ends failed).
+# `retry`: the ORM broker delivers a task again when no worker acknowledged it this long after
+# handing it out (its worker died); longer than `timeout`, so a task still running is never run
+# twice. `max_attempts` 1 / `ack_failures`: a task that failed is not run again by itself (its job
+# says why and the officer decides); only one whose worker vanished comes back, and finds its job
+# ended by the sweep. The Redis broker never delivers a task twice: one its worker took down with it
+# is lost, and the sweep ends its job after JOB_START_MAX_AGE.
 Q_CLUSTER = {
     "name": "clearance",
     "workers": env("Q_WORKERS"),
-    "timeout": 600,
-    "retry": 900,
+    "timeout": env("Q_TIMEOUT"),
+    "retry": env("Q_TIMEOUT") + 60,
     "max_attempts": 1,
+    "ack_failures": True,
     "catch_up": False,
     "cache": "default",
     "label": "Task queue",
@@ -147,6 +166,17 @@ if env("Q_REDIS_URL", default=""):
     Q_CLUSTER["redis"] = env("Q_REDIS_URL")
 else:
     Q_CLUSTER["orm"] = "default"
+
+# Jobs whose worker died (core/services/jobs.py): a claim whose worker is gone ends at the next
+# sweep (every minute); these are the last resorts, in seconds. A claim older than the task timeout
+# (and a minute) is taken to have stopped; a job nobody took up fails once the ORM broker would have
+# delivered it again (retry) and a minute more.
+JOB_CLAIM_MAX_AGE = env.int("JOB_CLAIM_MAX_AGE", default=Q_CLUSTER["timeout"] + 60)
+JOB_START_MAX_AGE = env.int("JOB_START_MAX_AGE", default=Q_CLUSTER["retry"] + 60)
+# SQLite only: where the lock files of core/locks.py live (default: `<database>-locks/` beside it).
+LOCKS_DIR = env("LOCKS_DIR", default="")
+# Confirming an import while another applies: wait this many seconds for it, then refuse (README).
+BALANCE_IMPORT_CONFIRM_WAIT = env("BALANCE_IMPORT_CONFIRM_WAIT")
 
 # Domain settings (DESIGN.md, workflow rules)
 FINANCE_HOLD_THRESHOLD = env("FINANCE_HOLD_THRESHOLD")

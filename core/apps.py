@@ -8,6 +8,11 @@ def _sync_roles(sender, **kwargs):
     sync_roles()
 
 
+def _ensure_schedules(sender, **kwargs):
+    from .services.jobs import jobs_schedule_ensure
+    jobs_schedule_ensure()
+
+
 def _sqlite_real_param_limit(sender, connection, **kwargs):
     # Django assumes SQLite's old 999-parameter limit and splits bulk writes into ~50-row statements;
     # this build allows far more, so batches (not rows) decide the number of queries.
@@ -25,4 +30,6 @@ class CoreConfig(AppConfig):
         from . import history  # noqa: F401  (connects the audit signal)
         # Roles follow core/permissions.py after every migrate (the command does it on demand).
         post_migrate.connect(_sync_roles, sender=self, dispatch_uid="core.sync_roles")
+        # The schedules the system runs by (the jobs sweep), after every migrate and flush.
+        post_migrate.connect(_ensure_schedules, sender=self, dispatch_uid="core.ensure_schedules")
         connection_created.connect(_sqlite_real_param_limit, dispatch_uid="core.sqlite_param_limit")

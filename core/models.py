@@ -550,6 +550,14 @@ class BalanceImport(TimeStamped):
                                       "(student, old and new balance, graduation fee), unchanged and not-found rows.")
     warnings = models.JSONField(default=list, blank=True, help_text="Things the officer should know before "
                                                                     "applying, e.g. the same file was applied before.")
+    # the last process to preview or apply it in the background or on confirm (core/services/jobs.py):
+    # its claim lives as long as that process holds the import's lock, so a dead worker is seen at once
+    claimed_by = models.CharField(max_length=200, blank=True,
+                                  help_text="host:pid of the process that last took it up to preview or apply it.")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    interrupted = models.BooleanField(default=False, help_text="Failed because its worker stopped, ran out of time "
+                                                               "or never started: nothing was written, the preview "
+                                                               "still holds, and it can be confirmed again.")
 
     history = history(excluded_fields=["plan"])
 

@@ -1,6 +1,10 @@
 """Background work run by django-q2 workers (`async_task("core.tasks.<name>", …)`).
 
-Task functions take ids, not objects, so they can be queued as JSON and re-read what they act on."""
+Task functions take ids, not objects, so they can be queued as JSON and re-read what they act on.
+Every one may run twice: the ORM broker delivers a task again when its worker died before
+acknowledging it (Q_CLUSTER["retry"]). A second delivery finds its job taken up or already ended
+(core/services/jobs.py) and does nothing but say so. Whatever stops a task ends its job failed with
+a reason a person reads; anything unexpected is raised again, for the task queue's "Failed tasks"."""
 from __future__ import annotations
 
 import logging
@@ -11,54 +15,56 @@ from django.core.exceptions import ValidationError
 from .models import BalanceImport
 
 log = logging.getLogger(__name__)
+B = BalanceImport.Status
 
 
 def _user(user_id):
     return get_user_model().objects.filter(pk=user_id).first() if user_id else None
 
 
+def _import(import_id: int) -> BalanceImport:
+    bi = BalanceImport.objects.filter(pk=import_id).first()
+    if bi is None:
+        raise LookupError(f"Balance import #{import_id} does not exist (deleted, or this worker uses another "
+                          "database); nothing was done.")
+    return bi
+
+
 def balances_import_preview_task(import_id: int, user_id: int | None) -> str:
-    """Preview an uploaded balance import, raising its `progress` as it goes; a file that cannot be
-    read ends the import as failed with the reason the officer reads."""
-    from .history import save_tracked
-    from .services.balances import _preview_into
-
-    bi = BalanceImport.objects.get(pk=import_id)
-    user = _user(user_id)
-    if bi.status != BalanceImport.Status.UPLOADED:
-        return f"import #{bi.pk} is {bi.status}; nothing to preview"
-
-    def progress(percent):
-        BalanceImport.objects.filter(pk=bi.pk).update(progress=min(percent, 99))
-
-    try:
-        with bi.file.open("rb") as fh:
-            data = fh.read()
-        _preview_into(bi, data, acting_user=user, progress=progress)
-    except ValidationError as exc:
-        bi.status = BalanceImport.Status.FAILED
-        bi.failure_reason = "; ".join(exc.messages)
-        bi.progress = 0
-        save_tracked(bi, user=user, reason="Balance import could not be read",
-                     update_fields=["status", "failure_reason", "progress", "updated_at"])
-        return f"import #{bi.pk} failed: {bi.failure_reason}"
-    return f"import #{bi.pk} previewed: {bi.updated_count} to update, {bi.error_count} errors"
+    """Preview an uploaded balance import (`balances_import_preview_queued`)."""
+    from .services.balances import balances_import_preview_queued
+    return balances_import_preview_queued(balance_import=_import(import_id), acting_user=_user(user_id))
 
 
 def balances_import_apply_task(import_id: int, user_id: int | None, skip_errors: bool = False) -> str:
-    """Apply a balance import queued by `balances_import_apply_async`; a refusal or failure is
-    recorded on the import."""
+    """Apply a balance import queued by `balances_import_apply_async`, after any import being applied
+    before it; a refusal or failure is recorded on the import."""
     from .services.balances import balances_import_apply_queued
+    from .services.jobs import jobs_sweep, not_started
 
-    bi = BalanceImport.objects.get(pk=import_id)
+    bi = _import(import_id)
+    jobs_sweep(only=[bi.pk])                     # delivered again after its worker died: ended first
+    bi.refresh_from_db(fields=["status", "claimed_by"])
+    if bi.status != B.QUEUED:
+        taken = f" by {bi.claimed_by}" if bi.status == B.APPLYING and bi.claimed_by else ""
+        return f"import #{bi.pk} is {bi.status}{taken}; nothing to apply"
     try:
         balances_import_apply_queued(balance_import=bi, acting_user=_user(user_id), skip_errors=skip_errors)
     except ValidationError as exc:
         reason = "; ".join(exc.messages)
-        # a refusal: say it where the officer looks; a queued import must not stay queued forever
-        BalanceImport.objects.filter(pk=bi.pk, status=BalanceImport.Status.QUEUED).update(
-            status=BalanceImport.Status.FAILED, failure_reason=f"Nothing was changed: {reason}"[:2000])
-        BalanceImport.objects.filter(pk=bi.pk).exclude(status=BalanceImport.Status.FAILED).update(
-            failure_reason=reason[:2000])
+        # a refusal before the claim (errors not confirmed …): a queued import must not stay queued
+        not_started(bi, reason=f"Nothing was changed: {reason}", interrupted=False)
         return f"import #{bi.pk} not applied: {reason}"
+    except BaseException as exc:
+        # stopped before its claim (while waiting its turn, say): the preview still holds
+        not_started(bi, reason=f"Import #{bi.pk}: the worker stopped before applying it ({type(exc).__name__}: "
+                               f"{exc}); nothing was changed — confirm again.", interrupted=True)
+        raise
     return f"import #{bi.pk} applied: {bi.updated_count} updated"
+
+
+def jobs_sweep_task() -> str:
+    """Every minute (schedule "Sweep stopped jobs"): end the jobs whose worker died or timed out."""
+    from .services.jobs import jobs_sweep
+    swept = jobs_sweep()
+    return "; ".join(s.reason for s in swept) or "nothing stuck"

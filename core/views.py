@@ -1,7 +1,13 @@
-"""Views outside the admin sites: liveness/readiness and public certificate verification."""
+"""Views outside the admin sites: liveness/readiness and public certificate verification.
+
+/health/ answers 200 "ok" or 503 "unavailable" with one entry per check: the database, the cache,
+the task queue, and the jobs sweep (it ends jobs whose worker died and lists them under `swept`)."""
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
+from django.core.cache import caches
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
@@ -35,10 +41,38 @@ def _task_queue() -> dict:
         return {"ok": False, "error": str(exc)[:200]}
 
 
+def _cache() -> dict:
+    # import progress and the cluster's statistics live there; nothing else stops without it
+    cache = caches["default"]
+    backend = type(cache).__name__
+    key = f"clearance:health:{uuid.uuid4().hex}"
+    try:
+        cache.set(key, "ok", 10)
+        ok = cache.get(key) == "ok"
+        cache.delete(key)
+    except Exception as exc:
+        return {"ok": False, "backend": backend, "error": f"{type(exc).__name__}: {exc}"[:200]}
+    return {"ok": True, "backend": backend} if ok else \
+        {"ok": False, "backend": backend, "error": "what was written could not be read back"}
+
+
+def _jobs(database_ok: bool) -> dict:
+    """Sweeps jobs whose worker died (core/services/jobs.py) and says which it ended."""
+    if not database_ok:
+        return {"ok": False, "error": "the database is unavailable"}
+    from .services.jobs import jobs_sweep
+    try:
+        swept = jobs_sweep()
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
+    return {"ok": True, "swept": [s.as_dict() for s in swept]}
+
+
 @never_cache
 @require_GET
 def health(request):
-    checks = {"database": _database(), "task_queue": _task_queue()}
+    database = _database()
+    checks = {"database": database, "cache": _cache(), "task_queue": _task_queue(), "jobs": _jobs(database["ok"])}
     healthy = all(c["ok"] for c in checks.values())
     return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
 

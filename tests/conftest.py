@@ -183,3 +183,57 @@ def sqlite_param_limit(monkeypatch):
         connection.ensure_connection()
         limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         monkeypatch.setattr(connection.features, "max_query_params", limit)
+
+
+# --- jobs: claims, locks, a cache that is down -----------------------------------------------------
+
+# A cache nobody answers at (a closed port): every call fails as a Redis outage does.
+CACHE_DOWN = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0",
+                          "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
+
+
+@pytest.fixture
+def own_lock_dir(settings, tmp_path):
+    """SQLite: lock files (core/locks.py) no other test run shares."""
+    settings.LOCKS_DIR = str(tmp_path / "locks")
+
+
+def as_if_claimed(balance_import, status, *, by="elsewhere:4242", at=None):
+    """The import as a worker left it when it died: claimed by it, nobody holding its lock."""
+    from django.utils import timezone
+    from core.models import BalanceImport
+    BalanceImport.objects.filter(pk=balance_import.pk).update(status=status, claimed_by=by,
+                                                              claimed_at=at or timezone.now())
+
+
+class LockHolder:
+    """`with LockHolder(("balance-import-apply", 0), …):` another thread (its own database connection:
+    another process, as far as core/locks.py goes) holds these locks for the block."""
+
+    def __init__(self, *held):
+        import threading
+        self.held, self.taken, self.release = held, threading.Event(), threading.Event()
+
+    def __enter__(self):
+        import threading
+        from contextlib import ExitStack
+        from django.db import connection
+        from core import locks
+
+        def hold():
+            try:
+                with ExitStack() as stack:
+                    for kind, number in self.held:
+                        stack.enter_context(locks.held(kind, number))
+                    self.taken.set()
+                    self.release.wait(20)
+            finally:
+                connection.close()
+        self.thread = threading.Thread(target=hold, daemon=True)
+        self.thread.start()
+        assert self.taken.wait(10)
+        return self
+
+    def __exit__(self, *exc):
+        self.release.set()
+        self.thread.join(10)

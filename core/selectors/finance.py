@@ -82,15 +82,20 @@ def payments_summary(week_starts: datetime.datetime) -> dict:
     )
 
 
-def balance_import_progress(bi: BalanceImport) -> int:
+def balance_import_progress(bi: BalanceImport) -> int | None:
     """Percent done of an import being previewed or applied. While it is applying, the row itself
     still says 0 (the apply is one transaction), so the figure comes from what the apply reports
-    to the shared cache (core.progress)."""
+    to the shared cache (core.progress): None while the cache has none to give (it is down)."""
     if bi.status == BalanceImport.Status.APPLYING:
         reported = progress.read(progress.BALANCE_IMPORT_APPLY, bi.pk)
-        if reported is not None:
-            return max(reported, bi.progress)
+        return None if reported is None else max(reported, bi.progress)
     return bi.progress
+
+
+def balance_import_applying(*, exclude=None) -> BalanceImport | None:
+    """The import being applied now (at most one is: core/locks.py), if any."""
+    return (BalanceImport.objects.filter(status=BalanceImport.Status.APPLYING).exclude(pk=exclude).defer("plan")
+            .order_by("pk").first())
 
 
 def last_balance_import() -> BalanceImport | None:

@@ -11,20 +11,24 @@ and writes per chunk of students, so queries grow with chunks, not rows.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from .. import locks
 from .. import progress as progress_cache
 from ..bulk_load import History, any_of, bulk_cursor, memo, insert_history_select, insert_new, update_from_values
 from ..history import audit_context, save_tracked
 from ..imports.balances import MAX_FILE_BYTES, ImportFileError, ParsedBalances, estimate_rows, parse_balances
 from ..models import BalanceImport, FinanceRecord, Hold, Student
+from ..selectors.finance import balance_import_applying
+from . import jobs
 from ._common import chunked, gc_paused
 from .finance import finance_clearance_follow, finance_department, finance_hold_reason
 
@@ -32,6 +36,8 @@ B = BalanceImport.Status
 CENT = Decimal("0.01")
 G = FinanceRecord.GraduationFeeStatus
 ASYNC_ROWS = 5000           # files with more rows run in the background
+APPLY_LOCK = "balance-import-apply"     # core/locks.py: held by the one apply running
+log = logging.getLogger(__name__)
 
 
 def _chunk(sqlite_rows: int) -> int:
@@ -141,7 +147,8 @@ def _compare(parsed: ParsedBalances, progress=None) -> dict:
     return {"version": 1, "changed": changed, "unchanged": unchanged, "not_found": not_found}
 
 
-def _preview_into(bi: BalanceImport, data: bytes, *, acting_user, progress=None, parsed=None) -> BalanceImport:
+def _preview_into(bi: BalanceImport, data: bytes, *, acting_user, progress=None, parsed=None,
+                  check=None) -> BalanceImport:
     with gc_paused():
         if parsed is None:
             parsed = parse_balances(data)          # ImportFileError when it cannot be read at all
@@ -171,6 +178,8 @@ def _preview_into(bi: BalanceImport, data: bytes, *, acting_user, progress=None,
     bi.progress = 100
     bi.failure_reason = ""
     with transaction.atomic():
+        if check is not None:
+            check()                                 # a background preview: still this worker's to finish
         save_tracked(bi, user=acting_user, reason="Balance import previewed")
     return bi
 
@@ -199,9 +208,67 @@ def balances_import_preview_async(*, file, acting_user) -> BalanceImport:
     with transaction.atomic():
         bi = _new_import(data, name, acting_user)
         save_tracked(bi, user=acting_user, reason="Balance import uploaded")
-        transaction.on_commit(lambda: _enqueue("core.tasks.balances_import_preview_task", bi.pk,
-                                               getattr(acting_user, "pk", None), name=f"balances-preview-{bi.pk}"))
+        transaction.on_commit(lambda: jobs.enqueue(bi, "core.tasks.balances_import_preview_task", bi.pk,
+                                                   getattr(acting_user, "pk", None), name=f"balances-preview-{bi.pk}"))
     return bi
+
+
+def balances_import_preview_queued(*, balance_import: BalanceImport, acting_user) -> str:
+    """The background half of `balances_import_preview_async`: claim the uploaded import for this
+    worker (core/services/jobs.py) and preview it, raising `progress` as it goes. Whatever stops it
+    ends the import failed with the reason the officer reads (an unreadable file, the file missing on
+    this worker's storage, anything else) and, but for a refusal of the file, is raised again for the
+    task queue to record. Does nothing (and says so) when the import is not waiting for a preview:
+    a task delivered twice, or again after its worker died, finds it taken or already ended."""
+    bi = balance_import
+    jobs.jobs_sweep(only=[bi.pk])                  # a dead worker's claim: ended before anything else
+    bi.refresh_from_db()
+    if bi.status != B.UPLOADED or bi.claimed_by:
+        return f"import #{bi.pk} is {bi.status}{' (taken up by ' + bi.claimed_by + ')' if bi.claimed_by else ''}; " \
+               "nothing to preview"
+    try:
+        with jobs.job_lock(bi.pk):
+            if jobs.claim(bi, status=B.UPLOADED, to_status=B.UPLOADED, where={"claimed_by": ""}) is None:
+                return f"import #{bi.pk} was taken up meanwhile; nothing to preview"
+            try:
+                with bi.file.open("rb") as fh:
+                    data = fh.read()
+                _preview_into(bi, data, acting_user=acting_user, progress=lambda p: _preview_progress(bi, p),
+                              check=lambda: jobs.claim_hold(bi, status=B.UPLOADED))
+            except jobs.ClaimLost as exc:
+                return f"import #{bi.pk}: {exc.messages[0]}"
+            except BaseException as exc:
+                _preview_failed(bi, exc, acting_user)
+                if isinstance(exc, ValidationError):
+                    return f"import #{bi.pk} failed: {bi.failure_reason}"
+                raise
+    except locks.LockBusy:
+        return f"import #{bi.pk} is being previewed by another worker; nothing to do"
+    return f"import #{bi.pk} previewed: {bi.updated_count} to update, {bi.error_count} errors"
+
+
+def _preview_progress(bi: BalanceImport, percent) -> None:
+    # a figure on the page, not part of the job: never let it stop the preview
+    try:
+        BalanceImport.objects.filter(pk=bi.pk).update(progress=min(int(percent), 99))
+    except DatabaseError:
+        log.info("progress of import #%s not written", bi.pk, exc_info=True)
+
+
+def _preview_failed(bi: BalanceImport, exc: BaseException, acting_user) -> None:
+    if isinstance(exc, ValidationError):
+        reason = "; ".join(exc.messages)
+    elif isinstance(exc, FileNotFoundError):
+        reason = (f"Import #{bi.pk}: the file is not in this worker's storage ({exc.filename or bi.file.name}). Web "
+                  "servers and workers on different hosts need shared storage (README, \"When a worker dies\"); "
+                  "upload it again.")
+    elif isinstance(exc, (SystemExit, KeyboardInterrupt)):       # django-q's timeout is a SystemExit
+        reason = f"Import #{bi.pk}: the worker stopped while reading the file ({exc or type(exc).__name__}); " \
+                 "upload it again."
+    else:
+        reason = f"Import #{bi.pk}: the preview stopped with {type(exc).__name__}: {exc}; upload the file again."
+    jobs.claim_end(bi, status=B.UPLOADED, reason=reason, interrupted=False, acting_user=acting_user,
+                   history="Balance import could not be read")
 
 
 def balances_import_submit(*, file, acting_user) -> BalanceImport:
@@ -212,18 +279,13 @@ def balances_import_submit(*, file, acting_user) -> BalanceImport:
     return balances_import_preview(file=ContentFile(data, name=name), acting_user=acting_user)
 
 
-def _enqueue(func: str, *args, name: str):
-    from django_q.tasks import async_task
-    async_task(func, *args, task_name=name)
-
-
 def _check_can_apply(bi: BalanceImport, skip_errors: bool, acting_user=None) -> None:
     _check_may_import(acting_user, "change")
     if bi.status == B.APPLIED:
         raise ValidationError(f"Import #{bi.pk} was already applied.", code="applied")
     if bi.status in (B.APPLYING, B.QUEUED):
         raise ValidationError(f"Import #{bi.pk} is being applied.", code="applying")
-    if bi.status != B.PREVIEWED:
+    if bi.status != B.PREVIEWED and not can_confirm_again(bi):
         raise ValidationError(f"Import #{bi.pk} is {bi.get_status_display().lower()}, not previewed; upload the file "
                               "again to preview it.", code="not_previewed")
     if bi.error_count and not skip_errors:
@@ -231,34 +293,71 @@ def _check_can_apply(bi: BalanceImport, skip_errors: bool, acting_user=None) -> 
                               "confirm skipping them.", code="has_errors")
 
 
-def balances_import_apply(*, balance_import: BalanceImport, acting_user, skip_errors: bool = False) -> BalanceImport:
+def can_confirm_again(bi: BalanceImport) -> bool:
+    """A failed apply whose worker stopped, ran out of time or never started: nothing was written
+    and the preview still holds, so the officer may confirm it again."""
+    return bi.status == B.FAILED and bi.interrupted
+
+
+def _confirmable(bi: BalanceImport) -> dict:
+    # the row as _check_can_apply accepted it, for the conditional UPDATE that takes it
+    return {"status": bi.status, "where": {"interrupted": True} if bi.status == B.FAILED else {}}
+
+
+def balances_import_apply(*, balance_import: BalanceImport, acting_user, skip_errors: bool = False,
+                          wait: float | None = None) -> BalanceImport:
     """Apply a previewed import atomically: finance records, FIN holds (rule 5) and finance
-    clearance, with history naming the import. Refused (ValidationError, nothing written): not a
-    finance officer; already applied or being applied; not previewed (uploaded, failed, cancelled);
-    the file had errors and `skip_errors` is False. A failure half-way rolls everything back and
-    marks the import failed with the reason (written outside the rolled-back transaction, which is
-    why this service is not wrapped in one atomic block as a whole), then re-raises."""
+    clearance, with history naming the import. One apply at a time (core/locks.py): while another
+    import applies, this one waits up to `wait` seconds (BALANCE_IMPORT_CONFIRM_WAIT by default)
+    for its turn and is then refused "Import #N is being applied; confirm this one when it has
+    finished", still previewed. Refused too (ValidationError, nothing written): not a finance
+    officer; already applied or being applied; not previewed (uploaded, failed, cancelled) unless
+    its worker stopped (`can_confirm_again`); the file had errors and `skip_errors` is False. A
+    failure half-way rolls everything back and marks the import failed with the reason (written
+    outside the rolled-back transaction, which is why this service is not wrapped in one atomic
+    block as a whole), then re-raises."""
     bi = balance_import
-    bi.refresh_from_db(fields=["status", "error_count"])      # the plan never changes after the preview
+    bi.refresh_from_db(fields=["status", "error_count", "interrupted"])   # the plan never changes after the preview
     _check_can_apply(bi, skip_errors, acting_user)
-    return _claim_and_apply(bi, acting_user=acting_user, from_status=B.PREVIEWED)
+    wait = settings.BALANCE_IMPORT_CONFIRM_WAIT if wait is None else wait
+    return _claim_and_apply(bi, acting_user=acting_user, **_confirmable(bi), wait=wait)
 
 
-def _claim_and_apply(bi: BalanceImport, *, acting_user, from_status: str) -> BalanceImport:
-    # claim it: two officers confirming at once apply it once
-    if not BalanceImport.objects.filter(pk=bi.pk, status=from_status).update(status=B.APPLYING, progress=0):
+def _claim_and_apply(bi: BalanceImport, *, acting_user, status: str, where: dict, wait: float | None) -> BalanceImport:
+    """Take the import's job lock (another process confirming the same import is refused), then the
+    one apply lock (waiting up to `wait` s; None: as long as it takes), then claim the import
+    (status → applying, who and when) and apply it in one transaction: `_apply` runs inside
+    `transaction.atomic()` while this process holds the apply lock, so no other apply runs."""
+    try:
+        with jobs.job_lock(bi.pk):
+            try:
+                with locks.held(APPLY_LOCK, wait=wait):
+                    return _apply_claimed(bi, acting_user=acting_user, status=status, where=where)
+            except locks.LockBusy:
+                other = balance_import_applying(exclude=bi.pk)
+                raise ValidationError(
+                    f"{f'Import #{other.pk}' if other else 'Another import'} is being applied; confirm this one when it "
+                    "has finished.", code="another_applying") from None
+    except locks.LockBusy:
+        raise ValidationError(f"Import #{bi.pk} is being applied.", code="applying") from None
+
+
+def _apply_claimed(bi: BalanceImport, *, acting_user, status: str, where: dict) -> BalanceImport:
+    if jobs.claim(bi, status=status, to_status=B.APPLYING, where=where, progress=0, failure_reason="",
+                  interrupted=False) is None:
         bi.refresh_from_db()
         raise ValidationError(f"Import #{bi.pk} changed while you were confirming it; reload it.", code="changed")
     # the row's own `progress` cannot move inside the transaction: report to the shared cache
     # (selectors.finance.balance_import_progress reads it while the import is applying)
-    def report(percent):
-        progress_cache.report(progress_cache.BALANCE_IMPORT_APPLY, bi.pk, percent)
-
-    report(0)
+    report = progress_cache.reporter(progress_cache.BALANCE_IMPORT_APPLY, bi.pk)
     try:
+        report(0)
         with gc_paused(), transaction.atomic():
+            jobs.claim_hold(bi, status=B.APPLYING)     # the row stays locked (PostgreSQL) until the end
             _apply(bi, acting_user=acting_user, progress=report)
-    except Exception as exc:
+    except jobs.ClaimLost:
+        raise                                          # the sweep ended it already; nothing was written
+    except BaseException as exc:
         _mark_failed(bi, exc, acting_user)
         raise
     finally:
@@ -269,23 +368,27 @@ def _claim_and_apply(bi: BalanceImport, *, acting_user, from_status: str) -> Bal
 def balances_import_apply_async(*, balance_import: BalanceImport, acting_user,
                                 skip_errors: bool = False) -> BalanceImport:
     """Check now (refused as `balances_import_apply` refuses), mark the import queued so nobody
-    confirms it twice, and apply it in the background (`balances_import_apply_queued`)."""
+    confirms it twice, and apply it in the background (`balances_import_apply_queued`), which
+    waits its turn behind any import being applied."""
     bi = balance_import
-    bi.refresh_from_db(fields=["status", "error_count"])
+    bi.refresh_from_db(fields=["status", "error_count", "interrupted"])
     _check_can_apply(bi, skip_errors, acting_user)
-    if not BalanceImport.objects.filter(pk=bi.pk, status=B.PREVIEWED).update(status=B.QUEUED, progress=0):
+    if not BalanceImport.objects.filter(pk=bi.pk, status=bi.status, **_confirmable(bi)["where"]).update(
+            status=B.QUEUED, progress=0, failure_reason="", interrupted=False, updated_at=timezone.now()):
         raise ValidationError(f"Import #{bi.pk} changed while you were confirming it; reload it.", code="changed")
     bi.status = B.QUEUED
-    transaction.on_commit(lambda: _enqueue("core.tasks.balances_import_apply_task", bi.pk,
-                                           getattr(acting_user, "pk", None), skip_errors,
-                                           name=f"balances-apply-{bi.pk}"))
+    transaction.on_commit(lambda: jobs.enqueue(bi, "core.tasks.balances_import_apply_task", bi.pk,
+                                               getattr(acting_user, "pk", None), skip_errors,
+                                               name=f"balances-apply-{bi.pk}"))
     return bi
 
 
 def balances_import_apply_queued(*, balance_import: BalanceImport, acting_user,
                                  skip_errors: bool = False) -> BalanceImport:
-    """The background half of `balances_import_apply_async`: applies an import marked queued.
-    Refused: not queued (already applied, cancelled …); errors not confirmed as skipped."""
+    """The background half of `balances_import_apply_async`: applies an import marked queued,
+    waiting as long as it takes for the import being applied before it (the task's timeout
+    bounds the wait). Refused: not queued (already applied, cancelled, taken up by another
+    worker …); errors not confirmed as skipped."""
     bi = balance_import
     bi.refresh_from_db(fields=["status", "error_count"])
     _check_may_import(acting_user, "change")
@@ -294,16 +397,19 @@ def balances_import_apply_queued(*, balance_import: BalanceImport, acting_user,
     if bi.error_count and not skip_errors:
         raise ValidationError(f"The file has {bi.error_count} errors; fix them or confirm skipping them.",
                               code="has_errors")
-    return _claim_and_apply(bi, acting_user=acting_user, from_status=B.QUEUED)
+    return _claim_and_apply(bi, acting_user=acting_user, status=B.QUEUED, where={}, wait=None)
 
 
-def _mark_failed(bi: BalanceImport, exc: Exception, acting_user) -> None:
-    message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
-    bi.status = B.FAILED
-    bi.failure_reason = f"Nothing was changed: the import stopped with {message}"[:2000]
-    bi.progress = 0
-    save_tracked(bi, user=acting_user, reason="Balance import failed",
-                 update_fields=["status", "failure_reason", "progress", "updated_at"])
+def _mark_failed(bi: BalanceImport, exc: BaseException, acting_user) -> None:
+    if isinstance(exc, (SystemExit, KeyboardInterrupt)):     # django-q's timeout is a SystemExit
+        reason = (f"Import #{bi.pk}: the worker stopped ({exc or type(exc).__name__}); nothing was changed — "
+                  "confirm again.")
+        interrupted = True
+    else:
+        message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
+        reason, interrupted = f"Nothing was changed: the import stopped with {message}", False
+    jobs.claim_end(bi, status=B.APPLYING, reason=reason, interrupted=interrupted, acting_user=acting_user,
+                   history="Balance import failed")
 
 
 def _q(name: str) -> str:
@@ -508,13 +614,19 @@ def _write_holds(bi, student_ids: list[int], *, acting_user, reason, now, progre
 
 @transaction.atomic
 def balances_import_cancel(*, balance_import: BalanceImport, acting_user) -> BalanceImport:
-    """The officer drops a previewed (or still uploading) import: nothing is applied. Refused: not a
-    finance officer; already applied, being applied, failed or cancelled."""
+    """The officer drops a previewed (or still uploading) import, or one whose worker stopped
+    (instead of confirming it again): nothing is applied. Refused: not a finance officer; already
+    applied, being applied, failed or cancelled."""
     _check_may_import(acting_user, "change")
+
+    def refuse_unless_cancellable(bi):
+        if bi.status not in (B.PREVIEWED, B.UPLOADED) and not can_confirm_again(bi):
+            raise ValidationError(f"Import #{bi.pk} is {bi.get_status_display().lower()}; only a previewed import can "
+                                  "be cancelled.", code="not_previewed")
+    # first without the lock: an import being applied keeps its row locked until the apply ends
+    refuse_unless_cancellable(BalanceImport.objects.defer("plan").get(pk=balance_import.pk))
     bi = BalanceImport.objects.select_for_update().get(pk=balance_import.pk)
-    if bi.status not in (B.PREVIEWED, B.UPLOADED):
-        raise ValidationError(f"Import #{bi.pk} is {bi.get_status_display().lower()}; only a previewed import can be "
-                              "cancelled.", code="not_previewed")
+    refuse_unless_cancellable(bi)
     bi.status = B.CANCELLED
     save_tracked(bi, user=acting_user, reason="Balance import cancelled", update_fields=["status", "updated_at"])
     balance_import.status = bi.status

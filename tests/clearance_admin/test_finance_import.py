@@ -230,11 +230,14 @@ def test_a_large_import_is_applied_in_the_background_and_cannot_be_confirmed_twi
 
 def test_the_page_follows_an_apply_in_progress(fin_client, three):
     from core import progress
+    from core.services.jobs import job_lock
     upload(fin_client, GOOD)
     bi = BalanceImport.objects.get()
-    BalanceImport.objects.filter(pk=bi.pk).update(status=B.APPLYING, progress=0)
-    progress.report(progress.BALANCE_IMPORT_APPLY, bi.pk, 40)     # what the worker's apply reported
-    body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
+    with job_lock(bi.pk):                                          # a worker at work on it
+        BalanceImport.objects.filter(pk=bi.pk).update(status=B.APPLYING, progress=0, claimed_by="w:1",
+                                                      claimed_at=timezone.now())
+        progress.report(progress.BALANCE_IMPORT_APPLY, bi.pk, 40)     # what the worker's apply reported
+        body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
     assert "Applying the file" in body and 'id="import-progress-percent">40%<' in body
     assert 'style="width: 40%"' in body and 'http-equiv="refresh"' in body
 
@@ -368,3 +371,83 @@ def test_other_roles_cannot_reconcile(client, who, request, paid):
         if response.status_code == 302:
             assert "/finance/login/" in response["Location"]
     assert not Payment.objects.filter(verified_at__isnull=False).exists()
+
+
+# --- jobs: a worker that died, one apply at a time, the cache down ---------------------------------
+
+def test_an_import_whose_worker_died_shows_failed_and_can_be_confirmed_again(fin_client, three, own_lock_dir):
+    from tests.conftest import as_if_claimed
+    upload(fin_client, GOOD)
+    bi = BalanceImport.objects.get()
+    as_if_claimed(bi, B.APPLYING)
+    body = fin_client.get(f"{BI}/").content.decode()            # reading the list sweeps
+    bi.refresh_from_db()
+    assert bi.status == B.FAILED and "Failed" in body
+    body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
+    assert "the worker stopped; nothing was changed — confirm again" in body
+    assert 'id="confirm-form"' in body and "Confirm again" in body and 'http-equiv="refresh"' not in body
+    response = fin_client.post(f"{BI}/{bi.pk}/preview/", {"confirm": "1"})
+    assert "Applied" in messages_of(response)[0]
+    assert BalanceImport.objects.get(pk=bi.pk).status == B.APPLIED
+    assert balances(three) == [Decimal("900"), Decimal("100"), Decimal("100")]
+
+
+def test_the_preview_page_of_a_running_import_sweeps_it(fin_client, three, own_lock_dir):
+    from tests.conftest import as_if_claimed
+    upload(fin_client, GOOD)
+    bi = BalanceImport.objects.get()
+    as_if_claimed(bi, B.APPLYING)
+    body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
+    assert 'id="import-failed"' in body and "the worker stopped" in body
+
+
+def test_a_second_confirm_while_another_import_applies_is_refused_with_a_message(fin_client, three, settings,
+                                                                                 own_lock_dir):
+    from tests.conftest import LockHolder, as_if_claimed
+    settings.BALANCE_IMPORT_CONFIRM_WAIT = 0.2
+    upload(fin_client, GOOD)
+    upload(fin_client, [["Reg No", "Balance"], ["SCE/CS/0003/2022", 300]])
+    first, second = BalanceImport.objects.order_by("pk")
+    with LockHolder(("balance-import-apply", 0), ("balance-import-job", first.pk)):
+        as_if_claimed(first, B.APPLYING)
+        response = fin_client.post(f"{BI}/{second.pk}/preview/", {"confirm": "1"})
+        assert messages_of(response) == [f"Import #{first.pk} is being applied; confirm this one when it has finished."]
+        assert response["Location"] == f"{BI}/{second.pk}/preview/"       # back where it can be confirmed later
+        body = fin_client.get(f"{BI}/{second.pk}/preview/").content.decode()
+        assert 'id="confirm-form"' in body
+    assert BalanceImport.objects.get(pk=second.pk).status == B.PREVIEWED
+    fin_client.post(f"{BI}/{second.pk}/preview/", {"confirm": "1"})
+    assert BalanceImport.objects.get(pk=second.pk).status == B.APPLIED
+
+
+def test_a_queued_import_says_which_import_it_waits_for(fin_client, three, own_lock_dir, monkeypatch):
+    from tests.conftest import LockHolder, as_if_claimed
+    upload(fin_client, GOOD)
+    upload(fin_client, [["Reg No", "Balance"], ["SCE/CS/0003/2022", 300]])
+    first, second = BalanceImport.objects.order_by("pk")
+    with LockHolder(("balance-import-apply", 0), ("balance-import-job", first.pk), ("balance-import-job", second.pk)):
+        as_if_claimed(first, B.APPLYING)
+        BalanceImport.objects.filter(pk=second.pk).update(status=B.QUEUED)
+        body = fin_client.get(f"{BI}/{second.pk}/preview/").content.decode()
+    assert f"Waiting for import #{first.pk} to finish applying" in body
+
+
+def test_with_the_cache_down_the_import_pages_work_and_apply(fin_client, three, settings, own_lock_dir):
+    from tests.conftest import CACHE_DOWN
+    from core.services.jobs import job_lock
+    settings.CACHES = CACHE_DOWN
+    assert fin_client.get(f"{BI}/").status_code == 200
+    response = upload(fin_client, GOOD)
+    bi = BalanceImport.objects.get()
+    assert fin_client.get(response["Location"]).status_code == 200
+    with job_lock(bi.pk):                                         # being applied by a worker, figure unknown
+        BalanceImport.objects.filter(pk=bi.pk).update(status=B.APPLYING, claimed_by="w:1", claimed_at=timezone.now())
+        response = fin_client.get(f"{BI}/{bi.pk}/preview/")
+        assert response.status_code == 200
+        body = response.content.decode()
+        assert "Applying the file" in body and "cannot be shown right now" in body and "%</span>" not in body
+        assert fin_client.get(f"{BI}/{bi.pk}/change/").status_code == 200
+        BalanceImport.objects.filter(pk=bi.pk).update(status=B.PREVIEWED)
+    response = fin_client.post(f"{BI}/{bi.pk}/preview/", {"confirm": "1"})
+    assert "Applied" in messages_of(response)[0]
+    assert balances(three)[0] == Decimal("900")
