@@ -779,6 +779,17 @@ class BalanceImportAdmin(FinanceModelAdmin):
         if request.method != "POST" and bi.status in self.RUNNING:
             jobs_sweep_quietly(only=[bi.pk])
             bi.refresh_from_db()
+        if request.method == "POST" and "_preview_again" in request.POST:
+            if not self.has_import_permission(request, bi):
+                raise PermissionDenied
+            try:
+                again = balances_service.balances_import_preview_again(balance_import=bi, acting_user=request.user)
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                return HttpResponseRedirect(self.object_url(bi, "preview"))
+            self.message_user(request, f"{again} compares the file of {bi} with the records as they are now.",
+                              messages.INFO)
+            return HttpResponseRedirect(self.object_url(again, "preview"))
         if request.method == "POST":
             if not self.has_confirm_permission(request, bi):
                 raise PermissionDenied
@@ -829,6 +840,8 @@ class BalanceImportAdmin(FinanceModelAdmin):
             "progress": balance_import_progress(bi),
             "waiting_for": balance_import_applying(exclude=bi.pk) if bi.status == BalanceImport.Status.QUEUED else None,
             "confirm_again": balances_service.can_confirm_again(bi),
+            "can_preview_again": (bi.status == BalanceImport.Status.FAILED and bool(bi.file)
+                                  and self.has_import_permission(request, bi)),
             "can_confirm": ((bi.status == BalanceImport.Status.PREVIEWED or balances_service.can_confirm_again(bi))
                             and self.has_confirm_permission(request, bi)),
             "changed": [dict(r, old_display="—" if r["old_balance"] is None else kes(Decimal(r["old_balance"])),

@@ -451,3 +451,36 @@ def test_with_the_cache_down_the_import_pages_work_and_apply(fin_client, three, 
     response = fin_client.post(f"{BI}/{bi.pk}/preview/", {"confirm": "1"})
     assert "Applied" in messages_of(response)[0]
     assert balances(three)[0] == Decimal("900")
+
+
+def test_a_stale_preview_is_refused_and_previewed_again_in_one_click(fin_client, three, offices):
+    upload(fin_client, GOOD)
+    upload(fin_client, [["Reg No", "Balance"], ["SCE/CS/0001/2022", 700]])
+    first, second = BalanceImport.objects.order_by("pk")
+    fin_client.post(f"{BI}/{first.pk}/preview/", {"_confirm": "1"})
+    response = fin_client.post(f"{BI}/{second.pk}/preview/", {"_confirm": "1"}, follow=True)
+    text = " ".join(messages_of(response)) + response.content.decode()
+    assert "Balances changed since this preview (1 student, e.g. SCE/CS/0001/2022: KES 100.00 at the preview, " \
+           "KES 900.00 now); preview the file again." in text
+    assert balances(three)[0] == Decimal("900")
+    page = fin_client.get(f"{BI}/{second.pk}/preview/").content.decode()
+    assert 'id="preview-again-form"' in page and 'id="confirm-form"' not in page
+    response = fin_client.post(f"{BI}/{second.pk}/preview/", {"_preview_again": "1"})
+    again = BalanceImport.objects.order_by("pk").last()
+    assert again.pk not in (first.pk, second.pk)
+    assert response["Location"] == f"{BI}/{again.pk}/preview/"
+    body = fin_client.get(response["Location"]).content.decode()
+    assert "KES 900.00" in body and "→ KES 700.00" in body
+    fin_client.post(f"{BI}/{again.pk}/preview/", {"_confirm": "1"})
+    assert balances(three)[0] == Decimal("700")
+
+
+def test_preview_again_needs_the_finance_officer(client, three, offices, make_user, finance_user):
+    from core import permissions
+    from core.services.balances import balances_import_preview
+    bi = balances_import_preview(file=xlsx(GOOD), acting_user=finance_user)
+    BalanceImport.objects.filter(pk=bi.pk).update(status=B.FAILED)
+    client.force_login(make_user(permissions.REGISTRY))
+    response = client.post(f"{BI}/{bi.pk}/preview/", {"_preview_again": "1"})
+    assert response.status_code in (302, 403)
+    assert BalanceImport.objects.count() == 1
