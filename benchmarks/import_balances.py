@@ -124,9 +124,10 @@ def baseline_balance(i: int) -> Decimal:
     return new_balance(i) + 7
 
 
-def build_world(n: int) -> dict:
+def build_world(n: int, logins: float = 0.0) -> dict:
     """Seed the season for n students with core.bulk_load (executemany, history rows included),
-    CHUNK students at a time. Returns counts for the set-up line."""
+    CHUNK students at a time; a share `logins` of them have a login (User), so decisions notify
+    them. Returns counts for the set-up line."""
     from types import SimpleNamespace
 
     from django.db import transaction
@@ -156,10 +157,15 @@ def build_world(n: int) -> dict:
             idx = range(start, min(n, start + CHUNK))
             rngs = [random.Random(SEED * 7_000_003 + i) for i in idx]
             cases = [fin_case(i) for i in idx]
+            with_login = [i for i in idx if (i * 0.6180339887) % 1 < logins]
+            users = {i: u["id"] for i, u in zip(with_login, load(
+                [dict(email=f"bench.{i}@students.clearance.test", full_name=f"Bench Student {i}", password="!")
+                 for i in with_login], User, user=admin, reason="benchmark"))}
+            counts["logins"] += len(users)
             students = load([dict(registration_number=reg(i), admission_year=2030 + i // 90000, first_name="Bench",
                                   last_name=f"Student {i}", school_id=school.pk, academic_department_id=dept.pk,
                                   programme_id=programme.pk, expected_graduation_year=cycle.graduation_year,
-                                  is_resident=r.random() < 0.4)
+                                  is_resident=r.random() < 0.4, user_id=users.get(i))
                              for i, r in zip(idx, rngs)], Student, user=admin, reason="benchmark")
             load([dict(student_id=s["id"], tuition_balance=old) for s, (_, old, _) in zip(students, cases)],
                  FinanceRecord, user=admin, reason="benchmark")
@@ -373,6 +379,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--baseline-rows", type=int, default=10_000)
+    parser.add_argument("--logins", type=float, default=0.0,
+                        help="share of students with a login, whom decisions notify (seed_demo's students have none)")
     parser.add_argument("--profile", metavar="FILE", help="run only ours, the apply under cProfile (stats to FILE, "
                                                           "top functions printed); timings are the profiler's")
     args = parser.parse_args()
@@ -382,12 +390,12 @@ def main():
     from django.db.models import Count
 
     from core.demo import seed_demo
-    from core.models import BalanceImport, ClearanceApproval, Department, FinanceRecord, Hold
+    from core.models import BalanceImport, ClearanceApproval, Department, FinanceRecord, Hold, Notification
 
     t = time.perf_counter()
     seed_demo(students=1, password="benchmark-pass")
     # built in children so the measured children do not inherit the set-up's memory
-    seeded = in_child(build_world, n)[3]
+    seeded = in_child(build_world, n, args.logins)[3]
     fin_id = Department.objects.get(code="FIN").pk
     snapshot_before(fin_id)
     with connection.cursor() as cursor:
@@ -399,7 +407,8 @@ def main():
     baseline_path = OUT / f"balances_{args.baseline_rows}_baseline.xlsx"
     in_child(write_xlsx, baseline_path, min(args.baseline_rows, n), baseline_balance)
     print(f"parent process after set-up: peak {peak_mb():.0f} MB (children start from this)")
-    print(f"set-up (season): {n:,} students, each with an open request; {seeded['approvals']:,} approvals, "
+    print(f"set-up (season): {n:,} students, each with an open request, {seeded.get('logins', 0):,} with a login; "
+          f"{seeded['approvals']:,} approvals, "
           f"{seeded['holds']:,} holds; {path.name} {path.stat().st_size / 1e6:.1f} MB; "
           f"{time.perf_counter() - t:.0f}s on {connection.vendor}")
     fin_before = {k.split()[1]: v for k, v in seeded.items() if k.startswith("FIN ")}
@@ -420,6 +429,7 @@ def main():
           f"({o_s / c_s:.1f}x faster than openpyxl)")
 
     before = (FinanceRecord.history.count(), Hold.history.count(), ClearanceApproval.history.count())
+    notifications = Notification.objects.count()
     s, mem, queries, info = in_child(ours, path)
     after = (FinanceRecord.history.count(), Hold.history.count(), ClearanceApproval.history.count())
     BalanceImport.objects.get(pk=info["pk"]).file.delete(save=False)      # the stored upload: not worth keeping
@@ -429,7 +439,8 @@ def main():
     print(f"      preview {info['preview_s']:.2f}s, apply {info['apply_s']:.2f}s")
     print(f"      updated {info['updated']:,}, unchanged {info['unchanged']:,}, not found {info['not_found']}, "
           f"errors {info['errors']}; history rows written: finance records {after[0] - before[0]:,}, "
-          f"holds {after[1] - before[1]:,}, approvals {after[2] - before[2]:,}")
+          f"holds {after[1] - before[1]:,}, approvals {after[2] - before[2]:,}; notifications "
+          f"{Notification.objects.count() - notifications:,}")
     moved = what_moved(fin_id, info["pk"])
     fin = moved["fin"]
     flips = fin.get(("approved", "rejected"), 0) + fin.get(("rejected", "approved"), 0)
