@@ -33,11 +33,11 @@ run: seed
 	wait
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 # The same suite against PostgreSQL (the test runner creates and drops test_<db>).
 test-pg: install
-	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(PY) -m pytest -q
+	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(PY) -m pytest -q -n 2
 
 # Budgets of DESIGN.md, each against its named baseline (BENCH_DATABASE_URL=postgres://… for PostgreSQL).
 bench: install
