@@ -2,9 +2,13 @@
 anyone else who reaches it gets a clear refusal that names the sites they do have."""
 from __future__ import annotations
 
+import functools
+import logging
 from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.db import DataError
+from django.template.response import TemplateResponse
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -15,6 +19,11 @@ from unfold.sites import UnfoldAdminSite
 from core import permissions
 
 SITES: dict[str, "RoleSite"] = {}
+log = logging.getLogger(__name__)
+# what a value no page offers raises deep in Django, unfold or a library (an id that is not a number,
+# "²" that passes isdigit(), a number too large for the database): the person gets a 400 that says
+# so, never a 500
+BAD_INPUT = (ValueError, OverflowError, DataError)
 
 
 class RoleAuthenticationForm(AuthenticationForm):
@@ -50,6 +59,27 @@ class RoleSite(UnfoldAdminSite):
 
     def has_permission(self, request):
         return self.user_allowed(request.user)
+
+    def admin_view(self, view, cacheable=False):
+        inner = super().admin_view(view, cacheable)
+
+        @functools.wraps(inner)
+        def guarded(request, *args, **kwargs):
+            try:
+                response = inner(request, *args, **kwargs)
+                if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                    response.render()       # lists evaluate their query while rendering: inside the guard
+                return response
+            except BAD_INPUT as exc:
+                log.info("bad input on %s: %s: %s", request.path, type(exc).__name__, exc)
+                return self.bad_input(request)
+        return guarded
+
+    def bad_input(self, request):
+        request.current_app = self.name
+        return TemplateResponse(request, "admin/bad_input.html",
+                                {**self.each_context(request), "title": "That address cannot be used",
+                                 "index_url": reverse(f"{self.name}:index")}, status=400)
 
     def refusal(self, user) -> str:
         others = [f"/{s.name if s.name != 'admin' else 'admin'}/" for s in SITES.values()
