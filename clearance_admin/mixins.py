@@ -11,11 +11,16 @@ from unfold.admin import ModelAdmin
 from core.services._common import BulkResult
 
 
+SUPERUSER_SITE = "admin"
+
+
 class HistoryModelAdmin(SimpleHistoryAdmin, ModelAdmin):
-    """unfold's look with simple-history's history pages. Reverting is for administrators only."""
+    """unfold's look with simple-history's history pages. Reverting is for administrators only, in
+    /admin/ only: a role site shows history read-only whoever looks at it, so a superuser passing
+    through /registry/ cannot put a revoked request back to "completed" behind its services."""
 
     def revert_disabled(self, request, obj=None):
-        return not request.user.is_superuser
+        return not (request.user.is_superuser and self.admin_site.name == SUPERUSER_SITE)
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         # revert_disabled only hides the button; the POST must be refused on the server too.

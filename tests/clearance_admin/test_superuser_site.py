@@ -300,3 +300,17 @@ def test_revert_is_neither_offered_nor_allowed_on_another_site(client, registry_
     assert response.status_code == 403
     school.refresh_from_db()
     assert school.name == "Renamed"
+
+
+def test_a_superuser_on_a_role_site_sees_history_read_only(client, superuser, clearance, registry_user):
+    from core.services.requests import request_revoke
+    request_revoke(request=clearance, acting_user=registry_user, reason="Withdrew")
+    first = clearance.history.earliest("history_date")
+    client.force_login(superuser)
+    form_url = reverse("registry:core_clearancerequest_simple_history", args=[clearance.pk, first.history_id])
+    page = client.get(form_url)
+    assert page.status_code in (200, 403)
+    assert "Press the 'Revert' button" not in page.content.decode()
+    assert client.post(form_url, {}).status_code == 403
+    clearance.refresh_from_db()
+    assert clearance.status == "revoked"
