@@ -29,6 +29,25 @@ SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me" if DEBU
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env("CSRF_TRUSTED_ORIGINS")
 
+# Production posture: with DEBUG off, HTTPS only by default. Each can be turned off from the
+# environment, e.g. for an intranet served on plain HTTP (SECURE_SSL_REDIRECT=false,
+# SESSION_COOKIE_SECURE=false, CSRF_COOKIE_SECURE=false, SECURE_HSTS_SECONDS=0).
+_https = not DEBUG
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_https)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=_https)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=_https)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if _https else 0)
+# Off unless asked for: Clearance is one host of the university's domain, and HSTS for every
+# subdomain (or the browsers' preload list, which cannot be undone quickly) would bind the other
+# hosts too. Their deploy checks (W005, W021) are silenced for that reason.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
+# behind a proxy that terminates TLS and says so in X-Forwarded-Proto (the usual set-up)
+SECURE_PROXY_SSL_HEADER = (("HTTP_X_FORWARDED_PROTO", "https") if env.bool("SECURE_PROXY_SSL_HEADER", default=_https)
+                           else None)
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]   # a load balancer's plain-HTTP health probe is not redirected
+
 INSTALLED_APPS = [
     # unfold and its contrib apps come before the packages they theme
     "unfold",

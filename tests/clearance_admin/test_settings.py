@@ -1,0 +1,39 @@
+"""Production differs from development only by environment values: with DEBUG=false, SECRET_KEY and
+ALLOWED_HOSTS set, Django's deploy checks pass; each secure setting can be turned off from the
+environment for an intranet on plain HTTP."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION = {"DEBUG": "false", "SECRET_KEY": "k" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz-production",
+              "ALLOWED_HOSTS": "clearance.example.ac.ke"}
+
+
+def _run(code_or_args, **env):
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    # no .env file is read from a temporary directory, and nothing of the test run leaks in
+    return subprocess.run([sys.executable, *code_or_args], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**base, "DJANGO_SETTINGS_MODULE": "clearance_admin.settings", **env})
+
+
+def test_check_deploy_is_clean_with_only_the_production_values_set():
+    result = _run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], **PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_each_secure_setting_can_be_turned_off_for_plain_http():
+    code = ("import django; django.setup(); from django.conf import settings as s; "
+            "print(s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS, "
+            "s.SECURE_PROXY_SSL_HEADER)")
+    on = _run(["-c", code], **PRODUCTION)
+    assert on.stdout.split() == ["True", "True", "True", "31536000", "('HTTP_X_FORWARDED_PROTO',", "'https')"], on.stderr
+    off = _run(["-c", code], **PRODUCTION, SECURE_SSL_REDIRECT="false", SESSION_COOKIE_SECURE="false",
+               CSRF_COOKIE_SECURE="false", SECURE_HSTS_SECONDS="0", SECURE_PROXY_SSL_HEADER="false")
+    assert off.stdout.split() == ["False", "False", "False", "0", "None"], off.stderr
+    dev = _run(["-c", code], DEBUG="true")
+    assert dev.stdout.split() == ["False", "False", "False", "0", "None"], dev.stderr
