@@ -7,6 +7,18 @@ from unfold.contrib.filters.admin import DropdownFilter
 from core.models import Programme, School, Student
 
 
+MAX_ID_DIGITS = 18      # below 2**63: an id any database column can hold
+
+
+def parse_id(value) -> int | None:
+    """An id from a URL or form value: ASCII digits only ("²" passes str.isdigit() and then fails
+    int()), short enough for a database integer; None for anything else."""
+    value = str(value or "")
+    if value.isascii() and value.isdigit() and len(value) <= MAX_ID_DIGITS:
+        return int(value)
+    return None
+
+
 class _StudentFilter(DropdownFilter):
     student_path = ""  # "" when the list is of students, "student" or "request__student" otherwise
     field = ""
@@ -18,11 +30,11 @@ class _StudentFilter(DropdownFilter):
         return self.lookup_choices()
 
     def queryset(self, request, queryset):
-        value = self.value() or ""
-        if not value.isdigit():
+        value = parse_id(self.value())
+        if value is None:
             return queryset
         path = f"{self.student_path}__{self.field}" if self.student_path else self.field
-        return queryset.filter(**{path: int(value)})
+        return queryset.filter(**{path: value})
 
 
 class _School(_StudentFilter):

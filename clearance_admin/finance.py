@@ -35,7 +35,7 @@ from core.services.payments import (finance_records_set_graduation_fee_status, p
                                     payment_verify_by_code, payments_verify)
 from core.services.reconcile import payments_reconcile_statement
 
-from .filters import student_filters
+from .filters import parse_id, student_filters
 from .mixins import RoleModelAdmin, report_bulk_result
 from .sites import finance_site as site
 
@@ -195,9 +195,8 @@ class LastImportFilter(admin.SimpleListFilter):
                 BalanceImport.objects.order_by("-created_at", "-pk").values_list("pk", "original_name")[:10]]
 
     def queryset(self, request, queryset):
-        if self.value() and self.value().isdigit():
-            return queryset.filter(last_import_id=int(self.value()))
-        return queryset
+        value = parse_id(self.value())
+        return queryset if value is None else queryset.filter(last_import_id=value)
 
 
 class GraduationFeeStatusForm(forms.Form):

@@ -41,7 +41,7 @@ from core.services import delegations as delegation_services
 from core.services import holds as hold_services
 from core.services._common import BulkResult
 
-from .filters import student_filters
+from .filters import parse_id, student_filters
 from .mixins import RoleModelAdmin, report_bulk_result, run_service
 from .sites import staff_site as site
 
@@ -86,8 +86,8 @@ def _seen_state(request) -> dict:
     seen = {}
     for value in request.POST.getlist(SEEN):
         pk, _, token = str(value).partition(":")
-        if pk.isascii() and pk.isdigit() and len(pk) < 19 and token:
-            seen[int(pk)] = token
+        if parse_id(pk) is not None and token:
+            seen[parse_id(pk)] = token
     seen_at = None
     raw = request.POST.get(SEEN_AT)
     if raw:
@@ -226,7 +226,8 @@ class DepartmentFilter(DropdownFilter):
         return [(str(d.pk), f"{d.code} — {d.name}") for d in _my_departments(request)]
 
     def queryset(self, request, queryset):
-        return queryset.filter(department_id=self.value()) if (self.value() or "").isdigit() else queryset
+        value = parse_id(self.value())
+        return queryset if value is None else queryset.filter(department_id=value)
 
 
 class StageFilter(admin.SimpleListFilter):
@@ -238,7 +239,8 @@ class StageFilter(admin.SimpleListFilter):
         return [(str(s), f"Stage {s}") for s in stages]
 
     def queryset(self, request, queryset):
-        return queryset.filter(department__stage=self.value()) if (self.value() or "").isdigit() else queryset
+        value = parse_id(self.value())
+        return queryset if value is None else queryset.filter(department__stage=value)
 
 
 SchoolFilter, ProgrammeFilter, CohortFilter = student_filters("request__student")

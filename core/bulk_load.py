@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+from decimal import Decimal
 from dataclasses import dataclass
 
 from django.core.management.color import no_style
@@ -378,3 +379,18 @@ def fetch_in(sql: str, params: list, column: str, field, ids: list, *, chunk: in
             cursor.execute(sql.format(ids=in_sql), [*params, *in_params])
             rows.extend(cursor.fetchall())
     return rows
+
+
+def quote(name: str) -> str:
+    """A table or column name quoted for this database."""
+    return connection.ops.quote_name(name)
+
+
+def decimal_of(value) -> Decimal | None:
+    """A raw decimal column value (float/int/str on SQLite, Decimal on PostgreSQL) → Decimal with
+    two places, as the money columns hold it."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        value = repr(value)
+    return Decimal(value).quantize(Decimal("0.01"))

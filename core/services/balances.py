@@ -23,7 +23,8 @@ from django.utils import timezone
 
 from .. import locks
 from .. import progress as progress_cache
-from ..bulk_load import History, any_of, bulk_cursor, memo, insert_history_select, insert_new, update_from_values
+from ..bulk_load import (History, any_of, decimal_of, fetch_in, insert_history_select, insert_new, memo, quote,
+                         update_from_values)
 from ..history import audit_context, save_tracked
 from ..imports.balances import MAX_FILE_BYTES, ImportFileError, ParsedBalances, estimate_rows, parse_balances
 from ..models import BalanceImport, FinanceRecord, Hold, Student
@@ -116,7 +117,7 @@ def _compare(parsed: ParsedBalances, progress=None) -> dict:
     rows = parsed.rows
     done = 0
     for chunk in chunked(rows, lookup_chunk()):
-        found = {reg: rest for reg, *rest in _fetch_in(
+        found = {reg: rest for reg, *rest in fetch_in(
             f"SELECT s.{_q('registration_number')}, s.{_q('id')}, f.{_q('id')}, f.{_q('tuition_balance')}, "
             f"f.{_q('graduation_fee_status')}, f.{_q('notes')} FROM {_q(Student._meta.db_table)} s "
             f"LEFT JOIN {_q(FinanceRecord._meta.db_table)} f ON f.{_q('student_id')} = s.{_q('id')} "
@@ -412,29 +413,8 @@ def _mark_failed(bi: BalanceImport, exc: BaseException, acting_user) -> None:
                    history="Balance import failed")
 
 
-def _q(name: str) -> str:
-    return connection.ops.quote_name(name)
-
-
-def _fetch_in(sql: str, params: list, column: str, field, ids: list) -> list[tuple]:
-    """Run `sql` whose `{ids}` stands for `column IN (ids)` (`field` types them): raw rows,
-    without the ORM's per-value preparation and converters (they cost more than the query at
-    100,000 rows)."""
-    if not ids:
-        return []
-    in_sql, in_params = any_of(column, ids, field)
-    with bulk_cursor() as cursor:
-        cursor.execute(sql.format(ids=in_sql), [*params, *in_params])
-        return cursor.fetchall()
-
-
-def _dec(value) -> Decimal | None:
-    """A raw decimal column value (float/int/str on SQLite, Decimal on PostgreSQL) → Decimal."""
-    if value is None:
-        return None
-    if isinstance(value, float):
-        value = repr(value)
-    return Decimal(value).quantize(CENT)
+_q = quote
+_dec = decimal_of
 
 
 STALE_EXAMPLES = 3
@@ -452,7 +432,7 @@ def _check_plan_fresh(changed: list, unchanged: list) -> None:
     expected.update({sid: (True, balance, None) for sid, balance in unchanged})
     stale = []
     for ids in chunked(list(expected), lookup_chunk()):
-        now = {sid: (balance, grad) for sid, balance, grad in _fetch_in(
+        now = {sid: (balance, grad) for sid, balance, grad in fetch_in(
             f"SELECT {_q('student_id')}, {_q('tuition_balance')}, {_q('graduation_fee_status')} "
             f"FROM {_q(FinanceRecord._meta.db_table)} WHERE {{ids}}", [], _q("student_id"),
             FinanceRecord._meta.get_field("student"), ids)}
@@ -569,7 +549,7 @@ def _write_holds(bi, student_ids: list[int], *, acting_user, reason, now, progre
     balance_of = memo(_dec)
     for ids in chunked(list(dict.fromkeys(student_ids)), write_chunk()):
         stored, existing = {}, {}
-        for sid, balance, hid, amount in _fetch_in(
+        for sid, balance, hid, amount in fetch_in(
                 f"SELECT f.{_q('student_id')}, f.{_q('tuition_balance')}, h.{_q('id')}, h.{_q('amount')} "
                 f"FROM {_q(FinanceRecord._meta.db_table)} f LEFT JOIN {table} h "
                 f"ON h.{_q('student_id')} = f.{_q('student_id')} AND {joined} WHERE {{ids}}",

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from ..bulk_load import History, fetch_in, memo, update_from_values, update_ids
+from ..bulk_load import History, decimal_of, fetch_in, memo, quote, update_from_values, update_ids
 from ..models import ClearanceApproval, ClearanceRequest, Department, Hold, Notification, Student
 from ._common import BulkResult, gc_paused, id_chunks
 from .notifications import notifications_send
@@ -31,8 +31,7 @@ def finance_hold_reason(amount, reasons=()) -> str:
     return "Finance hold: " + ("; ".join(sorted(set(reasons))) or "see the finance office")
 
 
-def _q(name: str) -> str:
-    return connection.ops.quote_name(name)
+_q = quote
 
 
 def _tables():
@@ -118,7 +117,7 @@ def finance_clearance_follow(*, student_ids: Iterable[int], acting_user, reason:
         return approved, rejected
     blocked = _earlier_stage_open(fin, list({item[0] for item in items.values()}))
     S = ClearanceApproval.Status
-    reason_of = memo(lambda holds: finance_hold_reason(sum((_dec(a) or 0) for a, _ in holds), [w for _, w in holds]))
+    reason_of = memo(lambda holds: finance_hold_reason(sum((decimal_of(a) or 0) for a, _ in holds), [w for _, w in holds]))
     approve, reject, notify, requests = [], [], [], set()
     for pk, (request_id, reg, user_id, status, current_reason, holds) in items.items():
         if holds:
@@ -154,9 +153,3 @@ def finance_clearance_follow(*, student_ids: Iterable[int], acting_user, reason:
         for user_id, status, text in notify if user_id])
     return approved, rejected
 
-
-def _dec(value) -> Decimal | None:
-    """A raw decimal column value (float/int/str on SQLite, Decimal on PostgreSQL) → Decimal."""
-    if value is None or isinstance(value, Decimal):
-        return value
-    return Decimal(repr(value) if isinstance(value, float) else value).quantize(Decimal("0.01"))

@@ -4,10 +4,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
-from django.db import connection
 from django.utils import timezone
 
-from ..bulk_load import History, fetch_in, update_ids
+from ..bulk_load import History, fetch_in, quote, update_ids
 from ..models import ClearanceApproval, ClearanceCycle, ClearanceRequest, Notification, Student
 from .notifications import notifications_send
 
@@ -39,8 +38,7 @@ def derive_request_status(approval_statuses: Iterable[str], *, revoked: bool = F
     return Status.PENDING
 
 
-def _q(name: str) -> str:
-    return connection.ops.quote_name(name)
+_q = quote
 
 
 def _requests_with_counts(request_ids: list[int]) -> list[tuple]:

@@ -74,9 +74,22 @@ def test_junk_never_answers_5xx(client, users, clearance, name, site, rf):
 
 def test_a_value_no_page_offers_gets_a_400_that_says_so(client, lib_reviewer, clearance):
     client.force_login(lib_reviewer)
-    for url in ("/staff/core/clearanceapproval/?school=²", "/staff/core/clearanceapproval/abc/history/"):
+    for url in ("/staff/core/clearanceapproval/abc/history/", "/staff/core/hold/²/history/"):
         response = client.get(url)
         assert response.status_code == 400
         body = response.content.decode()
         assert "That address cannot be used" in body and "Nothing was changed" in body
         assert 'href="/staff/"' in body
+
+
+@pytest.mark.parametrize("value, parsed", [("12", 12), ("²", None), ("١٢", None), ("-1", None), ("1.5", None),
+                                           ("9" * 19, None), ("9" * 18, 10 ** 18 - 1), ("", None), (None, None)])
+def test_ids_from_urls_are_ascii_digits_a_database_can_hold(value, parsed):
+    from clearance_admin.filters import parse_id
+    assert parse_id(value) == parsed
+
+
+def test_a_unicode_digit_in_a_filter_is_ignored_not_a_400(client, lib_reviewer, clearance):
+    client.force_login(lib_reviewer)
+    for param in ("school", "programme", "cohort", "department", "stage"):
+        assert client.get("/staff/core/clearanceapproval/", {param: "²"}).status_code == 200, param
