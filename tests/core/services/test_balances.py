@@ -178,14 +178,6 @@ def _xlsx(rows) -> ContentFile:
     return ContentFile(out.getvalue(), name="balances.xlsx")
 
 
-@pytest.fixture
-def three(offices):
-    students = [make_student(f"SCE/CS/{i:04d}/2022") for i in (1, 2, 3)]
-    for s in students:
-        factories.FinanceRecordFactory(student=s, tuition_balance=Decimal("10"))
-    return students
-
-
 def test_a_file_with_errors_applies_nothing_unless_confirmed(three, finance_user):
     bad = _xlsx([["Reg No", "Balance"], ["SCE/CS/0001/2022", 500], ["SCE/CS/0002/2022", "lots"], ["nonsense", 1],
                  ["SCE/CS/0003/2022", 0]])

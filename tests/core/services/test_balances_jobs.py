@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -28,10 +27,8 @@ from core.services.balances import (APPLY_LOCK, balances_import_apply, balances_
                                     balances_import_preview, balances_import_preview_async)
 from core.services.jobs import JOB_LOCK, job_lock, jobs_schedule_ensure, jobs_sweep
 from core.tasks import balances_import_apply_task, balances_import_preview_task
-from tests import factories
 from tests.conftest import CACHE_DOWN, LockHolder, as_if_claimed
 from tests.core.services.test_balances import _xlsx
-from tests.factories import student_with_reg as make_student
 
 B = BalanceImport.Status
 ROOT = Path(__file__).resolve().parents[3]
@@ -42,14 +39,6 @@ postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql",
 
 
 pytestmark = pytest.mark.usefixtures("own_lock_dir")
-
-
-@pytest.fixture
-def three(offices):
-    students = [make_student(f"SCE/CS/{i:04d}/2022") for i in (1, 2, 3)]
-    for s in students:
-        factories.FinanceRecordFactory(student=s, tuition_balance=Decimal("10"))
-    return students
 
 
 def previewed(finance_user, *balances, first=1) -> BalanceImport:
