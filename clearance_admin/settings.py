@@ -202,7 +202,10 @@ FINANCE_HOLD_THRESHOLD = env("FINANCE_HOLD_THRESHOLD")
 FINANCE_AUTO_CLEAR = env("FINANCE_AUTO_CLEAR")
 GOWN_REQUIRES_COMPLETED = env("GOWN_REQUIRES_COMPLETED")
 MAX_RESUBMISSIONS = env("MAX_RESUBMISSIONS")
-TRUST_X_FORWARDED_FOR = env("TRUST_X_FORWARDED_FOR")
+# The IP recorded in history and used for sign-in lockouts: the right-most address the trusted
+# proxies added to X-Forwarded-For (core/history.py). 0: no proxy, the connection's address.
+# TRUST_X_FORWARDED_FOR=true, the older switch, means one proxy.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if env("TRUST_X_FORWARDED_FOR") else 0)
 HEALTH_REQUIRE_WORKERS = env("HEALTH_REQUIRE_WORKERS")
 
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True

@@ -8,6 +8,7 @@ address is kept in a context variable set by `AuditContextMiddleware` and writte
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from collections import defaultdict
 from contextvars import ContextVar
 
@@ -37,11 +38,23 @@ class HistoricalAudit(models.Model):
 
 
 def client_ip(request) -> str | None:
-    if getattr(settings, "TRUST_X_FORWARDED_FOR", False):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
+    """The address of the person making the request. Behind `TRUSTED_PROXY_COUNT` proxies, each of
+    which appends the address it received from to X-Forwarded-For, that is the N-th entry from the
+    right: everything left of it the client wrote itself. A header shorter than that, or an entry
+    that is not an IP address, means the request did not come through our proxies: the connection's
+    own address is recorded instead."""
+    remote = request.META.get("REMOTE_ADDR") or None
+    hops = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    if hops <= 0:
+        return remote
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    if len(forwarded) < hops:
+        return remote
+    candidate = forwarded[-hops]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return remote
 
 
 class AuditContextMiddleware:

@@ -6,7 +6,7 @@ from django.apps import apps
 from django.http import HttpResponse
 from django.test import RequestFactory
 
-from core.history import AuditContextMiddleware, audit_context, current_ip
+from core.history import AuditContextMiddleware, audit_context, client_ip, current_ip
 from core.models import ClearanceApproval
 from core.services.approvals import approval_reject, approval_resubmit, approvals_approve
 from core.services.holds import hold_place
@@ -91,16 +91,35 @@ def test_middleware_resets_the_ip_even_when_the_view_fails(clearance):
     assert current_ip() is None
 
 
-def test_forwarded_for_is_ignored_unless_trusted(clearance, approval, lib_reviewer, settings):
+def test_forwarded_for_is_ignored_without_trusted_proxies(settings):
+    settings.TRUSTED_PROXY_COUNT = 0
+    request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert client_ip(request) == "10.0.0.1"
+
+
+@pytest.mark.parametrize("hops, forwarded, expected", [
+    (1, "198.51.100.7", "198.51.100.7"),
+    # the client wrote "6.6.6.6" itself; our one proxy appended the address it really came from
+    (1, "6.6.6.6, 198.51.100.7", "198.51.100.7"),
+    (2, "6.6.6.6, 198.51.100.7, 10.0.0.2", "198.51.100.7"),
+    (2, "198.51.100.7", "10.0.0.1"),                 # shorter than the proxies we have: not through them
+    (1, "not-an-address", "10.0.0.1"),
+    (1, "", "10.0.0.1"),
+    (1, "2001:db8::1", "2001:db8::1"),
+])
+def test_the_right_most_address_added_by_the_trusted_proxies_is_recorded(settings, hops, forwarded, expected):
+    settings.TRUSTED_PROXY_COUNT = hops
+    request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=forwarded)
+    assert client_ip(request) == expected
+
+
+def test_the_address_behind_the_proxy_reaches_history(clearance, approval, lib_reviewer, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
     lib = approval(clearance, "LIB")
-    request = RequestFactory().post("/staff/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.7, 10.0.0.1")
-    middleware, seen = _middleware_calling(lambda: None)
-    settings.TRUST_X_FORWARDED_FOR = False
-    middleware(request)
-    assert seen["ip"] == "10.0.0.1"
-    settings.TRUST_X_FORWARDED_FOR = True
-    middleware(request)
-    assert seen["ip"] == "198.51.100.7"
+    middleware, _ = _middleware_calling(
+        lambda: approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book overdue"))
+    middleware(RequestFactory().post("/staff/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.7"))
+    assert lib.history.first().ip_address == "198.51.100.7"
 
 
 def test_every_domain_model_has_history_with_an_ip_column():
