@@ -207,6 +207,9 @@ MAX_RESUBMISSIONS = env("MAX_RESUBMISSIONS")
 # TRUST_X_FORWARDED_FOR=true, the older switch, means one proxy.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if env("TRUST_X_FORWARDED_FOR") else 0)
 HEALTH_REQUIRE_WORKERS = env("HEALTH_REQUIRE_WORKERS")
+# /health/ shows each check's details only to superusers and to callers sending this token
+# (Authorization: Bearer …); everyone else gets ok/unavailable.
+HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
 
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 # history is read per object (by `id`); an index on the date would be upkeep for every historical row

@@ -1,9 +1,12 @@
 """Views outside the admin sites: liveness/readiness and public certificate verification.
 
-/health/ answers 200 "ok" or 503 "unavailable" with one entry per check: the database, the cache,
-the task queue, and the jobs sweep (it ends jobs whose worker died and lists them under `swept`)."""
+/health/ answers 200 "ok" or 503 "unavailable". Superusers, and monitoring that sends the
+`HEALTH_TOKEN` of the environment (`Authorization: Bearer …`), also get one entry per check: the
+database, the cache, the task queue, and the jobs sweep (it ends jobs whose worker died and lists
+them under `swept`). Anyone else learns nothing of how the system is built."""
 from __future__ import annotations
 
+import hmac
 import uuid
 
 from django.conf import settings
@@ -74,7 +77,20 @@ def health(request):
     database = _database()
     checks = {"database": database, "cache": _cache(), "task_queue": _task_queue(), "jobs": _jobs(database["ok"])}
     healthy = all(c["ok"] for c in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
+    body = {"status": "ok" if healthy else "unavailable"}
+    if _may_see_details(request):
+        body.update(checks)
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+def _may_see_details(request) -> bool:
+    token = settings.HEALTH_TOKEN
+    if token:
+        scheme, _, given = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+            return True
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_active and user.is_superuser)
 
 
 @require_GET

@@ -1,7 +1,53 @@
+"""/health/: ok/unavailable for anyone, each check's details for superusers and monitoring."""
 import pytest
 from django.db import DatabaseError
 
 pytestmark = pytest.mark.django_db
+
+TOKEN = "monitoring-token-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def health_token(settings):
+    settings.HEALTH_TOKEN = TOKEN
+
+
+@pytest.fixture
+def client(client):
+    """The monitoring system: sends the token, so it sees the details."""
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {TOKEN}"
+    return client
+
+
+def test_anyone_learns_only_ok_or_unavailable(db, settings):
+    from django.test import Client
+    anonymous = Client()
+    assert anonymous.get("/health/").json() == {"status": "ok"}
+    assert Client(HTTP_AUTHORIZATION="Bearer wrong").get("/health/").json() == {"status": "ok"}
+    settings.HEALTH_TOKEN = ""            # no token configured: an empty one opens nothing
+    assert Client(HTTP_AUTHORIZATION="Bearer ").get("/health/").json() == {"status": "ok"}
+
+
+def test_anyone_still_gets_503_when_something_is_down(db, settings):
+    from django.test import Client
+
+    from tests.conftest import CACHE_DOWN
+    settings.CACHES = CACHE_DOWN
+    response = Client().get("/health/")
+    assert response.status_code == 503 and response.json() == {"status": "unavailable"}
+
+
+def test_a_superuser_sees_the_details(db):
+    from django.test import Client
+
+    from tests import factories
+    admin = Client()
+    admin.force_login(factories.UserFactory(is_superuser=True, is_staff=True))
+    body = admin.get("/health/").json()
+    assert body["status"] == "ok" and body["database"]["ok"] is True and "task_queue" in body
+    clerk = Client()
+    clerk.force_login(factories.UserFactory(is_staff=True))
+    assert clerk.get("/health/").json() == {"status": "ok"}
 
 
 def test_health_ok(client):
