@@ -25,7 +25,11 @@ env = environ.Env(
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env("DEBUG")
-SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me" if DEBUG else None)
+SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me" if DEBUG else "")
+if not SECRET_KEY:
+    # Django would start and answer every page with a 500, saying why only in the log.
+    raise SystemExit("Clearance will not start: SECRET_KEY is not set. Set SECRET_KEY in the environment "
+                     "(or .env) to a long random value, or DEBUG=true for development.")
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env("CSRF_TRUSTED_ORIGINS")
 
@@ -48,6 +52,26 @@ SECURE_PROXY_SSL_HEADER = (("HTTP_X_FORWARDED_PROTO", "https") if env.bool("SECU
                            else None)
 SECURE_REDIRECT_EXEMPT = [r"^health/$"]   # a load balancer's plain-HTTP health probe is not redirected
 
+# Content-Security-Policy (django-csp) on every page: only this origin's scripts, styles, fonts and
+# images; nothing may frame the sites, no plugins, forms post only here. 'unsafe-eval': unfold's
+# Alpine.js evaluates its x-data attributes; 'unsafe-inline' styles: Tailwind's and Alpine's style
+# attributes. No inline script is allowed. Stored files are served with their own, stricter policy
+# ("sandbox"), which this one does not replace.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", "'unsafe-eval'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
+
 INSTALLED_APPS = [
     # unfold and its contrib apps come before the packages they theme
     "unfold",
@@ -68,10 +92,12 @@ INSTALLED_APPS = [
     "import_export",
     "django_q",
     "core",
+    "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -118,6 +144,10 @@ elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
     # network within about a minute and a half too.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "options", "-c tcp_keepalives_idle=60 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3")
+# Seconds a connection is kept between requests (0: one per request, the safe default behind
+# PgBouncer); CONN_HEALTH_CHECKS makes a kept connection that died be replaced, not fail a request.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # A cache every process can see (the task cluster's statistics are read by /health/).

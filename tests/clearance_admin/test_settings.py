@@ -37,3 +37,27 @@ def test_each_secure_setting_can_be_turned_off_for_plain_http():
     assert off.stdout.split() == ["False", "False", "False", "0", "None"], off.stderr
     dev = _run(["-c", code], DEBUG="true")
     assert dev.stdout.split() == ["False", "False", "False", "0", "None"], dev.stderr
+
+
+def test_without_a_secret_key_it_will_not_start_and_says_why_in_one_line():
+    result = _run(["manage.py", "check"], DEBUG="false", ALLOWED_HOSTS="clearance.example.ac.ke")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "Clearance will not start: SECRET_KEY is not set. Set SECRET_KEY in the environment (or .env) to a "
+        "long random value, or DEBUG=true for development."]
+
+
+def test_connection_age_comes_from_the_environment():
+    code = ("import django; django.setup(); from django.conf import settings as s; "
+            "d = s.DATABASES['default']; print(d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])")
+    assert _run(["-c", code], **PRODUCTION).stdout.split() == ["0", "True"]
+    assert _run(["-c", code], **PRODUCTION, CONN_MAX_AGE="60").stdout.split() == ["60", "True"]
+
+
+def test_every_page_carries_a_content_security_policy(client, db):
+    policy = client.get("/staff/login/")["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+    assert directives["default-src"] == "'self'"
+    assert "'unsafe-inline'" not in directives["script-src"]      # no inline script runs
+    assert directives["frame-ancestors"] == "'none'" and directives["object-src"] == "'none'"
+    assert "Content-Security-Policy" in client.get("/verify/NOPE/")
