@@ -60,7 +60,7 @@ def admin_dashboard(request, context):
 
 def student_dashboard(request, context):
     """/student/: the logged-in student's own requests office by office, holds and what they can do."""
-    from core.models import ClearanceRequest
+    from core.models import REASON_MAX_LENGTH, ClearanceRequest
     from core.selectors.student import (cycles_open_for_submission, student_active_holds, student_of,
                                         student_progress, unread_notification_count)
     student = student_of(request.user)
@@ -74,6 +74,7 @@ def student_dashboard(request, context):
         progress=student_progress(student, holds=holds),
         open_cycles=cycles_open_for_submission(student),
         request_reasons=ClearanceRequest.Reason.choices,
+        response_max_length=REASON_MAX_LENGTH,
     )
     return context
 

@@ -24,7 +24,8 @@ from unfold.widgets import (UnfoldAdminDecimalFieldWidget, UnfoldAdminFileFieldW
 
 from core import permissions
 from core.exports import XLSX_CONTENT_TYPE, xlsx_bytes
-from core.models import (BalanceImport, FinanceRecord, Hold, Payment, Student, normalize_registration_number)
+from core.models import (REASON_MAX_LENGTH, BalanceImport, FinanceRecord, Hold, Payment, Student,
+                         normalize_registration_number)
 from core.selectors.finance import balance_import_applying, balance_import_progress
 from core.services import balances as balances_service
 from core.services.balances import (balances_import_apply, balances_import_apply_async, balances_import_cancel,
@@ -150,12 +151,12 @@ def _text(**attrs):
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}))
+    reason = forms.CharField(widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}), max_length=REASON_MAX_LENGTH)
 
     def __init__(self, *args, required=True, help_text="", **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["reason"].required = required
-        self.fields["reason"].help_text = help_text
+        self.fields["reason"].help_text = " ".join(filter(None, [help_text, f"Up to {REASON_MAX_LENGTH:,} characters."]))
 
 
 def _form_errors_from(form, exc: ValidationError, field_by_code: dict[str, str], default: str | None = None):
@@ -204,7 +205,9 @@ class GraduationFeeStatusForm(forms.Form):
     status = forms.ChoiceField(choices=FinanceRecord.GraduationFeeStatus.choices, widget=UnfoldAdminSelectWidget,
                                label="New graduation fee status")
     reason = forms.CharField(required=False, widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
-                             help_text="Required to waive; kept in the record's history.")
+                             max_length=REASON_MAX_LENGTH,
+                             help_text=f"Required to waive; kept in the record's history. "
+                                       f"Up to {REASON_MAX_LENGTH:,} characters.")
 
 
 @admin.register(FinanceRecord, site=site)

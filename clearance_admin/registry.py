@@ -115,9 +115,10 @@ class ChooseCycleForm(forms.Form):
 
 class RevokeForm(forms.Form):
     reason = forms.CharField(
-        widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}), strip=True,
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}), strip=True, max_length=m.REASON_MAX_LENGTH,
         error_messages={"required": "A reason is required to revoke a clearance."},
-        help_text="Shown to the student and kept in the history; the certificate is revoked too.")
+        help_text=f"Shown to the student and kept in the history; the certificate is revoked too. "
+                  f"Up to {m.REASON_MAX_LENGTH:,} characters.")
 
 
 class OpenCohortForm(forms.Form):

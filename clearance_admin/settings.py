@@ -232,6 +232,8 @@ FINANCE_HOLD_THRESHOLD = env("FINANCE_HOLD_THRESHOLD")
 FINANCE_AUTO_CLEAR = env("FINANCE_AUTO_CLEAR")
 GOWN_REQUIRES_COMPLETED = env("GOWN_REQUIRES_COMPLETED")
 MAX_RESUBMISSIONS = env("MAX_RESUBMISSIONS")
+# The longest a reviewer may lend their office to a colleague, in days (a delegation starts today or later).
+DELEGATION_MAX_DAYS = env.int("DELEGATION_MAX_DAYS", default=365)
 # The IP recorded in history and used for sign-in lockouts: the right-most address the trusted
 # proxies added to X-Forwarded-For (core/history.py). 0: no proxy, the connection's address.
 # TRUST_X_FORWARDED_FOR=true, the older switch, means one proxy.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
@@ -33,7 +34,7 @@ from unfold.widgets import (UnfoldAdminFileFieldWidget, UnfoldAdminSelectWidget,
 
 from core import permissions
 from core.files import validate_evidence
-from core.models import (ClearanceApproval, Delegation, Department, Hold, Student, User,
+from core.models import (REASON_MAX_LENGTH, ClearanceApproval, Delegation, Department, Hold, Student, User,
                          normalize_registration_number)
 from core.selectors import staff as staff_selectors
 from core.services import approvals as approval_services
@@ -102,8 +103,8 @@ def _seen_state(request) -> dict:
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(
-        label="Reason", max_length=2000, widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
-        help_text="The student reads this reason.",
+        label="Reason", max_length=REASON_MAX_LENGTH, widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
+        help_text=f"The student reads this reason. Up to {REASON_MAX_LENGTH:,} characters.",
         error_messages={"required": "Write the reason; the student reads it."})
 
     def clean_reason(self):
@@ -283,8 +284,9 @@ class DecisionForm(ServiceForm):
     # the item as the clerk saw it: a decision on an item that changed since is refused by the service
     seen = forms.CharField(widget=forms.HiddenInput, required=False)
     decision_reason = forms.CharField(
-        label="Reason", required=False, widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
-        help_text="Required to reject or waive; the student reads it.")
+        label="Reason", required=False, max_length=REASON_MAX_LENGTH,
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
+        help_text=f"Required to reject or waive; the student reads it. Up to {REASON_MAX_LENGTH:,} characters.")
     evidence_file = forms.FileField(
         label="Evidence", required=False, widget=UnfoldAdminFileFieldWidget,
         help_text="PDF, PNG or JPEG, at most 5 MB. Kept with an approval or a rejection.")
@@ -669,6 +671,8 @@ class DelegationForm(ServiceForm):
         model = Delegation
         fields = ["department", "to_user", "starts_on", "ends_on", "reason"]
         widgets = {"reason": UnfoldAdminTextInputWidget}
+        help_texts = {"starts_on": "Today or later.",
+                      "ends_on": f"At most {settings.DELEGATION_MAX_DAYS} days after it starts."}
 
 
 class DirectionFilter(admin.SimpleListFilter):

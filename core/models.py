@@ -76,6 +76,12 @@ def validate_mpesa_code(value: str) -> None:
             params={"value": value or "(empty)"}, code="invalid")
 
 
+# What people may write (forms say it and refuse longer; services refuse it too): a reason or a
+# response is read by a person, often on a phone; notes are an office's own.
+REASON_MAX_LENGTH = 2000
+NOTES_MAX_LENGTH = 4000
+
+
 class JSONTextField(models.TextField):
     """A JSON document kept as plain text: for a large document written once and read whole (a
     balance import's plan, ~10 MB for 100,000 rows). PostgreSQL's jsonb parses and re-encodes it
@@ -379,7 +385,7 @@ class ClearanceRequest(TimeStamped):
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+", editable=False)
-    revoked_reason = models.TextField(blank=True, editable=False)
+    revoked_reason = models.TextField(blank=True, editable=False, max_length=REASON_MAX_LENGTH)
 
     history = history()
 
@@ -418,9 +424,12 @@ class ClearanceApproval(TimeStamped):
     decided_by_import = models.ForeignKey("BalanceImport", null=True, blank=True, on_delete=models.SET_NULL,
                                           related_name="+", editable=False)
     decided_at = models.DateTimeField(null=True, blank=True, editable=False)
-    reason = models.TextField(blank=True, help_text="Required to reject or waive; shown to the student.")
-    notes = models.TextField(blank=True, help_text="Internal notes for the office.")
-    student_response = models.TextField(blank=True, help_text="The student's answer when re-submitting.")
+    reason = models.TextField(blank=True, max_length=REASON_MAX_LENGTH,
+                              help_text="Required to reject or waive; shown to the student.")
+    notes = models.TextField(blank=True, max_length=NOTES_MAX_LENGTH,
+                             help_text="Internal notes for the office, up to 4,000 characters.")
+    student_response = models.TextField(blank=True, max_length=REASON_MAX_LENGTH,
+                                        help_text="The student's answer when re-submitting.")
     evidence = models.FileField(upload_to="evidence/%Y/%m/", blank=True)
 
     history = history()
@@ -491,7 +500,7 @@ class Hold(TimeStamped):
     released_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+", editable=False, db_index=False)
     released_at = models.DateTimeField(null=True, blank=True, editable=False)
-    release_reason = models.TextField(blank=True, editable=False)
+    release_reason = models.TextField(blank=True, editable=False, max_length=REASON_MAX_LENGTH)
     # which import last wrote this hold; no database constraint (nor index): the import rewrites
     # most holds, and a deferred foreign-key check per row at commit costs about a second per
     # 100,000 holds. Imports are never deleted in the app; if one were, Django's SET_NULL runs.
@@ -587,7 +596,7 @@ class FinanceRecord(models.Model):
     graduation_fee = models.DecimalField("graduation fee (KES)", default=Decimal("5500"), **KES)
     graduation_fee_status = models.CharField(max_length=10, choices=GraduationFeeStatus.choices,
                                              default=GraduationFeeStatus.UNPAID)
-    notes = models.TextField(blank=True)
+    notes = models.TextField(blank=True, max_length=NOTES_MAX_LENGTH)
     # neither an index nor a database constraint: every import rewrites it on every row (an index
     # entry and a deferred foreign-key check each), and nothing looks records up by it; Django's
     # SET_NULL still runs if an import is ever deleted
@@ -673,7 +682,7 @@ class GownIssuance(TimeStamped):
     deposit_status = models.CharField(max_length=20, choices=DepositStatus.choices, default=DepositStatus.HELD,
                                       editable=False)
     refunded_amount = models.DecimalField(default=Decimal("0"), editable=False, **KES)
-    damage_notes = models.TextField(blank=True)
+    damage_notes = models.TextField(blank=True, max_length=NOTES_MAX_LENGTH)
 
     history = history()
 
@@ -736,7 +745,7 @@ class Certificate(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+", editable=False)
-    revoked_reason = models.TextField(blank=True, editable=False)
+    revoked_reason = models.TextField(blank=True, editable=False, max_length=REASON_MAX_LENGTH)
 
     history = history()
 

@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models.expressions import RawSQL
 
+from ..models import REASON_MAX_LENGTH
+
 
 @dataclass
 class Refusal:
@@ -82,8 +84,18 @@ def bulk_service(func):
     return transaction.atomic(gc_paused()(func))
 
 
-def require_reason(reason: str, what: str) -> str:
-    reason = (reason or "").strip()
+def text_within(text: str | None, *, limit: int, what: str = "text") -> str:
+    """The text, stripped; refused when longer than `limit` characters (the forms say the limit)."""
+    text = (text or "").strip()
+    if len(text) > limit:
+        raise ValidationError(f"The {what} is {len(text):,} characters long; at most {limit:,} are allowed. "
+                              "Shorten it.", code="too_long")
+    return text
+
+
+def require_reason(reason: str, what: str, *, limit: int | None = None) -> str:
+    """The reason, stripped. Refused: none given; longer than `limit` (default REASON_MAX_LENGTH)."""
+    reason = text_within(reason, limit=limit or REASON_MAX_LENGTH, what="reason")
     if not reason:
         raise ValidationError(f"A reason is required to {what}.", code="reason_required")
     return reason

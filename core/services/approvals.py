@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from .. import permissions
 from ..history import bulk_update_tracked, save_tracked
-from ..models import ClearanceApproval, ClearanceRequest, Hold, Notification
-from ._common import BulkResult, bulk_service, id_chunks, lock_requests, lock_rows, require_reason
+from ..models import NOTES_MAX_LENGTH, REASON_MAX_LENGTH, ClearanceApproval, ClearanceRequest, Hold, Notification
+from ._common import BulkResult, bulk_service, id_chunks, lock_requests, lock_rows, require_reason, text_within
 from .finance import FINANCE_CODE, finance_clearance_follow, finance_department
 from .notifications import notifications_send
 from .status import requests_refresh_status
@@ -216,6 +216,7 @@ def approvals_approve(*, approval_ids: Iterable[int], acting_user, notes: str = 
     approved or waived; rejected (re-open it first — only the system, following the money, approves
     a rejected finance item directly); an earlier stage still open (naming which offices); an active
     hold of this office on the student (naming it). Locks the requests, then the approvals."""
+    notes = text_within(notes, limit=NOTES_MAX_LENGTH, what="note")
     ids = list(dict.fromkeys(approval_ids))
     result = BulkResult()
     approvals = _scope_filter(_load(ids, result), acting_user, result, system)
@@ -258,6 +259,7 @@ def approvals_reject(*, approval_ids: Iterable[int], acting_user, reason: str | 
     id). Refused: no reason (for all); per row: not the user's office, changed since the user saw
     it, request completed or revoked, already rejected with this reason, waived, or a finance item
     while finance follows the holds (a person places a finance hold instead)."""
+    notes = text_within(notes, limit=NOTES_MAX_LENGTH, what="note")
     if isinstance(reason, dict):
         reason_of = {pk: require_reason(text, "reject") for pk, text in reason.items()}
     else:
@@ -303,6 +305,7 @@ def approvals_waive(*, approval_ids: Iterable[int], acting_user, reason: str, no
     do not block it), and must say why. Refused: no reason; per row: not the user's office, changed
     since the user saw it, request completed or revoked, already approved or waived."""
     reason = require_reason(reason, "waive")
+    notes = text_within(notes, limit=NOTES_MAX_LENGTH, what="note")
     ids = list(dict.fromkeys(approval_ids))
     result = BulkResult()
     approvals = _scope_filter(_load(ids, result), acting_user, result)
@@ -331,6 +334,7 @@ def approvals_reopen(*, approval_ids: Iterable[int], acting_user, note: str = ""
     history. Refused per row: not the user's office, changed since the user saw it, request
     completed or revoked, not rejected, a finance item while finance follows the holds (it is
     approved by itself when its holds are released)."""
+    note = text_within(note, limit=NOTES_MAX_LENGTH, what="note")
     ids = list(dict.fromkeys(approval_ids))
     result = BulkResult()
     approvals = _scope_filter(_load(ids, result), acting_user, result)
@@ -401,11 +405,11 @@ def approval_reopen(*, approval: ClearanceApproval, acting_user, note: str = "",
 def approval_resubmit(*, approval: ClearanceApproval, acting_user, response: str) -> ClearanceApproval:
     """The student answers a rejection and sends the item back to the office.
 
-    Refused: not the student's own item; no response; the item is not rejected; the request is
+    Refused: not the student's own item; no response, or one longer than REASON_MAX_LENGTH; the item is not rejected; the request is
     completed or revoked; the cycle is closed; the re-submission limit of the cycle is reached; a
     finance item while finance follows the holds (it clears by itself when the balance is paid).
     Locks the request, then the approval."""
-    response = (response or "").strip()
+    response = text_within(response, limit=REASON_MAX_LENGTH, what="response")
     lock_requests([approval.request_id])
     approval = (ClearanceApproval.objects.select_related("request__student", "request__cycle", "department")
                 .select_for_update(of=("self",)).get(pk=approval.pk))

@@ -1,7 +1,9 @@
 """Delegations: a reviewer lends their office's rights to a colleague for a date range."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
+
+from django.conf import settings
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -10,21 +12,32 @@ from django.utils import timezone
 from .. import permissions
 from ..history import save_tracked
 from ..models import Delegation, Department
+from ._common import text_within
 
 
 @transaction.atomic
 def delegation_create(*, department: Department, from_user, to_user, starts_on: date, ends_on: date,
                       acting_user, reason: str = "") -> Delegation:
-    """Refused: the delegator does not review the office; to oneself; dates in the wrong order or
-    ending in the past; the acting user is neither the delegator nor an administrator."""
+    """Refused: the delegator does not review the office; to oneself; dates in the wrong order;
+    starting before today; lasting longer than DELEGATION_MAX_DAYS (a year by default); a reason
+    longer than the field; the acting user is neither the delegator nor an administrator."""
     if acting_user.pk != from_user.pk and not acting_user.is_superuser:
         raise ValidationError("Only the reviewer themselves or an administrator can delegate their rights.")
     if from_user.pk == to_user.pk:
         raise ValidationError("Delegate to someone else.")
+    reason = text_within(reason, limit=Delegation._meta.get_field("reason").max_length, what="reason")
+    today = timezone.localdate()
     if ends_on < starts_on:
         raise ValidationError("The delegation ends before it starts.")
-    if ends_on < timezone.localdate():
+    if ends_on < today:
         raise ValidationError("The delegation would already be over.")
+    if starts_on < today:
+        raise ValidationError(f"A delegation starts today or later, not on {starts_on:%d %b %Y}.", code="past")
+    longest = settings.DELEGATION_MAX_DAYS
+    if ends_on - starts_on >= timedelta(days=longest):
+        raise ValidationError(f"A delegation lasts at most {longest} days; this one would last "
+                              f"{(ends_on - starts_on).days + 1}. End it by {starts_on + timedelta(days=longest - 1):%d %b %Y}.",
+                              code="too_long")
     if not permissions.granted_departments(from_user).filter(pk=department.pk).exists():
         # rights held only by delegation are not passed on again
         raise ValidationError(f"{from_user} does not review {department.code} in their own right, so cannot "

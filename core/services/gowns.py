@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from ..history import save_tracked
 from ..models import ClearanceRequest, GownIssuance, Student
+from ._common import text_within
 
 D = GownIssuance.DepositStatus
 
@@ -46,12 +47,14 @@ def gown_issue(*, student: Student, gown_code: str, size: str, expected_return_o
 @transaction.atomic
 def gown_return(*, gown: GownIssuance, acting_user, damage_notes: str = "") -> GownIssuance:
     """Record a gown's return (with damage notes if any). Refused: already returned."""
+    damage_notes = text_within(damage_notes, limit=GownIssuance._meta.get_field("damage_notes").max_length,
+                               what="damage note")
     gown = GownIssuance.objects.select_for_update().get(pk=gown.pk)
     if gown.returned_at:
         raise ValidationError(f"Gown {gown.gown_code} was already returned on {gown.returned_at:%d %b %Y}.",
                               code="returned")
     gown.returned_at = timezone.now()
-    gown.damage_notes = (damage_notes or "").strip()
+    gown.damage_notes = damage_notes
     return save_tracked(gown, user=acting_user, reason="Gown returned" + (" damaged" if gown.damage_notes else ""))
 
 

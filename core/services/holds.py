@@ -10,7 +10,7 @@ from django.utils import timezone
 from .. import permissions
 from ..history import bulk_create_tracked, bulk_update_tracked
 from ..models import Department, Hold, Notification, Student
-from ._common import BulkResult, bulk_service, id_chunks, lock_rows, require_reason
+from ._common import BulkResult, bulk_service, id_chunks, lock_rows, require_reason, text_within
 from .finance import FINANCE_CODE, finance_clearance_follow
 from .notifications import notifications_send
 
@@ -42,7 +42,7 @@ def holds_place(*, department: Department, student_ids: Iterable[int], reason: s
     amount; the source is the balance import (it writes its own holds); the user does not review
     this office (for all); per student: unknown, outside the user's schools, or already held by
     this office for the same reason."""
-    reason = require_reason(reason, "place a hold")
+    reason = require_reason(reason, "place a hold", limit=Hold._meta.get_field("reason").max_length)
     if source == Hold.Source.BALANCE_IMPORT:
         # rule 5: a balance hold is the stored balance itself; only the import writes it
         raise ValidationError("Holds that follow the fee balance are placed by balance imports only.", code="source")
@@ -132,7 +132,8 @@ def _end(hold_ids, *, acting_user, new_status, reason, verb) -> BulkResult:
 def holds_release(*, hold_ids: Iterable[int], acting_user, reason: str = "") -> BulkResult:
     """Release holds (the student settled it). Refused per row: not the user's office; not active;
     a hold that follows the imported fee balance (rule 5: only an import releases it)."""
-    return _end(hold_ids, acting_user=acting_user, new_status=H.RELEASED, reason=(reason or "").strip(),
+    reason = text_within(reason, limit=Hold._meta.get_field("release_reason").max_length, what="reason")
+    return _end(hold_ids, acting_user=acting_user, new_status=H.RELEASED, reason=reason,
                 verb="released")
 
 

@@ -216,6 +216,18 @@ def test_reject_on_the_detail_page_needs_a_reason(lib_client, clearance, approva
     assert (lib.status, lib.reason) == (A.REJECTED, "Two books out")
 
 
+def test_an_overlong_reason_or_note_is_refused_on_the_detail_page(lib_client, clearance, approval):
+    lib = approval(clearance, "LIB")
+    page = lib_client.get(detail(lib)).content.decode()
+    assert 'maxlength="2000"' in page and 'maxlength="4000"' in page and "Up to 2,000 characters" in page
+    for data in ({"decision": "reject", "decision_reason": "x" * 2001},
+                 {"decision": "approve", "notes": "n" * 4001}):
+        response = lib_client.post(detail(lib), data)
+        assert response.status_code == 200
+        assert "Ensure this value has at most" in response.content.decode()
+        assert status_of(lib) == A.PENDING
+
+
 def test_service_refusal_on_the_detail_page_is_a_form_error(lib_client, clearance, approval, offices):
     lib = approval(clearance, "LIB")
     factories.HoldFactory(department=offices["LIB"], student=clearance.student, reason="Laptop on loan")

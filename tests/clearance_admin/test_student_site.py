@@ -187,6 +187,16 @@ def test_resubmit_without_a_response_is_refused(student_client, lib_rejected, cl
     assert clearance.resubmission_count == 0
 
 
+def test_a_response_of_200000_characters_is_refused_and_the_form_says_the_limit(student_client, lib_rejected,
+                                                                               clearance):
+    assert 'maxlength="2000"' in student_client.get(INDEX).content.decode()
+    response = student_client.post(resubmit_url(lib_rejected), {"response": "x" * 200_000}, follow=True)
+    assert response.status_code == 200
+    assert any("The response is 200,000 characters long; at most 2,000 are allowed" in t for t in texts(response))
+    lib = approval_of(clearance, "LIB")
+    assert (lib.status, lib.student_response) == (ClearanceApproval.Status.REJECTED, "")
+
+
 def test_resubmit_refused_once_the_limit_is_reached(student_client, lib_rejected, clearance, cycle, lib_reviewer):
     cycle.max_resubmissions = 1
     cycle.save()

@@ -68,6 +68,11 @@ def test_an_administrator_may_delegate_for_a_reviewer(offices, lib_reviewer, col
     ("dates_reversed", "ends before it starts"),
     ("already_over", "would already be over"),
     ("office_not_theirs", "does not review SPT in their own right, so cannot delegate it"),
+    ("starts_in_the_past", "starts today or later"),
+    ("from_year_1_to_9999", "starts today or later"),
+    ("longer_than_a_year", "lasts at most 365 days; this one would last 366"),
+    ("to_year_9999", "lasts at most 365 days"),
+    ("reason_too_long", "at most 255 are allowed"),
 ])
 def test_delegation_refusals(offices, lib_reviewer, colleague, make_user, case, message):
     args = dict(department=offices["LIB"], from_user=lib_reviewer, to_user=colleague, starts_on=_day(0),
@@ -82,9 +87,28 @@ def test_delegation_refusals(offices, lib_reviewer, colleague, make_user, case, 
         args.update(starts_on=_day(-5), ends_on=_day(-1))
     elif case == "office_not_theirs":
         args["department"] = offices["SPT"]
+    elif case == "starts_in_the_past":
+        args.update(starts_on=_day(-1))
+    elif case == "from_year_1_to_9999":
+        args.update(starts_on=datetime.date(1, 1, 1), ends_on=datetime.date(9999, 12, 31))
+    elif case == "longer_than_a_year":
+        args.update(ends_on=_day(365))
+    elif case == "to_year_9999":
+        args.update(ends_on=datetime.date(9999, 12, 31))
+    elif case == "reason_too_long":
+        args["reason"] = "x" * 256
     with pytest.raises(ValidationError, match=message):
         delegation_create(**args)
     assert not Delegation.objects.exists()
+
+
+def test_a_delegation_may_last_a_year_and_its_length_is_a_setting(offices, lib_reviewer, colleague, settings):
+    delegation_create(department=offices["LIB"], from_user=lib_reviewer, to_user=colleague,
+                      starts_on=_day(0), ends_on=_day(364), acting_user=lib_reviewer)
+    settings.DELEGATION_MAX_DAYS = 7
+    with pytest.raises(ValidationError, match="at most 7 days"):
+        delegation_create(department=offices["LIB"], from_user=lib_reviewer, to_user=colleague,
+                          starts_on=_day(1), ends_on=_day(8), acting_user=lib_reviewer)
 
 
 def test_revoke_refusals(offices, lib_reviewer, colleague):
