@@ -93,3 +93,24 @@ def test_a_unicode_digit_in_a_filter_is_ignored_not_a_400(client, lib_reviewer, 
     client.force_login(lib_reviewer)
     for param in ("school", "programme", "cohort", "department", "stage"):
         assert client.get("/staff/core/clearanceapproval/", {param: "²"}).status_code == 200, param
+
+
+@pytest.mark.parametrize("name, site", SITES, ids=[n for n, _ in SITES])
+def test_autocomplete_with_junk_never_answers_5xx(client, users, clearance, name, site):
+    """Every autocomplete field of every site, with junk in each of the view's parameters."""
+    client.force_login(users[name])
+    client.raise_request_exception = False
+    import clearance_admin.urls  # noqa: F401
+    failures = []
+    url = reverse(f"{site.name}:autocomplete")
+    fields = [(model, field) for model, model_admin in site._registry.items()
+              for field in model_admin.autocomplete_fields]
+    base = [{"app_label": m._meta.app_label, "model_name": m._meta.model_name, "field_name": f} for m, f in fields]
+    base += [{"app_label": "core", "model_name": "nope", "field_name": "x"}, {}]
+    for params in base:
+        for junk in JUNK:
+            for extra in ({"term": junk}, {"page": junk}, {"field_name": junk}, {"model_name": junk}):
+                response = client.get(url, {**params, **extra})
+                if response.status_code >= 500:
+                    failures.append(f"GET {url}?{params | extra}: {response.status_code}")
+    assert not failures, "\n".join(failures)
