@@ -62,7 +62,7 @@ def student_dashboard(request, context):
     """/student/: the logged-in student's own requests office by office, holds and what they can do."""
     from core.models import ClearanceRequest
     from core.selectors.student import (cycles_open_for_submission, student_active_holds, student_of,
-                                        student_progress, unread_notification_count)
+                                        student_payments, student_progress, unread_notification_count)
     student = student_of(request.user)
     request.unread_notification_count = unread_notification_count(request.user)  # the sidebar badge reuses it
     context.update(student=student, unread_count=request.unread_notification_count)
@@ -74,6 +74,7 @@ def student_dashboard(request, context):
         progress=student_progress(student, holds=holds),
         open_cycles=cycles_open_for_submission(student),
         request_reasons=ClearanceRequest.Reason.choices,
+        payments=student_payments(student),
     )
     return context
 
