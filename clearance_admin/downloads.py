@@ -39,10 +39,10 @@ def download_view(request, kind: str, pk: int, *, site):
         raise Http404("No such file.")
     try:
         handle = stored.storage.open(stored.name, "rb")
-    except (FileNotFoundError, OSError):
+        head = handle.read(2048)
+        handle.seek(0)
+    except OSError:             # FileNotFoundError locally and from django-storages' S3 backend
         raise Http404("The file is no longer stored.")
-    head = handle.read(2048)
-    handle.seek(0)
     content_type, extensions = content_type_of(head)
     name = files.download_name(getattr(obj, name_field, "") or stored.name, default=f"{default}-{obj.pk}",
                                extensions=extensions)
