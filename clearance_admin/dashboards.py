@@ -62,7 +62,7 @@ def student_dashboard(request, context):
     """/student/: the logged-in student's own requests office by office, holds and what they can do."""
     from core.models import REASON_MAX_LENGTH, ClearanceRequest
     from core.selectors.student import (cycles_open_for_submission, student_active_holds, student_of,
-                                        student_progress, unread_notification_count)
+                                        student_payments, student_progress, unread_notification_count)
     student = student_of(request.user)
     request.unread_notification_count = unread_notification_count(request.user)  # the sidebar badge reuses it
     context.update(student=student, unread_count=request.unread_notification_count)
@@ -75,6 +75,7 @@ def student_dashboard(request, context):
         open_cycles=cycles_open_for_submission(student),
         request_reasons=ClearanceRequest.Reason.choices,
         response_max_length=REASON_MAX_LENGTH,
+        payments=student_payments(student),
     )
     return context
 

@@ -24,6 +24,7 @@ from unfold.widgets import (UnfoldAdminDecimalFieldWidget, UnfoldAdminFileFieldW
 
 from core import permissions
 from core.exports import XLSX_CONTENT_TYPE, xlsx_bytes
+from core.files import validate_receipt
 from core.models import (REASON_MAX_LENGTH, BalanceImport, FinanceRecord, Hold, Payment, Student,
                          normalize_registration_number)
 from core.selectors.finance import balance_import_applying, balance_import_progress
@@ -37,6 +38,7 @@ from core.services.payments import (finance_records_set_graduation_fee_status, p
                                     payment_verify_by_code, payments_verify)
 from core.services.reconcile import payments_reconcile_statement
 
+from .downloads import file_link, protect
 from .filters import parse_id, student_filters
 from .mixins import RoleModelAdmin, report_bulk_result
 from .sites import finance_site as site
@@ -515,7 +517,14 @@ class RecordPaymentForm(forms.Form):
     phone = forms.CharField(max_length=20, required=False, widget=_text())
     paid_at = forms.SplitDateTimeField(label="Paid at", required=False, widget=UnfoldAdminSplitDateTimeWidget,
                                        help_text="Empty: now.")
-    receipt = forms.FileField(required=False, widget=UnfoldAdminFileFieldWidget)
+    receipt = forms.FileField(required=False, widget=UnfoldAdminFileFieldWidget,
+                              help_text="PDF, PNG or JPEG, at most 5 MB (checked by content).")
+
+    def clean_receipt(self):
+        receipt = self.cleaned_data.get("receipt")
+        if receipt:
+            validate_receipt(receipt)      # payment_record checks again: this is for the message's place
+        return receipt
 
     def clean_registration_number(self):
         number = normalize_registration_number(self.cleaned_data["registration_number"])
@@ -532,7 +541,10 @@ class VerifyByCodeForm(forms.Form):
 
 
 PAYMENT_ERROR_FIELDS = {"invalid": "transaction_code", "duplicate": "transaction_code", "code": "transaction_code",
-                        "not_found": "transaction_code", "amount": "amount", "absurd": "amount"}
+                        "not_found": "transaction_code", "amount": "amount", "absurd": "amount",
+                        # core/files.py's refusals of the receipt
+                        "empty": "receipt", "too_large": "receipt", "bad_content": "receipt",
+                        "name_mismatch": "receipt"}
 
 
 @admin.register(Payment, site=site)
@@ -549,8 +561,12 @@ class PaymentAdmin(FinanceModelAdmin):
     actions_detail = ["verify_one"]
     actions_list = ["verify_by_code", "reconcile_statement"]
     fields = ("transaction_code", "student_display_detail", "amount_display", "method", "phone", "paid_at",
-              "recorded_by", "verified_badge", "verified_by", "verified_at", "receipt")
+              "recorded_by", "verified_badge", "verified_by", "verified_at", "receipt_link")
     readonly_fields = fields
+
+    @display(description="Receipt")
+    def receipt_link(self, obj):
+        return file_link(self.admin_site.name, obj)
 
     def has_add_permission(self, request):
         return request.user.has_perm("core.add_payment")
@@ -694,15 +710,19 @@ class BalanceImportAdmin(FinanceModelAdmin):
     actions_detail = ["preview", "download_error_report"]
     RUNNING = (BalanceImport.Status.UPLOADED, BalanceImport.Status.QUEUED, BalanceImport.Status.APPLYING)
     fieldsets = (
-        (None, {"fields": ("original_name", "file", "sha256", "uploaded_by", "created_at", "status_badge",
+        (None, {"fields": ("original_name", "stored_file", "sha256", "uploaded_by", "created_at", "status_badge",
                            "progress", "applied_at", "failure_reason", "claimed_by", "claimed_at")}),
         ("Counts", {"fields": ("rows_total", "updated_count", "unchanged_count", "not_found_count",
                                "error_count", "records_link")}),
         ("Row errors", {"fields": ("errors_display",)}),
     )
-    readonly_fields = ("original_name", "file", "sha256", "uploaded_by", "created_at", "status_badge", "progress",
+    readonly_fields = ("original_name", "stored_file", "sha256", "uploaded_by", "created_at", "status_badge", "progress",
                        "applied_at", "failure_reason", "claimed_by", "claimed_at", "rows_total", "updated_count", "unchanged_count",
                        "not_found_count", "error_count", "records_link", "errors_display")
+
+    @display(description="Stored file")
+    def stored_file(self, obj):
+        return file_link(self.admin_site.name, obj)
 
     @display(description="File", ordering="original_name")
     def import_display(self, obj):
@@ -890,7 +910,7 @@ def xlsx_response(rows, *, filename, title, header) -> HttpResponse:
     """Rows as a one-sheet xlsx attachment, written by the one neutralising writer."""
     response = HttpResponse(xlsx_bytes(rows, header=header, title=title), content_type=XLSX_CONTENT_TYPE)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return protect(response)
 
 
 class BalanceUploadForm(forms.Form):

@@ -32,6 +32,7 @@ from core.services.cycles import CYCLE_FIELDS, cycle_create, cycle_update
 from core.services.requests import request_revoke, requests_open_for_cohort
 
 from .filters import student_filters
+from .downloads import file_link
 from .mixins import ReadOnlyAdminMixin, RoleModelAdmin, report_bulk_result, run_service
 from .sites import registry_site as site
 
@@ -349,9 +350,13 @@ class ApprovalInline(ReadOnlyAdminMixin, TabularInline):
     extra = 0
     can_delete = False
     fields = ["department", "status_badge", "waiting_since", "decided_by", "decided_at", "reason",
-              "student_response"]
+              "student_response", "evidence_link"]
     readonly_fields = fields
     verbose_name_plural = "Offices"
+
+    @display(description="evidence")
+    def evidence_link(self, obj):
+        return file_link(self.admin_site.name, obj) if obj.pk else "-"
 
     def get_queryset(self, request):
         return (super().get_queryset(request).select_related("department", "decided_by", "request__student")

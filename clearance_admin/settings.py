@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse_lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -181,10 +182,35 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns when it is missing
+# Stored files (evidence, receipts, balance import files; README "Files on several hosts"). No URL
+# serves them directly: each site's download view streams them from the storage after its checks,
+# so MEDIA_URL is never routed. A local folder by default; an S3-compatible bucket (django-storages)
+# with STORAGE_BACKEND=s3, or when AWS_STORAGE_BUCKET_NAME is set: what web servers and task workers
+# on several hosts need, since each host's MEDIA_ROOT is its own.
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
+STORAGE_BACKEND = env("STORAGE_BACKEND", default="s3" if env("AWS_STORAGE_BUCKET_NAME", default="") else "local")
+if STORAGE_BACKEND == "s3":
+    _s3 = {
+        "bucket_name": env("AWS_STORAGE_BUCKET_NAME"),
+        "endpoint_url": env("AWS_S3_ENDPOINT_URL", default="") or None,      # MinIO, Ceph, … ; empty: AWS
+        "region_name": env("AWS_S3_REGION_NAME", default="") or None,
+        "addressing_style": env("AWS_S3_ADDRESSING_STYLE", default="") or None,  # "path" for most non-AWS
+        "location": env("AWS_LOCATION", default=""),                      # a prefix inside the bucket
+        "default_acl": "private",
+        "querystring_auth": False,      # never handed out as URLs: the download views stream them
+        "file_overwrite": False,
+    }
+    # empty: boto3 finds credentials itself (instance role, ~/.aws, its own environment variables)
+    _s3.update({k: env(var) for k, var in (("access_key", "AWS_ACCESS_KEY_ID"), ("secret_key", "AWS_SECRET_ACCESS_KEY"))
+                if env(var, default="")})
+    _default_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _s3}
+elif STORAGE_BACKEND == "local":
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}   # at MEDIA_ROOT
+else:
+    raise ImproperlyConfigured(f"STORAGE_BACKEND={STORAGE_BACKEND!r}: use local or s3.")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _default_storage,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 20000  # bulk actions post one field per selected row

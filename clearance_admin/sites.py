@@ -11,12 +11,14 @@ from django.db import DataError
 from django.template.response import TemplateResponse
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.shortcuts import redirect
-from django.urls import reverse
+from django.urls import path, reverse
 from django.core.exceptions import ValidationError
 from unfold.forms import AuthenticationForm
 from unfold.sites import UnfoldAdminSite
 
 from core import permissions
+
+from . import downloads
 
 SITES: dict[str, "RoleSite"] = {}
 log = logging.getLogger(__name__)
@@ -74,6 +76,13 @@ class RoleSite(UnfoldAdminSite):
                 log.info("bad input on %s: %s: %s", request.path, type(exc).__name__, exc)
                 return self.bad_input(request)
         return guarded
+
+    def get_urls(self):
+        # stored files: through this site's gate, then the object's rule for this site's role
+        return [
+            path("files/<str:kind>/<int:pk>/", self.admin_view(functools.partial(downloads.download_view, site=self)),
+                 name="file_download"),
+        ] + super().get_urls()
 
     def bad_input(self, request):
         request.current_app = self.name

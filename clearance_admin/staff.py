@@ -42,6 +42,7 @@ from core.services import delegations as delegation_services
 from core.services import holds as hold_services
 from core.services._common import BulkResult
 
+from .downloads import file_link
 from .filters import parse_id, student_filters
 from .mixins import RoleModelAdmin, report_bulk_result, run_service
 from .sites import staff_site as site
@@ -339,10 +340,10 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
     ordering = ("waiting_since", "pk")
     actions = ["approve_selected", "reject_selected", "reopen_selected"]
     readonly_fields = ("student_info", "department", "status_text", "waiting_column", "decided_info",
-                       "reason", "student_response", "evidence", "student_holds", "history_table")
+                       "reason", "student_response", "evidence_link", "student_holds", "history_table")
     fieldsets = (
         ("Clearance item", {"fields": ("student_info", "department", "status_text", "waiting_column",
-                                       "decided_info", "reason", "student_response", "evidence")}),
+                                       "decided_info", "reason", "student_response", "evidence_link")}),
         ("Decide", {"fields": ("decision", "decision_reason", "notes", "evidence_file", "seen")}),
         ("The student's holds (every office)", {"fields": ("student_holds",)}),
         ("History", {"fields": ("history_table",)}),
@@ -423,6 +424,10 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
         who = obj.decided_by or (f"balance import #{obj.decided_by_import_id}" if obj.decided_by_import_id else "")
         when = timezone.localtime(obj.decided_at).strftime("%d %b %Y %H:%M") if obj.decided_at else ""
         return f"{who} {when}".strip() or "—"
+
+    @display(description="Evidence")
+    def evidence_link(self, obj):
+        return file_link(self.admin_site.name, obj)
 
     @display(description="Holds")
     def student_holds(self, obj):

@@ -27,6 +27,7 @@ from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 from core import models as m
 from core import permissions
 
+from .downloads import file_link
 from .mixins import HistoryModelAdmin, ReadOnlyAdminMixin
 from .sites import superuser_site as site
 
@@ -262,6 +263,12 @@ class ClearanceApprovalAdmin(ReadOnlyHistoryAdmin):
     search_fields = ["request__student__registration_number"]
     list_select_related = ["request__student", "request__cycle", "department", "decided_by"]
     show_full_result_count = False
+    exclude = ["evidence"]          # shown as a link to this site's download view, never its storage URL
+    readonly_fields = ["evidence_link"]
+
+    @display(description="evidence")
+    def evidence_link(self, obj):
+        return file_link(site.name, obj)
 
 
 @admin.register(m.Hold, site=site)
@@ -285,6 +292,12 @@ class FinanceRecordAdmin(ReadOnlyHistoryAdmin):
 class BalanceImportAdmin(ReadOnlyHistoryAdmin):
     list_display = ["pk", "original_name", "status", "uploaded_by", "created_at", "updated_count", "error_count"]
     list_filter = ["status"]
+    exclude = ["file"]
+    readonly_fields = ["stored_file"]
+
+    @display(description="stored file")
+    def stored_file(self, obj):
+        return file_link(site.name, obj)
 
 
 @admin.register(m.Payment, site=site)
@@ -294,6 +307,12 @@ class PaymentAdmin(ReadOnlyHistoryAdmin):
     search_fields = ["transaction_code", "student__registration_number"]
     list_select_related = ["student"]
     show_full_result_count = False
+    exclude = ["receipt"]
+    readonly_fields = ["receipt_link"]
+
+    @display(description="receipt")
+    def receipt_link(self, obj):
+        return file_link(site.name, obj)
 
 
 @admin.register(m.GownIssuance, site=site)

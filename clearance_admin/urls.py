@@ -1,5 +1,3 @@
-from django.conf import settings
-from django.conf.urls.static import static
 from django.urls import path
 from django.views.generic import RedirectView
 
@@ -18,5 +16,5 @@ urlpatterns = [
     path("admin/", superuser_site.urls),
     path("", RedirectView.as_view(url="/student/", permanent=False)),
 ]
-if settings.DEBUG:
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+# No route serves MEDIA_ROOT, in any mode: stored files reach people only through each site's
+# access-checked download view (clearance_admin/downloads.py, `<site>/files/<kind>/<id>/`).

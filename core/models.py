@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from . import files
 from .history import HistoricalAudit
 
 REGISTRATION_NUMBER_RE = r"^[A-Z]{2,6}/[A-Z]{2,6}/[0-9]{3,5}/[0-9]{4}$"
@@ -430,7 +431,9 @@ class ClearanceApproval(TimeStamped):
                              help_text="Internal notes for the office, up to 4,000 characters.")
     student_response = models.TextField(blank=True, max_length=REASON_MAX_LENGTH,
                                         help_text="The student's answer when re-submitting.")
-    evidence = models.FileField(upload_to="evidence/%Y/%m/", blank=True)
+    # stored under a random name (core/files.py); the uploader's name is only the download name
+    evidence = models.FileField(upload_to=files.evidence_name, blank=True)
+    evidence_name = models.CharField(max_length=255, blank=True, help_text="The evidence file's name as uploaded.")
 
     history = history()
 
@@ -539,7 +542,7 @@ class BalanceImport(TimeStamped):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
-    file = models.FileField(upload_to="imports/%Y/%m/", blank=True)
+    file = models.FileField(upload_to=files.import_name, blank=True)  # random name; original_name is the upload's
     original_name = models.CharField(max_length=255, blank=True)
     sha256 = models.CharField(max_length=64, db_index=True)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -635,7 +638,8 @@ class Payment(TimeStamped):
     verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+", editable=False)
     verified_at = models.DateTimeField(null=True, blank=True, editable=False)
-    receipt = models.FileField(upload_to="receipts/%Y/%m/", blank=True)
+    receipt = models.FileField(upload_to=files.receipt_name, blank=True)
+    receipt_name = models.CharField(max_length=255, blank=True, help_text="The receipt file's name as uploaded.")
 
     history = history()
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
 
-from .models import (ClearanceApproval, Delegation, Department, Hold, School)
+from .models import (BalanceImport, ClearanceApproval, Delegation, Department, Hold, Payment, School)
 
 STAFF = "Department staff"
 FINANCE = "Finance officer"
@@ -287,6 +287,60 @@ def can_decide(user, approval: ClearanceApproval) -> bool:
 def can_manage_holds(user, department: Department, student=None) -> bool:
     """May the user place holds of `department` (on `student`, when given: school limits apply)."""
     return review_scope(user).covers(department.pk, None if student is None else student.school_id)
+
+
+# --- stored files -------------------------------------------------------------------------------
+# Who may download a stored file, asked by every site's download view (clearance_admin/downloads.py)
+# after the site's own gate. `as_role` is the site's role: each site serves what its role may see
+# (a finance officer who is also a student gets other students' receipts from /finance/, not from
+# /student/); None (the administrators' site) asks every rule.
+
+def _as(as_role, role) -> bool:
+    return as_role is None or as_role == role
+
+
+def may_download_evidence(user, approval: ClearanceApproval, *, as_role: str | None = None) -> bool:
+    """Evidence of an approval: the office that decided it (a reviewer whose scope covers its
+    department, and for a school office the student's school, as in `approvals_for`), the registry,
+    the student it belongs to; superusers."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if user.is_superuser:
+        return True
+    student = approval.request.student
+    if _as(as_role, STAFF) and review_scope(user).covers(approval.department_id, student.school_id):
+        return True
+    if _as(as_role, REGISTRY) and in_group(user, REGISTRY):
+        return True
+    return _as(as_role, STUDENT) and in_group(user, STUDENT) and student.user_id == user.pk
+
+
+def may_download_receipt(user, payment: Payment, *, as_role: str | None = None) -> bool:
+    """A payment's receipt: finance officers, the student who paid; superusers."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if user.is_superuser:
+        return True
+    if _as(as_role, FINANCE) and in_group(user, FINANCE):
+        return True
+    return _as(as_role, STUDENT) and in_group(user, STUDENT) and payment.student.user_id == user.pk
+
+
+def may_download_import(user, balance_import: BalanceImport, *, as_role: str | None = None) -> bool:
+    """A balance import's file and its error report: finance officers and the registry; superusers."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if user.is_superuser:
+        return True
+    return any(_as(as_role, role) and in_group(user, role) for role in (FINANCE, REGISTRY))
+
+
+def may_download(user, obj, *, as_role: str | None = None) -> bool:
+    """The rule for this object's stored file (an approval's evidence, a payment's receipt, an
+    import's file); anything else: no."""
+    rule = {ClearanceApproval: may_download_evidence, Payment: may_download_receipt,
+            BalanceImport: may_download_import}.get(type(obj))
+    return rule is not None and rule(user, obj, as_role=as_role)
 
 
 # --- granting -----------------------------------------------------------------------------------

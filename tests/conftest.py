@@ -237,3 +237,38 @@ class LockHolder:
     def __exit__(self, *exc):
         self.release.set()
         self.thread.join(10)
+
+
+# --- stored files ----------------------------------------------------------------------------------
+
+PDF_BYTES = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
+
+
+@pytest.fixture
+def with_evidence(superuser):
+    """with_evidence(approval, name="letter.pdf", content=PDF_BYTES) → the approval, approved by the
+    superuser through the service with that evidence (stored in the default storage)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from core.services.approvals import approval_approve
+
+    def attach(approval, name="letter.pdf", content=PDF_BYTES):
+        approval_approve(approval=approval, acting_user=superuser, evidence=SimpleUploadedFile(name, content))
+        approval.refresh_from_db()
+        return approval
+    return attach
+
+
+@pytest.fixture
+def paid_with_receipt(finance_user):
+    """paid_with_receipt(student, name="receipt.pdf", content=PDF_BYTES) → a payment recorded with that receipt."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from core.services.payments import payment_record
+
+    counter = iter(range(10_000))
+
+    def pay(student, name="receipt.pdf", content=PDF_BYTES):
+        return payment_record(student=student, amount=5500, method="bank", transaction_code=f"BANK-{next(counter)}",
+                              acting_user=finance_user, receipt=SimpleUploadedFile(name, content))
+    return pay

@@ -10,7 +10,7 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from ..models import (Certificate, ClearanceApproval, ClearanceCycle, ClearanceRequest, Hold, Notification,
-                      Student)
+                      Payment, Student)
 
 
 def student_of(user) -> Student | None:
@@ -110,6 +110,11 @@ def student_progress(student: Student, *, holds: list[Hold] | None = None) -> li
                 earlier_open=earlier_open if a.status == ClearanceApproval.Status.PENDING else []))
         views.append(view)
     return views
+
+
+def student_payments(student: Student, *, limit: int = 50) -> list[Payment]:
+    """The student's payments, newest first (their receipts are downloaded from /student/)."""
+    return list(Payment.objects.filter(student=student).order_by("-paid_at", "-pk")[:limit])
 
 
 def cycles_open_for_submission(student: Student) -> list[ClearanceCycle]:

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from .. import permissions
+from .. import files, permissions
 from ..history import bulk_update_tracked, save_tracked
 from ..models import NOTES_MAX_LENGTH, REASON_MAX_LENGTH, ClearanceApproval, ClearanceRequest, Hold, Notification
 from ._common import BulkResult, bulk_service, id_chunks, lock_requests, lock_rows, require_reason, text_within
@@ -168,14 +168,22 @@ DECISION_FIELDS = ["status", "decided_by", "decided_by_import", "decided_at", "r
 
 
 def _store_evidence(approvals, evidence):
-    """Save the uploaded file once to storage (bulk writes do not run FileField.pre_save)."""
+    """Save the uploaded file once to storage (bulk writes do not run FileField.pre_save), under a
+    random name (core/files.py); the uploader's name is kept as the download name."""
     if evidence is None or not approvals:
         return []
+    name = files.original_name(evidence, "evidence")
     first = approvals[0]
-    first.evidence.save(evidence.name, evidence, save=False)
-    for a in approvals[1:]:
-        a.evidence = first.evidence.name
-    return ["evidence"]
+    first.evidence.save(name, evidence, save=False)
+    for a in approvals:
+        a.evidence, a.evidence_name = first.evidence.name, name
+    return ["evidence", "evidence_name"]
+
+
+def _check_evidence(evidence) -> None:
+    # by content, whoever calls: the form checks first for its message, this is what holds
+    if evidence is not None:
+        files.validate_evidence(evidence)
 
 
 def _finance_stage_opened(approvals):
@@ -211,12 +219,14 @@ def _write(approvals, *, acting_user, reason_for_history, fields, notify_kind=No
 def approvals_approve(*, approval_ids: Iterable[int], acting_user, notes: str = "", evidence=None,
                       reason_for_history: str = "", balance_import=None, system: bool = False,
                       seen: dict[int, str] | None = None, seen_at=None) -> BulkResult:
-    """Approve each approval. Refused per row: not the user's office; changed since the user saw it
+    """Approve each approval. Refused: evidence that is not a PDF, PNG or JPEG of at most 5 MB
+    (core/files.py). Refused per row: not the user's office; changed since the user saw it
     (`seen`/`seen_at`, naming who changed it and when); request completed or revoked; already
     approved or waived; rejected (re-open it first — only the system, following the money, approves
     a rejected finance item directly); an earlier stage still open (naming which offices); an active
     hold of this office on the student (naming it). Locks the requests, then the approvals."""
     notes = text_within(notes, limit=NOTES_MAX_LENGTH, what="note")
+    _check_evidence(evidence)
     ids = list(dict.fromkeys(approval_ids))
     result = BulkResult()
     approvals = _scope_filter(_load(ids, result), acting_user, result, system)
@@ -256,10 +266,11 @@ def approvals_reject(*, approval_ids: Iterable[int], acting_user, reason: str | 
                      evidence=None, reason_for_history: str = "", balance_import=None, system: bool = False,
                      seen: dict[int, str] | None = None, seen_at=None) -> BulkResult:
     """Reject each approval with a reason the student will read (one for all, or one per approval
-    id). Refused: no reason (for all); per row: not the user's office, changed since the user saw
+    id). Refused: no reason (for all); evidence that is not a PDF, PNG or JPEG; per row: not the user's office, changed since the user saw
     it, request completed or revoked, already rejected with this reason, waived, or a finance item
     while finance follows the holds (a person places a finance hold instead)."""
     notes = text_within(notes, limit=NOTES_MAX_LENGTH, what="note")
+    _check_evidence(evidence)
     if isinstance(reason, dict):
         reason_of = {pk: require_reason(text, "reject") for pk, text in reason.items()}
     else:

@@ -97,7 +97,7 @@ def _check_may_import(acting_user, perm: str) -> None:
 def _new_import(data: bytes, name: str, acting_user) -> BalanceImport:
     bi = BalanceImport(original_name=name, sha256=hashlib.sha256(data).hexdigest(), uploaded_by=acting_user,
                        status=B.UPLOADED)
-    bi.file.save(name, ContentFile(data), save=False)
+    bi.file.save(name, ContentFile(data), save=False)   # under a random name (core/files.py)
     return bi
 
 

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from .. import files
 from ..history import bulk_update_tracked, save_tracked
 from ..models import FinanceRecord, Payment, Student, validate_mpesa_code
 from ._common import BulkResult, bulk_service, lock_rows, require_reason
@@ -23,7 +24,12 @@ def normalize_code(code: str) -> str:
 def payment_record(*, student: Student, amount, method: str, transaction_code: str, acting_user,
                    phone: str = "", paid_at=None, receipt=None) -> Payment:
     """Record a payment. Refused: amount not positive or absurd; an M-PESA code that is not 10
-    letters/digits; a code already recorded for this method (naming whose)."""
+    letters/digits; a code already recorded for this method (naming whose); a receipt that is not
+    a PDF, PNG or JPEG of at most 5 MB, by its content (core/files.py: an HTML or SVG page is
+    refused, naming what it is). The receipt is stored under a random name; its own name is kept
+    as the download name."""
+    if receipt is not None:
+        files.validate_receipt(receipt)
     code = normalize_code(transaction_code)
     amount = Decimal(amount)
     if amount <= 0:
@@ -41,7 +47,8 @@ def payment_record(*, student: Student, amount, method: str, transaction_code: s
     payment = Payment(student=student, amount=amount, method=method, transaction_code=code, phone=phone,
                       paid_at=paid_at or timezone.now(), recorded_by=acting_user)
     if receipt is not None:
-        payment.receipt = receipt
+        payment.receipt_name = files.original_name(receipt, "receipt")
+        payment.receipt.save(payment.receipt_name, receipt, save=False)
     return save_tracked(payment, user=acting_user, reason="Payment recorded")
 
 

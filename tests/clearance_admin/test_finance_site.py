@@ -411,3 +411,17 @@ def test_changelists_run_a_constant_number_of_queries(fin_client, offices, kind,
     with django_assert_max_num_queries(len(one)):
         response = fin_client.get(url)
     assert len(response.context["cl"].result_list) == 50
+
+
+@pytest.mark.parametrize("name, content, what", [
+    ("receipt.html", b"<!DOCTYPE html><html><script>alert(1)</script></html>", "receipt.html is a web page"),
+    ("receipt.svg", b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', "receipt.svg is an SVG image"),
+])
+def test_recording_a_payment_with_a_web_page_receipt_is_refused_on_the_form(fin_client, student, name, content, what):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    response = fin_client.post(f"{F}/payment/add/", {
+        "registration_number": student.registration_number, "amount": "5500", "method": "mpesa",
+        "transaction_code": "TL44LDQBWZ", "receipt": SimpleUploadedFile(name, content, content_type="image/png")})
+    assert response.status_code == 200
+    assert what in response.content.decode()
+    assert not Payment.objects.exists()

@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from core import permissions
 from core.models import ClearanceApproval, Department, Hold, School
-from core.permissions import (ROLE_PERMISSIONS, ROLES, approvals_for, can_decide, can_manage_holds, holds_for,
-                              reviewable_departments, reviewer_set_scope, sync_roles)
+from core.permissions import (FINANCE, REGISTRY, ROLE_PERMISSIONS, ROLES, STAFF, STUDENT, approvals_for, can_decide,
+                              can_manage_holds, holds_for, may_download, may_download_evidence, may_download_import,
+                              may_download_receipt, reviewable_departments, reviewer_set_scope, sync_roles)
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -284,3 +285,82 @@ def test_a_disabled_reviewer_sees_nothing(make_reviewer, clearance):
     lib.is_active = False
     lib.save()
     assert not approvals_for(lib).exists()
+
+
+# --- stored files ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def evidence(clearance, approval, with_evidence):
+    """The fixture student's library item, with evidence."""
+    return with_evidence(approval(clearance, "LIB"))
+
+
+def test_evidence_goes_to_its_office_the_registry_and_its_student(evidence, lib_reviewer, registry_user, student,
+                                                                  superuser):
+    assert may_download_evidence(lib_reviewer, evidence)
+    assert may_download_evidence(registry_user, evidence)
+    assert may_download_evidence(student.user, evidence)
+    assert may_download_evidence(superuser, evidence)
+
+
+def test_evidence_is_refused_to_another_office_another_student_finance_and_nobody(
+        evidence, make_reviewer, finance_user, make_user):
+    other_student = factories.StudentFactory(with_user=True)
+    other_student.user.groups.add(Group.objects.get(name=STUDENT))
+    assert not may_download_evidence(make_reviewer("SPT"), evidence)
+    assert not may_download_evidence(other_student.user, evidence)
+    assert not may_download_evidence(finance_user, evidence)         # reviews FIN, not LIB
+    assert not may_download_evidence(make_user(), evidence)           # no role at all
+    assert not may_download_evidence(AnonymousUser(), evidence)
+
+
+def test_evidence_of_a_school_office_respects_the_reviewers_schools(offices, open_request, make_reviewer,
+                                                                    with_evidence):
+    spa_student = factories.StudentFactory(school=factories.SchoolFactory(code="SPA"))
+    sce_student = factories.StudentFactory()
+    item = with_evidence(open_request(spa_student).approvals.get(department__code="SCH"))
+    assert not may_download_evidence(make_reviewer("SCH", schools=[sce_student.school]), item)
+    assert may_download_evidence(make_reviewer("SCH", schools=[spa_student.school]), item)
+    assert may_download_evidence(make_reviewer("SCH"), item)          # every school
+
+
+def test_evidence_follows_a_delegation(evidence, lib_reviewer, make_user):
+    colleague = make_user(permissions.STAFF)
+    assert not may_download_evidence(colleague, evidence)
+    factories.DelegationFactory(from_user=lib_reviewer, to_user=colleague, department=evidence.department)
+    assert may_download_evidence(colleague, evidence)
+
+
+def test_receipts_go_to_finance_and_the_student_who_paid(student, paid_with_receipt, finance_user, lib_reviewer,
+                                                         registry_user, superuser):
+    payment = paid_with_receipt(student)
+    other_student = factories.StudentFactory(with_user=True)
+    other_student.user.groups.add(Group.objects.get(name=STUDENT))
+    assert may_download_receipt(finance_user, payment)
+    assert may_download_receipt(student.user, payment)
+    assert may_download_receipt(superuser, payment)
+    assert not may_download_receipt(lib_reviewer, payment)
+    assert not may_download_receipt(registry_user, payment)
+    assert not may_download_receipt(other_student.user, payment)
+
+
+def test_import_files_go_to_finance_and_the_registry(finance_user, registry_user, lib_reviewer, student, superuser):
+    bi = factories.BalanceImportFactory()
+    assert may_download_import(finance_user, bi) and may_download_import(registry_user, bi)
+    assert may_download_import(superuser, bi)
+    assert not may_download_import(lib_reviewer, bi)
+    assert not may_download_import(student.user, bi)
+
+
+def test_each_site_serves_only_what_its_own_role_may_have(student, paid_with_receipt, evidence, finance_user,
+                                                          registry_user):
+    """A finance officer who is also a student: other students' receipts on /finance/, not on /student/."""
+    someone_elses = paid_with_receipt(factories.StudentFactory())
+    finance_user.groups.add(Group.objects.get(name=STUDENT))
+    finance_user.__dict__.pop("_role_names", None)
+    assert may_download(finance_user, someone_elses, as_role=FINANCE)
+    assert not may_download(finance_user, someone_elses, as_role=STUDENT)
+    assert may_download(registry_user, evidence, as_role=REGISTRY)
+    assert not may_download(registry_user, evidence, as_role=STAFF)
+    assert not may_download(registry_user, object(), as_role=None)

@@ -583,3 +583,26 @@ def test_with_auto_clear_off_the_finance_item_is_decided_by_a_person(offices, op
     approval_reject(approval=fin, acting_user=finance_user, reason="Owes")
     approval_reopen(approval=fin, acting_user=finance_user)
     assert status_of(fin) == A.PENDING
+
+
+def test_evidence_is_checked_by_content_in_the_service_too(clearance, approval, lib_reviewer):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    lib = approval(clearance, "LIB")
+    page = SimpleUploadedFile("letter.pdf", b"<html><script>alert(1)</script></html>")
+    with pytest.raises(ValidationError, match="letter.pdf is a web page or XML"):
+        approval_approve(approval=lib, acting_user=lib_reviewer, evidence=page)
+    lib.refresh_from_db()
+    assert (lib.status, lib.evidence.name) == (ClearanceApproval.Status.PENDING, "")
+
+
+def test_evidence_of_a_bulk_decision_is_stored_once_under_a_random_name(clearance, approval, make_reviewer):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from core.services.approvals import approvals_approve
+    reviewer = make_reviewer("LIB", "SPT")
+    items = [approval(clearance, "LIB"), approval(clearance, "SPT")]
+    approvals_approve(approval_ids=[a.pk for a in items], acting_user=reviewer,
+                      evidence=SimpleUploadedFile("Books returned.pdf", b"%PDF-1.4\n%%EOF\n")).raise_if_refused()
+    names = {(a.evidence.name, a.evidence_name) for a in ClearanceApproval.objects.filter(pk__in=[a.pk for a in items])}
+    assert len(names) == 1
+    (stored, shown), = names
+    assert shown == "Books returned.pdf" and stored.startswith("evidence/") and "Books" not in stored

@@ -100,3 +100,31 @@ def test_bulk_verify_reports_each_row(finance_user):
     assert refused[777777] == "no such payment"
     assert refused[done.pk].startswith("already verified by")
     assert Payment.objects.filter(verified_at__isnull=False).count() == 2
+
+
+# --- receipts (core/files.py) ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, content, what", [
+    ("receipt.html", b"<html><body><script>alert(1)</script></body></html>", "receipt.html is a web page"),
+    ("receipt.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+     "receipt.svg is an SVG image"),
+])
+def test_a_web_page_receipt_is_refused_and_nothing_is_recorded(student, finance_user, name, content, what):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    with pytest.raises(ValidationError) as exc:
+        payment_record(student=student, amount=5500, method=MPESA, transaction_code="TL44LDQBWZ",
+                       acting_user=finance_user, receipt=SimpleUploadedFile(name, content, content_type="image/png"))
+    assert what in exc.value.messages[0]
+    assert Payment.objects.count() == 0
+
+
+def test_a_receipt_is_stored_under_a_random_name_keeping_its_own_as_the_download_name(student, finance_user):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    pdf = b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
+    payment = payment_record(student=student, amount=5500, method=MPESA, transaction_code="TL44LDQBWZ",
+                             acting_user=finance_user, receipt=SimpleUploadedFile("M-PESA receipt.pdf", pdf))
+    stored = Payment.objects.get(pk=payment.pk)
+    assert stored.receipt_name == "M-PESA receipt.pdf"
+    assert stored.receipt.name.startswith("receipts/") and "receipt" not in stored.receipt.name[len("receipts/"):]
+    with stored.receipt.open("rb") as fh:
+        assert fh.read() == pdf

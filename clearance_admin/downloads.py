@@ -1,0 +1,83 @@
+"""Stored files reach people only here: one download view per site, behind the site's own gate
+(`RoleSite.admin_view`: anonymous → login, another role → refused) and the object's rule in
+core/permissions.py (`may_download`, with the site's role). An object the user may not see is a 404,
+whether or not it exists, so ids reveal nothing.
+
+The file is streamed from whatever storage holds it (a local folder or an S3 bucket), as an
+attachment, with the content type its first bytes show (never the uploader's), `nosniff` and a
+sandboxing CSP, so even a file stored before the checks existed cannot run in the app's origin.
+"""
+from __future__ import annotations
+
+from django.http import FileResponse, Http404
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
+
+from core import files, permissions
+from core.models import BalanceImport, ClearanceApproval, Payment
+
+SANDBOX_CSP = "sandbox; default-src 'none'"
+
+# kind in the URL → (model, file field, display-name field, content type from the head, default name)
+KINDS = {
+    "evidence": (ClearanceApproval, "evidence", "evidence_name", files.document_type, "evidence"),
+    "receipt": (Payment, "receipt", "receipt_name", files.document_type, "receipt"),
+    "import": (BalanceImport, "file", "original_name", files.spreadsheet_type, "balances"),
+}
+KIND_OF = {model: kind for kind, (model, *_) in KINDS.items()}
+SELECT_RELATED = {"evidence": ("request__student",), "receipt": ("student",), "import": ()}
+
+
+def download_view(request, kind: str, pk: int, *, site):
+    """GET the stored file of object `pk` of `kind`, if the site's role may have it; 404 otherwise."""
+    if kind not in KINDS:
+        raise Http404("No such file.")
+    model, field, name_field, content_type_of, default = KINDS[kind]
+    obj = model._default_manager.select_related(*SELECT_RELATED[kind]).filter(pk=pk).first()
+    stored = getattr(obj, field, None) if obj is not None else None
+    if not stored or not permissions.may_download(request.user, obj, as_role=site.role):
+        raise Http404("No such file.")
+    try:
+        handle = stored.storage.open(stored.name, "rb")
+        head = handle.read(2048)
+        handle.seek(0)
+    except OSError:             # FileNotFoundError locally and from django-storages' S3 backend
+        raise Http404("The file is no longer stored.")
+    content_type, extensions = content_type_of(head)
+    name = files.download_name(getattr(obj, name_field, "") or stored.name, default=f"{default}-{obj.pk}",
+                               extensions=extensions)
+    return protect(FileResponse(handle, as_attachment=True, filename=name, content_type=content_type))
+
+
+def protect(response):
+    """Headers every stored or generated file is served with: the browser must not guess a type,
+    and whatever it shows runs sandboxed, with nothing allowed."""
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = SANDBOX_CSP
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def file_url(site_name: str, obj) -> str | None:
+    """The site's download URL of `obj`'s stored file (None when there is none)."""
+    kind = KIND_OF.get(type(obj))
+    if kind is None or not getattr(obj, KINDS[kind][1], None):
+        return None
+    try:
+        return reverse(f"{site_name}:file_download", args=[kind, obj.pk])
+    except NoReverseMatch:
+        return None
+
+
+def display_name(obj) -> str:
+    kind = KIND_OF[type(obj)]
+    _, field, name_field, _, default = KINDS[kind]
+    return getattr(obj, name_field, "") or files.original_name(getattr(obj, field), default)
+
+
+def file_link(site_name: str, obj, empty: str = "—"):
+    """A link to `obj`'s stored file through the site's download view, named as uploaded."""
+    url = file_url(site_name, obj)
+    if url is None:
+        return empty
+    return format_html('<a class="text-primary-600 underline" href="{}" download>{}</a>', url, display_name(obj))
