@@ -90,7 +90,8 @@ class RoleModelAdmin(ScopedAdminMixin, HistoryModelAdmin):
 
 
 def report_bulk_result(modeladmin, request, result: BulkResult, *, done_verb: str, noun: str = "item") -> None:
-    """One success line with the count, and one warning listing every refused row with its reason."""
+    """One success line with the count, one warning listing every refused row with its reason, and
+    one counting the selected rows outside the user's scope (never naming them)."""
     if result.done_count:
         plural = noun if result.done_count == 1 else f"{noun}s"
         modeladmin.message_user(request, f"{done_verb} {result.done_count} {plural}.", messages.SUCCESS)
@@ -99,7 +100,11 @@ def report_bulk_result(modeladmin, request, result: BulkResult, *, done_verb: st
         modeladmin.message_user(
             request, format_html("Refused {}:<ul class=\"list-disc ml-5\">{}</ul>", len(result.refused), items),
             messages.WARNING)
-    if not result.done_count and not result.refused:
+    if result.unseen:
+        # counted, never named: a row outside the user's scope (or no row at all) says nothing of itself
+        modeladmin.message_user(request, f"Refused: {result.unseen_text(noun)}; nothing was done to them.",
+                                messages.WARNING)
+    if not result.done_count and not result.refused and not result.unseen:
         modeladmin.message_user(request, "Nothing was selected.", messages.INFO)
 
 

@@ -541,6 +541,7 @@ class HoldPlaceForm(ServiceForm):
         label="Or several students", required=False,
         widget=UnfoldAdminTextareaWidget(attrs={"rows": 5, "placeholder": "SCE/CS/0001/2022\nSCE/CS/0002/2022"}),
         help_text="Registration numbers, one per line (commas and spaces also separate them).")
+    students = Student.objects.none()   # set by the admin: whom this clerk may name (students_for_holds)
 
     class Meta:
         model = Hold
@@ -560,7 +561,8 @@ class HoldPlaceForm(ServiceForm):
         numbers = list(dict.fromkeys(n for n in numbers if n))
         ids = []
         if numbers:
-            found = dict(Student.objects.filter(registration_number__in=numbers)
+            # out of the clerk's reach is "not found", as a number nobody has: no hint of who exists elsewhere
+            found = dict(self.students.filter(registration_number__in=numbers)
                          .values_list("registration_number", "pk"))
             unknown = [n for n in numbers if n not in found]
             if unknown:
@@ -595,6 +597,10 @@ class HoldAdmin(ServiceAdminMixin, RoleModelAdmin):
     def scope(self, request, queryset):
         return queryset & permissions.holds_for(request.user)
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"students": staff_selectors.students_for_holds(request.user)})
+
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["department", "student", "registration_numbers", "reason", "amount"]
@@ -613,6 +619,9 @@ class HoldAdmin(ServiceAdminMixin, RoleModelAdmin):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "department":
             kwargs["queryset"] = permissions.reviewable_departments(request.user).order_by("code")
+        elif db_field.name == "student":
+            # a forged id of a student out of reach is "not a valid choice", as one that does not exist
+            kwargs["queryset"] = staff_selectors.students_for_holds(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_changeform_initial_data(self, request):

@@ -85,7 +85,7 @@ def test_an_apply_whose_worker_died_ends_failed_and_can_be_confirmed_again(three
     assert [s.pk for s in swept] == [bi.pk]
     assert (bi.status, bi.interrupted) == (B.FAILED, True)
     assert STOPPED in bi.failure_reason and f"Import #{bi.pk}" in bi.failure_reason
-    assert bi.history.first().history_change_reason == "Balance import failed: its worker stopped"
+    assert bi.history.first().history_change_reason == "system: Balance import failed: its worker stopped"
     assert balances_now(three) == [10, 10, 10]
     assert jobs_sweep() == []                                         # once is enough
     balances_import_apply(balance_import=bi, acting_user=finance_user)   # confirm again

@@ -151,7 +151,7 @@ def test_auto_approve_respects_stage_order(fin, offices, student, finance_user, 
     # the stage has cleared: the finance item follows the holds by itself (there are none)
     stored = _fresh(fin)
     assert (stored.status, stored.decided_by) == (A.APPROVED, None)
-    assert stored.history.first().history_change_reason == "Finance follows the holds: an earlier stage cleared"
+    assert stored.history.first().history_change_reason == "system: Finance follows the holds: an earlier stage cleared"
 
 
 @pytest.mark.parametrize("office_stages", [{"FIN": 2}])
