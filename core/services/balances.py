@@ -99,6 +99,12 @@ def _check_may_import(acting_user, perm: str, system: bool = False) -> None:
         raise ValidationError("Only finance officers can import balances.", code="forbidden")
 
 
+def _queued_by(acting_user) -> tuple[int | None, str]:
+    # read now, not when the task is queued: the worker checks this officer as they are then, and
+    # names them even if their row is gone by then
+    return getattr(acting_user, "pk", None), getattr(acting_user, "email", "")
+
+
 def _new_import(data: bytes, name: str, acting_user) -> BalanceImport:
     bi = BalanceImport(original_name=name, sha256=hashlib.sha256(data).hexdigest(), uploaded_by=acting_user,
                        status=B.UPLOADED)
@@ -215,9 +221,10 @@ def balances_import_preview_async(*, file, acting_user, system: bool = False) ->
     with transaction.atomic():
         bi = _new_import(data, name, acting_user)
         save_tracked(bi, user=acting_user, reason=as_system("Balance import uploaded", system))
+        queued_by = _queued_by(acting_user)
         transaction.on_commit(lambda: jobs.enqueue(bi, "core.tasks.balances_import_preview_task", bi.pk,
-                                                   getattr(acting_user, "pk", None), system,
-                                                   getattr(acting_user, "email", ""), name=f"balances-preview-{bi.pk}"))
+                                                   queued_by[0], system, queued_by[1],
+                                                   name=f"balances-preview-{bi.pk}"))
     return bi
 
 
@@ -388,9 +395,10 @@ def balances_import_apply_async(*, balance_import: BalanceImport, acting_user,
             status=B.QUEUED, progress=0, failure_reason="", interrupted=False, updated_at=timezone.now()):
         raise ValidationError(f"Import #{bi.pk} changed while you were confirming it; reload it.", code="changed")
     bi.status = B.QUEUED
+    queued_by = _queued_by(acting_user)
     transaction.on_commit(lambda: jobs.enqueue(bi, "core.tasks.balances_import_apply_task", bi.pk,
-                                               getattr(acting_user, "pk", None), skip_errors, system,
-                                               getattr(acting_user, "email", ""), name=f"balances-apply-{bi.pk}"))
+                                               queued_by[0], skip_errors, system, queued_by[1],
+                                               name=f"balances-apply-{bi.pk}"))
     return bi
 
 

@@ -189,3 +189,9 @@ def test_a_fin_hold_without_amount_rejects_with_its_reason_not_kes_zero(fin, off
     assert stored.status == A.REJECTED
     assert stored.reason == "Finance hold: Cheque bounced: see the cashier"
     assert "KES 0.00" not in stored.reason
+
+
+def test_finance_follow_needs_a_user_or_the_system_said_so(offices, student):
+    with pytest.raises(ValueError, match="system=True"):
+        finance_clearance_follow(student_ids=[student.pk], acting_user=None, reason="x")
+    finance_clearance_follow(student_ids=[student.pk], acting_user=None, reason="x", system=True)
