@@ -381,6 +381,30 @@ def test_student_autocomplete_for_the_hold_form(lib_client, student):
     assert str(student.pk) in [r["id"] for r in response.json()["results"]]
 
 
+def test_a_school_limited_clerk_looks_up_and_names_only_their_schools_students(client, offices, make_reviewer,
+                                                                              open_request):
+    spa = factories.SchoolFactory(code="SPA")
+    mine = factories.StudentFactory(last_name="Wanjiru")
+    neighbour = factories.StudentFactory(school=spa, last_name="Wanjiru")
+    open_request(mine), open_request(neighbour)
+    client.force_login(make_reviewer("SCH", schools=[mine.school]))
+    # the hold form's search lists this school's student, not the neighbour in another school
+    response = client.get(reverse("staff:autocomplete"), {
+        "app_label": "core", "model_name": "hold", "field_name": "student", "term": "Wanjiru"})
+    assert [r["id"] for r in response.json()["results"]] == [str(mine.pk)]
+    # typed, the neighbour's number is "not found", like a number nobody has
+    response = client.post(HOLD_ADD, {"department": offices["SCH"].pk, "reason": "Project report",
+                                      "registration_numbers": f"{neighbour.registration_number}\nZZ/ZZ/0001/2020"})
+    assert f"Not found: {neighbour.registration_number}, ZZ/ZZ/0001/2020." in response.content.decode()
+    # and a forged id is not a valid choice, as an id of nothing is not
+    response = client.post(HOLD_ADD, {"department": offices["SCH"].pk, "student": neighbour.pk, "reason": "x"})
+    assert "Select a valid choice" in response.content.decode()
+    assert not Hold.objects.exists()
+    response = client.post(HOLD_ADD, {"department": offices["SCH"].pk, "reason": "Project report",
+                                      "registration_numbers": mine.registration_number}, follow=True)
+    assert "Placed 1 hold." in messages_of(response)
+
+
 # --- delegations ----------------------------------------------------------------------------------------
 
 def test_delegate_and_end(lib_client, lib_reviewer, make_reviewer, offices, clearance, approval):

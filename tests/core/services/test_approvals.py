@@ -12,9 +12,9 @@ from django.utils import timezone
 from core import permissions
 from core.models import ClearanceApproval, ClearanceRequest, Hold, Notification
 from core.selectors.clearance import completed_but_now_held
-from core.services.approvals import (approval_approve, approval_reject, approval_reopen, approval_resubmit,
-                                     approval_waive, approvals_approve, approvals_reject, approvals_reopen,
-                                     approvals_waive)
+from core.services.approvals import (CLOSED_REQUEST_REASONS, approval_approve, approval_reject, approval_reopen,
+                                     approval_resubmit, approval_waive, approvals_approve, approvals_reject,
+                                     approvals_reopen, approvals_waive)
 from core.services.holds import hold_place, hold_release
 from core.services.requests import requests_open_for_cohort
 from tests import factories
@@ -309,6 +309,19 @@ def test_student_resubmits_a_rejected_item_with_a_response(clearance, approval, 
     assert last.history_user == student.user
     assert "Returned it on Monday" in last.history_change_reason
     assert stored.history.filter(status=A.REJECTED, reason="Book overdue").exists()
+
+
+@pytest.mark.parametrize("closed", [R.COMPLETED, R.REVOKED])
+def test_resubmit_is_refused_on_a_completed_or_revoked_request(clearance, approval, lib_reviewer, student, closed):
+    lib = approval(clearance, "LIB")
+    approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book overdue")
+    now = timezone.now()
+    ClearanceRequest.objects.filter(pk=clearance.pk).update(status=closed, completed_at=now, revoked_at=now,
+                                                             revoked_reason="Withdrawn")
+    with pytest.raises(ValidationError) as exc:
+        approval_resubmit(approval=lib, acting_user=student.user, response="Returned it")
+    assert exc.value.messages == [f"Not possible: {CLOSED_REQUEST_REASONS[closed]}."]
+    assert (status_of(lib), ClearanceRequest.objects.get(pk=clearance.pk).resubmission_count) == (A.REJECTED, 0)
 
 
 def test_resubmissions_are_limited_per_cycle(clearance, approval, lib_reviewer, student):
