@@ -3,6 +3,7 @@ and reporting what a bulk action did and refused."""
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
@@ -48,12 +49,31 @@ class ScopedAdminMixin:
     a reason, never someone else's data."""
 
     scope_refusal = "This record is outside what your role may see."
+    # True where the actions hand the posted ids to a service that counts those out of scope itself
+    counts_unseen_itself = False
 
     def scope(self, request, queryset):
         raise NotImplementedError(f"{type(self).__name__} must say what each user may see")
 
     def get_queryset(self, request):
         return self.scope(request, super().get_queryset(request))
+
+    def response_action(self, request, queryset):
+        """Django drops selected ids outside the queryset without a word; a forged or stale id is
+        refused and counted instead, never named (the same answer for an id of nothing)."""
+        unseen = 0
+        if not self.counts_unseen_itself and request.POST.get("select_across") != "1":
+            from .filters import parse_id
+            ids = {parse_id(v) for v in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)} - {None}
+            if ids:
+                unseen = len(ids) - self.get_queryset(request).filter(pk__in=ids).count()
+        response = super().response_action(request, queryset)
+        if unseen:
+            opts = self.model._meta
+            noun = opts.verbose_name if unseen == 1 else opts.verbose_name_plural
+            self.message_user(request, f"Refused: {unseen} selected {noun} {'is' if unseen == 1 else 'are'} not in "
+                                       "your list; nothing was done to them.", messages.WARNING)
+        return response
 
     def in_scope(self, request, obj) -> bool:
         return self.scope(request, self.model._default_manager.filter(pk=obj.pk)).exists()

@@ -324,6 +324,7 @@ class DecisionForm(ServiceForm):
 @admin.register(ClearanceApproval, site=site)
 class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
     form = DecisionForm
+    counts_unseen_itself = True     # the decision services count what is not in the clerk's queue
     list_display = ("student_column", "programme_column", "department_column", "status_badge", "waiting_column",
                     "holds_column")
     list_display_links = ("student_column",)
@@ -580,6 +581,7 @@ class HoldPlaceForm(ServiceForm):
 @admin.register(Hold, site=site)
 class HoldAdmin(ServiceAdminMixin, RoleModelAdmin):
     form = HoldPlaceForm
+    counts_unseen_itself = True
     list_display = ("student_column", "department", "reason", "amount_column", "status_badge", "placed_at",
                     "placed_by")
     list_select_related = ("student", "department", "placed_by")
@@ -698,6 +700,7 @@ class DirectionFilter(admin.SimpleListFilter):
 @admin.register(Delegation, site=site)
 class DelegationAdmin(ServiceAdminMixin, RoleModelAdmin):
     form = DelegationForm
+    counts_unseen_itself = True
     list_display = ("department", "from_user", "to_user", "starts_on", "ends_on", "state_badge", "reason")
     list_select_related = ("department", "from_user", "to_user")
     list_filter = (DirectionFilter,)
@@ -762,13 +765,15 @@ class DelegationAdmin(ServiceAdminMixin, RoleModelAdmin):
     @action(description="End selected", permissions=["end"])
     def end_selected(self, request, queryset):
         # a handful of rows; one service call each, refusals collected per row
-        result = BulkResult()
+        result = BulkResult(unseen_where="not among your delegations")
         ids = _selected_ids(request, queryset)
-        delegations = {d.pk: d for d in Delegation.objects.select_related("department", "to_user").filter(pk__in=ids)}
+        # someone else's delegation is counted like one that does not exist, never named
+        delegations = {d.pk: d for d in self.get_queryset(request).select_related("department", "to_user")
+                       .filter(pk__in=ids)}
         for pk in ids:
             d = delegations.get(pk)
             if d is None:
-                result.refuse(pk, f"#{pk}", "no such delegation")
+                result.refuse_unseen(pk)
                 continue
             try:
                 delegation_services.delegation_revoke(delegation=d, acting_user=request.user)
