@@ -3,6 +3,7 @@ and reporting what a bulk action did and refused."""
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
@@ -48,12 +49,31 @@ class ScopedAdminMixin:
     a reason, never someone else's data."""
 
     scope_refusal = "This record is outside what your role may see."
+    # True where the actions hand the posted ids to a service that counts those out of scope itself
+    counts_unseen_itself = False
 
     def scope(self, request, queryset):
         raise NotImplementedError(f"{type(self).__name__} must say what each user may see")
 
     def get_queryset(self, request):
         return self.scope(request, super().get_queryset(request))
+
+    def response_action(self, request, queryset):
+        """Django drops selected ids outside the queryset without a word; a forged or stale id is
+        refused and counted instead, never named (the same answer for an id of nothing)."""
+        unseen = 0
+        if not self.counts_unseen_itself and request.POST.get("select_across") != "1":
+            from .filters import parse_id
+            ids = {parse_id(v) for v in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)} - {None}
+            if ids:
+                unseen = len(ids) - self.get_queryset(request).filter(pk__in=ids).count()
+        response = super().response_action(request, queryset)
+        if unseen:
+            opts = self.model._meta
+            noun = opts.verbose_name if unseen == 1 else opts.verbose_name_plural
+            self.message_user(request, f"Refused: {unseen} selected {noun} {'is' if unseen == 1 else 'are'} not in "
+                                       "your list; nothing was done to them.", messages.WARNING)
+        return response
 
     def in_scope(self, request, obj) -> bool:
         return self.scope(request, self.model._default_manager.filter(pk=obj.pk)).exists()
@@ -90,7 +110,8 @@ class RoleModelAdmin(ScopedAdminMixin, HistoryModelAdmin):
 
 
 def report_bulk_result(modeladmin, request, result: BulkResult, *, done_verb: str, noun: str = "item") -> None:
-    """One success line with the count, and one warning listing every refused row with its reason."""
+    """One success line with the count, one warning listing every refused row with its reason, and
+    one counting the selected rows outside the user's scope (never naming them)."""
     if result.done_count:
         plural = noun if result.done_count == 1 else f"{noun}s"
         modeladmin.message_user(request, f"{done_verb} {result.done_count} {plural}.", messages.SUCCESS)
@@ -99,7 +120,11 @@ def report_bulk_result(modeladmin, request, result: BulkResult, *, done_verb: st
         modeladmin.message_user(
             request, format_html("Refused {}:<ul class=\"list-disc ml-5\">{}</ul>", len(result.refused), items),
             messages.WARNING)
-    if not result.done_count and not result.refused:
+    if result.unseen:
+        # counted, never named: a row outside the user's scope (or no row at all) says nothing of itself
+        modeladmin.message_user(request, f"Refused: {result.unseen_text(noun)}; nothing was done to them.",
+                                messages.WARNING)
+    if not result.done_count and not result.refused and not result.unseen:
         modeladmin.message_user(request, "Nothing was selected.", messages.INFO)
 
 

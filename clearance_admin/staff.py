@@ -327,6 +327,7 @@ class DecisionForm(ServiceForm):
 @admin.register(ClearanceApproval, site=site)
 class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
     form = DecisionForm
+    counts_unseen_itself = True     # the decision services count what is not in the clerk's queue
     list_display = ("student_column", "programme_column", "department_column", "status_badge", "waiting_column",
                     "holds_column")
     list_display_links = ("student_column",)
@@ -548,6 +549,7 @@ class HoldPlaceForm(ServiceForm):
         label="Or several students", required=False,
         widget=UnfoldAdminTextareaWidget(attrs={"rows": 5, "placeholder": "SCE/CS/0001/2022\nSCE/CS/0002/2022"}),
         help_text="Registration numbers, one per line (commas and spaces also separate them).")
+    students = Student.objects.none()   # set by the admin: whom this clerk may name (students_for_holds)
 
     class Meta:
         model = Hold
@@ -567,7 +569,8 @@ class HoldPlaceForm(ServiceForm):
         numbers = list(dict.fromkeys(n for n in numbers if n))
         ids = []
         if numbers:
-            found = dict(Student.objects.filter(registration_number__in=numbers)
+            # out of the clerk's reach is "not found", as a number nobody has: no hint of who exists elsewhere
+            found = dict(self.students.filter(registration_number__in=numbers)
                          .values_list("registration_number", "pk"))
             unknown = [n for n in numbers if n not in found]
             if unknown:
@@ -585,6 +588,7 @@ class HoldPlaceForm(ServiceForm):
 @admin.register(Hold, site=site)
 class HoldAdmin(ServiceAdminMixin, RoleModelAdmin):
     form = HoldPlaceForm
+    counts_unseen_itself = True
     list_display = ("student_column", "department", "reason", "amount_column", "status_badge", "placed_at",
                     "placed_by")
     list_select_related = ("student", "department", "placed_by")
@@ -601,6 +605,10 @@ class HoldAdmin(ServiceAdminMixin, RoleModelAdmin):
 
     def scope(self, request, queryset):
         return queryset & permissions.holds_for(request.user)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"students": staff_selectors.students_for_holds(request.user)})
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -620,6 +628,9 @@ class HoldAdmin(ServiceAdminMixin, RoleModelAdmin):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "department":
             kwargs["queryset"] = permissions.reviewable_departments(request.user).order_by("code")
+        elif db_field.name == "student":
+            # a forged id of a student out of reach is "not a valid choice", as one that does not exist
+            kwargs["queryset"] = staff_selectors.students_for_holds(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_changeform_initial_data(self, request):
@@ -698,6 +709,7 @@ class DirectionFilter(admin.SimpleListFilter):
 @admin.register(Delegation, site=site)
 class DelegationAdmin(ServiceAdminMixin, RoleModelAdmin):
     form = DelegationForm
+    counts_unseen_itself = True
     list_display = ("department", "from_user", "to_user", "starts_on", "ends_on", "state_badge", "reason")
     list_select_related = ("department", "from_user", "to_user")
     list_filter = (DirectionFilter,)
@@ -762,13 +774,15 @@ class DelegationAdmin(ServiceAdminMixin, RoleModelAdmin):
     @action(description="End selected", permissions=["end"])
     def end_selected(self, request, queryset):
         # a handful of rows; one service call each, refusals collected per row
-        result = BulkResult()
+        result = BulkResult(unseen_where="not among your delegations")
         ids = _selected_ids(request, queryset)
-        delegations = {d.pk: d for d in Delegation.objects.select_related("department", "to_user").filter(pk__in=ids)}
+        # someone else's delegation is counted like one that does not exist, never named
+        delegations = {d.pk: d for d in self.get_queryset(request).select_related("department", "to_user")
+                       .filter(pk__in=ids)}
         for pk in ids:
             d = delegations.get(pk)
             if d is None:
-                result.refuse(pk, f"#{pk}", "no such delegation")
+                result.refuse_unseen(pk)
                 continue
             try:
                 delegation_services.delegation_revoke(delegation=d, acting_user=request.user)

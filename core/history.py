@@ -96,6 +96,17 @@ def _fill_audit_columns(sender, history_instance, **kwargs):
         history_instance.history_change_reason = _reason.get()
 
 
+SYSTEM_PREFIX = "system: "
+
+
+def as_system(reason: str, system: bool = True) -> str:
+    """The change reason of a write the system makes by rule (history user None): says so, so a
+    missing user in history reads "system: finance follows the holds", never a person forgotten."""
+    if not system or reason.startswith(SYSTEM_PREFIX):
+        return reason
+    return SYSTEM_PREFIX + reason
+
+
 def tracked(instance, *, user, reason: str = ""):
     """Mark an instance so its next save() records `user` and `reason` in its history."""
     instance._history_user = user

@@ -289,6 +289,14 @@ def can_manage_holds(user, department: Department, student=None) -> bool:
     return review_scope(user).covers(department.pk, None if student is None else student.school_id)
 
 
+def may_import_balances(user, perm: str = "change") -> bool:
+    """May `user` import fee balances (`perm`: "add" to upload and preview, "change" to apply or
+    cancel)? Asked when the officer acts and again when a worker runs what they queued: a user
+    deleted, deactivated or out of the finance role by then may not."""
+    return bool(user is not None and user.is_authenticated and user.is_active
+                and user.has_perm(f"core.{perm}_balanceimport"))
+
+
 # --- stored files -------------------------------------------------------------------------------
 # Who may download a stored file, asked by every site's download view (clearance_admin/downloads.py)
 # after the site's own gate. `as_role` is the site's role: each site serves what its role may see

@@ -12,14 +12,35 @@ import logging
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
+from . import permissions
 from .models import BalanceImport
 
 log = logging.getLogger(__name__)
 B = BalanceImport.Status
 
 
-def _user(user_id):
-    return get_user_model().objects.filter(pk=user_id).first() if user_id else None
+class Refused(Exception):
+    """The task may not run as whoever queued it; the reason is for a person."""
+
+
+def _officer(bi: BalanceImport, user_id: int | None, *, system: bool, queued_by: str, perm: str):
+    """The officer who queued this job, as they are now (None for a job the system queued,
+    `system`). Refused when they were deleted, deactivated or lost the finance role since: the
+    job must not run with rights nobody holds any more, least of all the system's."""
+    if user_id is None:
+        if system:
+            return None
+        raise Refused(f"Import #{bi.pk} was queued without an officer; nothing was changed.")
+    user = get_user_model().objects.filter(pk=user_id).first()
+    who = (user.email if user is not None else queued_by) or f"user #{user_id}"
+    if user is None:
+        raise Refused(f"The officer who queued import #{bi.pk} ({who}) no longer exists; nothing was changed.")
+    if not user.is_active:
+        raise Refused(f"The officer who queued import #{bi.pk} ({who}) is no longer active; nothing was changed.")
+    if not permissions.may_import_balances(user, perm):
+        raise Refused(f"The officer who queued import #{bi.pk} ({who}) no longer has the finance role; nothing "
+                      "was changed.")
+    return user
 
 
 def _import(import_id: int) -> BalanceImport:
@@ -30,15 +51,27 @@ def _import(import_id: int) -> BalanceImport:
     return bi
 
 
-def balances_import_preview_task(import_id: int, user_id: int | None) -> str:
-    """Preview an uploaded balance import (`balances_import_preview_queued`)."""
+def balances_import_preview_task(import_id: int, user_id: int | None, system: bool = False,
+                                 queued_by: str = "") -> str:
+    """Preview an uploaded balance import (`balances_import_preview_queued`) as the officer who
+    uploaded it; refused, and the import failed saying why, when they no longer may."""
     from .services.balances import balances_import_preview_queued
-    return balances_import_preview_queued(balance_import=_import(import_id), acting_user=_user(user_id))
+    from .services.jobs import not_started
+
+    bi = _import(import_id)
+    try:
+        user = _officer(bi, user_id, system=system, queued_by=queued_by, perm="add")
+    except Refused as exc:
+        not_started(bi, reason=str(exc), interrupted=False, status=B.UPLOADED)
+        return f"import #{bi.pk} not previewed: {exc}"
+    return balances_import_preview_queued(balance_import=bi, acting_user=user, system=system)
 
 
-def balances_import_apply_task(import_id: int, user_id: int | None, skip_errors: bool = False) -> str:
+def balances_import_apply_task(import_id: int, user_id: int | None, skip_errors: bool = False, system: bool = False,
+                               queued_by: str = "") -> str:
     """Apply a balance import queued by `balances_import_apply_async`, after any import being applied
-    before it; a refusal or failure is recorded on the import."""
+    before it, as the officer who confirmed it; a refusal (they were deleted or lost the finance
+    role meanwhile, say) or failure is recorded on the import."""
     from .services.balances import balances_import_apply_queued
     from .services.jobs import jobs_sweep, not_started
 
@@ -49,7 +82,12 @@ def balances_import_apply_task(import_id: int, user_id: int | None, skip_errors:
         taken = f" by {bi.claimed_by}" if bi.status == B.APPLYING and bi.claimed_by else ""
         return f"import #{bi.pk} is {bi.status}{taken}; nothing to apply"
     try:
-        balances_import_apply_queued(balance_import=bi, acting_user=_user(user_id), skip_errors=skip_errors)
+        user = _officer(bi, user_id, system=system, queued_by=queued_by, perm="change")
+    except Refused as exc:
+        not_started(bi, reason=str(exc), interrupted=False)
+        return f"import #{bi.pk} not applied: {exc}"
+    try:
+        balances_import_apply_queued(balance_import=bi, acting_user=user, skip_errors=skip_errors, system=system)
     except ValidationError as exc:
         reason = "; ".join(exc.messages)
         # a refusal before the claim (errors not confirmed …): a queued import must not stay queued

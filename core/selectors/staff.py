@@ -81,6 +81,15 @@ def students_for(user) -> QuerySet[Student]:
     return Student.objects.filter(Exists(in_queue) | Exists(held))
 
 
+def students_for_holds(user) -> QuerySet[Student]:
+    """Students a reviewer may name when placing holds (registration numbers typed in): those of
+    `students_for`, and every student of the schools their school office is limited to. A number
+    outside this gets the answer a number nobody has gets, so typing tells nothing of the rest."""
+    students = students_for(user)
+    schools = sorted({s for _, limited in permissions.review_scope(user).limited for s in limited})
+    return students | Student.objects.filter(school_id__in=schools) if schools else students
+
+
 def staff_dashboard_figures(user, *, now=None) -> dict:
     """The staff dashboard: per office pending and overdue, totals, oldest waiting, decided this week.
     A handful of aggregate queries, whatever the queue size."""

@@ -28,6 +28,10 @@ class BulkResult:
 
     done: list[int] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
+    # ids outside the user's scope, or of nothing at all: counted, never named (a refusal naming a
+    # row would tell the clerk what exists beyond their offices), and one answer for both
+    unseen: list[int] = field(default_factory=list)
+    unseen_where: str = "not in your queue"
 
     @property
     def done_count(self) -> int:
@@ -36,10 +40,20 @@ class BulkResult:
     def refuse(self, pk, label, reason):
         self.refused.append(Refusal(pk, str(label), reason))
 
-    def raise_if_refused(self):
+    def refuse_unseen(self, pk):
+        self.unseen.append(pk)
+
+    def unseen_text(self, noun: str = "item") -> str:
+        """"2 clearance items are not in your queue": the count, nothing of what they are."""
+        n = len(self.unseen)
+        return f"{n} {noun if n == 1 else noun + 's'} {'is' if n == 1 else 'are'} {self.unseen_where}"
+
+    def raise_if_refused(self, noun: str = "item"):
         """For single-object services: turn the one refusal into a ValidationError."""
         if self.refused:
             raise ValidationError(self.refused[0].reason)
+        if self.unseen:
+            raise ValidationError(f"This {noun} is {self.unseen_where}.", code="not_in_scope")
 
 
 def chunked(items, size=2000):
@@ -120,14 +134,18 @@ def lock_requests(request_ids) -> list[int]:
     return locked
 
 
-def lock_rows(queryset, ids, result: BulkResult, *, what: str) -> list:
+def lock_rows(queryset, ids, result: BulkResult, *, what: str, missing_unseen: bool = False) -> list:
     """The rows with these ids, locked until the transaction ends, in id order, fetched by
     `id_chunks` (a "select all" of 100,000 ids stays within every database's parameter limit);
-    each id that matches nothing is refused as "no such <what>"."""
+    each id that matches nothing is refused as "no such <what>" — or, for a scoped user
+    (`missing_unseen`), counted with the rows outside their scope, which get the same answer."""
     queryset = queryset.select_for_update(of=("self",)).order_by("pk")
     rows = [row for chunk in id_chunks(ids) for row in queryset.filter(pk__in=chunk)]
     found = {row.pk for row in rows}
     for pk in ids:
         if pk not in found:
-            result.refuse(pk, f"#{pk}", f"no such {what}")
+            if missing_unseen:
+                result.refuse_unseen(pk)
+            else:
+                result.refuse(pk, f"#{pk}", f"no such {what}")
     return rows

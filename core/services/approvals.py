@@ -39,7 +39,7 @@ _RELATED_COLUMNS = ("department__code", "department__name", "department__stage",
                     "request__student_id", "request__student__registration_number", "request__student__user_id")
 
 
-def _load(ids: list[int], result: BulkResult) -> list[ClearanceApproval]:
+def _load(ids: list[int], result: BulkResult, *, system: bool = False) -> list[ClearanceApproval]:
     """The approvals, locked with their requests: the requests first, then the approvals, each in
     ascending id order (the domain's one locking order, `lock_requests`). Everything a decision
     derives from — its siblings for the stage rule, the request's status — is read after this, so
@@ -48,8 +48,9 @@ def _load(ids: list[int], result: BulkResult) -> list[ClearanceApproval]:
                    for rid in ClearanceApproval.objects.filter(pk__in=chunk).values_list("request_id", flat=True)]
     lock_requests(request_ids)
     own = [f.name for f in ClearanceApproval._meta.concrete_fields]
+    # a person's unknown ids are answered as their out-of-scope ones are: counted, "not in your queue"
     return lock_rows(ClearanceApproval.objects.select_related("department", "request__student")
-                     .only(*own, *_RELATED_COLUMNS), ids, result, what="clearance item")
+                     .only(*own, *_RELATED_COLUMNS), ids, result, what="clearance item", missing_unseen=not system)
 
 
 def _changed_by(approval_ids) -> dict[int, str]:
@@ -105,7 +106,8 @@ def _label(approval: ClearanceApproval) -> str:
 
 
 def _scope_filter(approvals, acting_user, result: BulkResult, system=False):
-    """Keep the approvals the user may decide; refuse the rest as 'not yours'. System decisions
+    """Keep the approvals the user may decide; the rest are counted as not in their queue, never
+    named (a label would tell the clerk which students another office clears). System decisions
     (finance following the balances, system=True) are not scoped."""
     if system:
         return approvals
@@ -119,7 +121,7 @@ def _scope_filter(approvals, acting_user, result: BulkResult, system=False):
         if a.pk in allowed:
             kept.append(a)
         else:
-            result.refuse(a.pk, _label(a), f"not yours: you do not review {a.department.code}")
+            result.refuse_unseen(a.pk)
     return kept
 
 
@@ -197,7 +199,7 @@ def _finance_stage_opened(approvals):
     students = {a.request.student_id for a in approvals
                 if a.status in ClearanceApproval.CLEARED and a.department.stage < fin.stage}
     if students:
-        finance_clearance_follow(student_ids=students, acting_user=None,
+        finance_clearance_follow(student_ids=students, acting_user=None, system=True,
                                  reason="Finance follows the holds: an earlier stage cleared")
 
 
@@ -229,7 +231,7 @@ def approvals_approve(*, approval_ids: Iterable[int], acting_user, notes: str = 
     _check_evidence(evidence)
     ids = list(dict.fromkeys(approval_ids))
     result = BulkResult()
-    approvals = _scope_filter(_load(ids, result), acting_user, result, system)
+    approvals = _scope_filter(_load(ids, result, system=system), acting_user, result, system)
     approvals = _seen_filter(approvals, seen, seen_at, result)
     approvals = _open_request_filter(approvals, result)
     earlier_open, holds = _blocking(approvals)
@@ -278,7 +280,7 @@ def approvals_reject(*, approval_ids: Iterable[int], acting_user, reason: str | 
         reason_of = None
     ids = list(dict.fromkeys(approval_ids))
     result = BulkResult()
-    approvals = _scope_filter(_load(ids, result), acting_user, result, system)
+    approvals = _scope_filter(_load(ids, result, system=system), acting_user, result, system)
     approvals = _seen_filter(approvals, seen, seen_at, result)
     approvals = _open_request_filter(approvals, result)
     now = timezone.now()

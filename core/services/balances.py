@@ -21,11 +21,11 @@ from django.core.files.base import ContentFile
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from .. import locks
+from .. import locks, permissions
 from .. import progress as progress_cache
 from ..bulk_load import (History, any_of, decimal_of, fetch_in, insert_history_select, insert_new, memo, quote,
                          update_from_values)
-from ..history import audit_context, save_tracked
+from ..history import as_system, audit_context, save_tracked
 from ..imports.balances import MAX_FILE_BYTES, ImportFileError, ParsedBalances, estimate_rows, parse_balances
 from ..models import BalanceImport, FinanceRecord, Hold, Student
 from ..selectors.finance import balance_import_applying
@@ -88,10 +88,21 @@ def _read_upload(file) -> tuple[bytes, str]:
     return data, name[:255]
 
 
-def _check_may_import(acting_user, perm: str) -> None:
-    # None is the system (a command run without --user); people need the finance officer's permission
-    if acting_user is not None and not acting_user.has_perm(f"core.{perm}_balanceimport"):
+def _check_may_import(acting_user, perm: str, system: bool = False) -> None:
+    # system rights only where the caller says so (a command run without --user: system=True); a
+    # missing user is never the system, and people need the finance officer's permission
+    if system and acting_user is None:
+        return
+    if acting_user is None:
+        raise ValidationError("A balance import needs the finance officer who makes it.", code="no_user")
+    if not permissions.may_import_balances(acting_user, perm):
         raise ValidationError("Only finance officers can import balances.", code="forbidden")
+
+
+def _queued_by(acting_user) -> tuple[int | None, str]:
+    # read now, not when the task is queued: the worker checks this officer as they are then, and
+    # names them even if their row is gone by then
+    return getattr(acting_user, "pk", None), getattr(acting_user, "email", "")
 
 
 def _new_import(data: bytes, name: str, acting_user) -> BalanceImport:
@@ -149,7 +160,7 @@ def _compare(parsed: ParsedBalances, progress=None) -> dict:
 
 
 def _preview_into(bi: BalanceImport, data: bytes, *, acting_user, progress=None, parsed=None,
-                  check=None) -> BalanceImport:
+                  check=None, system=False) -> BalanceImport:
     with gc_paused():
         if parsed is None:
             parsed = parse_balances(data)          # ImportFileError when it cannot be read at all
@@ -181,46 +192,51 @@ def _preview_into(bi: BalanceImport, data: bytes, *, acting_user, progress=None,
     with transaction.atomic():
         if check is not None:
             check()                                 # a background preview: still this worker's to finish
-        save_tracked(bi, user=acting_user, reason="Balance import previewed")
+        save_tracked(bi, user=acting_user, reason=as_system("Balance import previewed", system))
     return bi
 
 
-def balances_import_preview(*, file, acting_user) -> BalanceImport:
+def balances_import_preview(*, file, acting_user, system: bool = False) -> BalanceImport:
     """Read and check a balances file and compare it with the finance records, changing nothing
     but the new BalanceImport (status previewed, with counts, the changed rows and the row errors).
     Refused (ImportFileError, a ValidationError, nothing written): empty, over the size limit, not a
     spreadsheet, password-protected or old .xls, a zip bomb, no recognisable header row.
     Warns (in `warnings`) when the same file (sha256) was applied before. Refused too: the user is
-    not a finance officer."""
-    _check_may_import(acting_user, "add")
+    not a finance officer; no user, unless `system` (a command run without --user)."""
+    _check_may_import(acting_user, "add", system)
     data, name = _read_upload(file)
     with gc_paused():
         parsed = parse_balances(data)              # before storing anything: an unreadable file leaves no trace
         bi = _new_import(data, name, acting_user)
-        return _preview_into(bi, data, acting_user=acting_user, parsed=parsed)
+        return _preview_into(bi, data, acting_user=acting_user, parsed=parsed, system=system)
 
 
-def balances_import_preview_async(*, file, acting_user) -> BalanceImport:
+def balances_import_preview_async(*, file, acting_user, system: bool = False) -> BalanceImport:
     """Store the file as an uploaded BalanceImport and preview it in the background (django-q2);
     `progress` rises as it runs and a file that cannot be read ends as failed with the reason.
-    Refused at once: not a finance officer; empty or over the size limit."""
-    _check_may_import(acting_user, "add")
+    Refused at once: not a finance officer (or no user, unless `system`); empty or over the size
+    limit. The task carries who queued it, and is refused when they are gone or lost the role."""
+    _check_may_import(acting_user, "add", system)
     data, name = _read_upload(file)
     with transaction.atomic():
         bi = _new_import(data, name, acting_user)
-        save_tracked(bi, user=acting_user, reason="Balance import uploaded")
+        save_tracked(bi, user=acting_user, reason=as_system("Balance import uploaded", system))
+        queued_by = _queued_by(acting_user)
         transaction.on_commit(lambda: jobs.enqueue(bi, "core.tasks.balances_import_preview_task", bi.pk,
-                                                   getattr(acting_user, "pk", None), name=f"balances-preview-{bi.pk}"))
+                                                   queued_by[0], system, queued_by[1],
+                                                   name=f"balances-preview-{bi.pk}"))
     return bi
 
 
-def balances_import_preview_queued(*, balance_import: BalanceImport, acting_user) -> str:
+def balances_import_preview_queued(*, balance_import: BalanceImport, acting_user, system: bool = False) -> str:
     """The background half of `balances_import_preview_async`: claim the uploaded import for this
     worker (core/services/jobs.py) and preview it, raising `progress` as it goes. Whatever stops it
     ends the import failed with the reason the officer reads (an unreadable file, the file missing on
     this worker's storage, anything else) and, but for a refusal of the file, is raised again for the
     task queue to record. Does nothing (and says so) when the import is not waiting for a preview:
-    a task delivered twice, or again after its worker died, finds it taken or already ended."""
+    a task delivered twice, or again after its worker died, finds it taken or already ended.
+    Refused (ValidationError, before the claim): not a finance officer, or no user unless `system`."""
+    _check_may_import(acting_user, "add", system)
     bi = balance_import
     jobs.jobs_sweep(only=[bi.pk])                  # a dead worker's claim: ended before anything else
     bi.refresh_from_db()
@@ -235,7 +251,7 @@ def balances_import_preview_queued(*, balance_import: BalanceImport, acting_user
                 with bi.file.open("rb") as fh:
                     data = fh.read()
                 _preview_into(bi, data, acting_user=acting_user, progress=lambda p: _preview_progress(bi, p),
-                              check=lambda: jobs.claim_hold(bi, status=B.UPLOADED))
+                              check=lambda: jobs.claim_hold(bi, status=B.UPLOADED), system=system)
             except jobs.ClaimLost as exc:
                 return f"import #{bi.pk}: {exc.messages[0]}"
             except BaseException as exc:
@@ -272,16 +288,16 @@ def _preview_failed(bi: BalanceImport, exc: BaseException, acting_user) -> None:
                    history="Balance import could not be read")
 
 
-def balances_import_submit(*, file, acting_user) -> BalanceImport:
+def balances_import_submit(*, file, acting_user, system: bool = False) -> BalanceImport:
     """Preview now, or in the background for a file of more than ASYNC_ROWS rows."""
     data, name = _read_upload(file)
     if estimate_rows(data) > ASYNC_ROWS:
-        return balances_import_preview_async(file=ContentFile(data, name=name), acting_user=acting_user)
-    return balances_import_preview(file=ContentFile(data, name=name), acting_user=acting_user)
+        return balances_import_preview_async(file=ContentFile(data, name=name), acting_user=acting_user, system=system)
+    return balances_import_preview(file=ContentFile(data, name=name), acting_user=acting_user, system=system)
 
 
-def _check_can_apply(bi: BalanceImport, skip_errors: bool, acting_user=None) -> None:
-    _check_may_import(acting_user, "change")
+def _check_can_apply(bi: BalanceImport, skip_errors: bool, acting_user, system: bool) -> None:
+    _check_may_import(acting_user, "change", system)
     if bi.status == B.APPLIED:
         raise ValidationError(f"Import #{bi.pk} was already applied.", code="applied")
     if bi.status in (B.APPLYING, B.QUEUED):
@@ -306,25 +322,26 @@ def _confirmable(bi: BalanceImport) -> dict:
 
 
 def balances_import_apply(*, balance_import: BalanceImport, acting_user, skip_errors: bool = False,
-                          wait: float | None = None) -> BalanceImport:
+                          wait: float | None = None, system: bool = False) -> BalanceImport:
     """Apply a previewed import atomically: finance records, FIN holds (rule 5) and finance
     clearance, with history naming the import. One apply at a time (core/locks.py): while another
     import applies, this one waits up to `wait` seconds (BALANCE_IMPORT_CONFIRM_WAIT by default)
     for its turn and is then refused "Import #N is being applied; confirm this one when it has
     finished", still previewed. Refused too (ValidationError, nothing written): not a finance
-    officer; already applied or being applied; not previewed (uploaded, failed, cancelled) unless
+    officer (no user at all only with `system`, a command run without --user); already applied or being applied; not previewed (uploaded, failed, cancelled) unless
     its worker stopped (`can_confirm_again`); the file had errors and `skip_errors` is False. A
     failure half-way rolls everything back and marks the import failed with the reason (written
     outside the rolled-back transaction, which is why this service is not wrapped in one atomic
     block as a whole), then re-raises."""
     bi = balance_import
     bi.refresh_from_db(fields=["status", "error_count", "interrupted"])   # the plan never changes after the preview
-    _check_can_apply(bi, skip_errors, acting_user)
+    _check_can_apply(bi, skip_errors, acting_user, system)
     wait = settings.BALANCE_IMPORT_CONFIRM_WAIT if wait is None else wait
-    return _claim_and_apply(bi, acting_user=acting_user, **_confirmable(bi), wait=wait)
+    return _claim_and_apply(bi, acting_user=acting_user, **_confirmable(bi), wait=wait, system=system)
 
 
-def _claim_and_apply(bi: BalanceImport, *, acting_user, status: str, where: dict, wait: float | None) -> BalanceImport:
+def _claim_and_apply(bi: BalanceImport, *, acting_user, status: str, where: dict, wait: float | None,
+                     system: bool = False) -> BalanceImport:
     """Take the import's job lock (another process confirming the same import is refused), then the
     one apply lock (waiting up to `wait` s; None: as long as it takes), then claim the import
     (status → applying, who and when) and apply it in one transaction: `_apply` runs inside
@@ -333,7 +350,7 @@ def _claim_and_apply(bi: BalanceImport, *, acting_user, status: str, where: dict
         with jobs.job_lock(bi.pk):
             try:
                 with locks.held(APPLY_LOCK, wait=wait):
-                    return _apply_claimed(bi, acting_user=acting_user, status=status, where=where)
+                    return _apply_claimed(bi, acting_user=acting_user, status=status, where=where, system=system)
             except locks.LockBusy:
                 other = balance_import_applying(exclude=bi.pk)
                 raise ValidationError(
@@ -343,7 +360,7 @@ def _claim_and_apply(bi: BalanceImport, *, acting_user, status: str, where: dict
         raise ValidationError(f"Import #{bi.pk} is being applied.", code="applying") from None
 
 
-def _apply_claimed(bi: BalanceImport, *, acting_user, status: str, where: dict) -> BalanceImport:
+def _apply_claimed(bi: BalanceImport, *, acting_user, status: str, where: dict, system: bool = False) -> BalanceImport:
     if jobs.claim(bi, status=status, to_status=B.APPLYING, where=where, progress=0, failure_reason="",
                   interrupted=False) is None:
         bi.refresh_from_db()
@@ -355,7 +372,7 @@ def _apply_claimed(bi: BalanceImport, *, acting_user, status: str, where: dict) 
         report(0)
         with gc_paused(), transaction.atomic():
             jobs.claim_hold(bi, status=B.APPLYING)     # the row stays locked (PostgreSQL) until the end
-            _apply(bi, acting_user=acting_user, progress=report)
+            _apply(bi, acting_user=acting_user, progress=report, system=system)
     except jobs.ClaimLost:
         raise                                          # the sweep ended it already; nothing was written
     except BaseException as exc:
@@ -367,38 +384,40 @@ def _apply_claimed(bi: BalanceImport, *, acting_user, status: str, where: dict) 
 
 
 def balances_import_apply_async(*, balance_import: BalanceImport, acting_user,
-                                skip_errors: bool = False) -> BalanceImport:
+                                skip_errors: bool = False, system: bool = False) -> BalanceImport:
     """Check now (refused as `balances_import_apply` refuses), mark the import queued so nobody
     confirms it twice, and apply it in the background (`balances_import_apply_queued`), which
     waits its turn behind any import being applied."""
     bi = balance_import
     bi.refresh_from_db(fields=["status", "error_count", "interrupted"])
-    _check_can_apply(bi, skip_errors, acting_user)
+    _check_can_apply(bi, skip_errors, acting_user, system)
     if not BalanceImport.objects.filter(pk=bi.pk, status=bi.status, **_confirmable(bi)["where"]).update(
             status=B.QUEUED, progress=0, failure_reason="", interrupted=False, updated_at=timezone.now()):
         raise ValidationError(f"Import #{bi.pk} changed while you were confirming it; reload it.", code="changed")
     bi.status = B.QUEUED
+    queued_by = _queued_by(acting_user)
     transaction.on_commit(lambda: jobs.enqueue(bi, "core.tasks.balances_import_apply_task", bi.pk,
-                                               getattr(acting_user, "pk", None), skip_errors,
+                                               queued_by[0], skip_errors, system, queued_by[1],
                                                name=f"balances-apply-{bi.pk}"))
     return bi
 
 
 def balances_import_apply_queued(*, balance_import: BalanceImport, acting_user,
-                                 skip_errors: bool = False) -> BalanceImport:
+                                 skip_errors: bool = False, system: bool = False) -> BalanceImport:
     """The background half of `balances_import_apply_async`: applies an import marked queued,
     waiting as long as it takes for the import being applied before it (the task's timeout
     bounds the wait). Refused: not queued (already applied, cancelled, taken up by another
-    worker …); errors not confirmed as skipped."""
+    worker …); errors not confirmed as skipped; not a finance officer (any more), or no user
+    unless `system`."""
     bi = balance_import
     bi.refresh_from_db(fields=["status", "error_count"])
-    _check_may_import(acting_user, "change")
+    _check_may_import(acting_user, "change", system)
     if bi.status != B.QUEUED:
         raise ValidationError(f"Import #{bi.pk} is {bi.get_status_display().lower()}, not queued.", code="not_queued")
     if bi.error_count and not skip_errors:
         raise ValidationError(f"The file has {bi.error_count} errors; fix them or confirm skipping them.",
                               code="has_errors")
-    return _claim_and_apply(bi, acting_user=acting_user, status=B.QUEUED, where={}, wait=None)
+    return _claim_and_apply(bi, acting_user=acting_user, status=B.QUEUED, where={}, wait=None, system=system)
 
 
 def _mark_failed(bi: BalanceImport, exc: BaseException, acting_user) -> None:
@@ -459,13 +478,13 @@ def _check_plan_fresh(changed: list, unchanged: list) -> None:
                           f"e.g. {examples}); preview the file again.", code="stale")
 
 
-def _apply(bi: BalanceImport, *, acting_user, progress=None) -> None:
+def _apply(bi: BalanceImport, *, acting_user, progress=None, system: bool = False) -> None:
     """The writes, in steps that report `progress(percent)`: finance records to 40%, holds to 80%,
     then finance clearance. Runs inside the caller's transaction while it holds the apply lock (no
     other apply runs); refused (ValidationError, code "stale") when the records moved since the
     preview. Holds and finance decisions follow the balances as stored, not the file."""
     progress = progress or (lambda percent: None)
-    reason = import_reason(bi)
+    reason = as_system(import_reason(bi), system and acting_user is None)   # history says who: the system
     plan = bi.plan or {}
     changed = plan.get("changed", [])
     unchanged = plan.get("unchanged", [])
@@ -478,14 +497,15 @@ def _apply(bi: BalanceImport, *, acting_user, progress=None) -> None:
         students = [item[SID] for item in changed] + [sid for sid, _ in unchanged]
         _write_holds(bi, students, acting_user=acting_user, reason=reason, now=now,
                      progress=lambda done: progress(40 + 40 * done))
-        finance_clearance_follow(student_ids=students, acting_user=acting_user, reason=reason, balance_import=bi)
+        finance_clearance_follow(student_ids=students, acting_user=acting_user, reason=reason, balance_import=bi,
+                                 system=system)
         progress(99)
     bi.updated_count = updated
     bi.unchanged_count = len(unchanged) + unchanged_now
     bi.status = B.APPLIED
     bi.applied_at = now
     bi.progress = 100
-    save_tracked(bi, user=acting_user, reason="Balance import applied",
+    save_tracked(bi, user=acting_user, reason=as_system("Balance import applied", system and acting_user is None),
                  update_fields=["updated_count", "unchanged_count", "status", "applied_at", "progress", "updated_at"])
 
 
@@ -573,7 +593,7 @@ def _write_holds(bi, student_ids: list[int], *, acting_user, reason, now, progre
                     amounts.append((hold[0], balance, hold_reason(balance)))
             elif hold is not None:
                 # released: the amount and reason stay as they were, to show what was owed
-                releases.append((hold[0], f"{reason}: balance KES {balance:,.2f}"))
+                releases.append((hold[0], f"{import_reason(bi)}: balance KES {balance:,.2f}"))
         # two statements: one joined over fewer columns each runs faster than one over all of them
         changed_history = History("~", acting_user, reason, now)
         update_from_values(Hold, ["amount", "reason"], amounts, history=changed_history,
@@ -593,11 +613,11 @@ def _write_holds(bi, student_ids: list[int], *, acting_user, reason, now, progre
 
 
 @transaction.atomic
-def balances_import_cancel(*, balance_import: BalanceImport, acting_user) -> BalanceImport:
+def balances_import_cancel(*, balance_import: BalanceImport, acting_user, system: bool = False) -> BalanceImport:
     """The officer drops a previewed (or still uploading) import, or one whose worker stopped
     (instead of confirming it again): nothing is applied. Refused: not a finance officer; already
     applied, being applied, failed or cancelled."""
-    _check_may_import(acting_user, "change")
+    _check_may_import(acting_user, "change", system)
 
     def refuse_unless_cancellable(bi):
         if bi.status not in (B.PREVIEWED, B.UPLOADED) and not can_confirm_again(bi):
@@ -608,17 +628,17 @@ def balances_import_cancel(*, balance_import: BalanceImport, acting_user) -> Bal
     bi = BalanceImport.objects.select_for_update().get(pk=balance_import.pk)
     refuse_unless_cancellable(bi)
     bi.status = B.CANCELLED
-    save_tracked(bi, user=acting_user, reason="Balance import cancelled", update_fields=["status", "updated_at"])
+    save_tracked(bi, user=acting_user, reason=as_system("Balance import cancelled", system and acting_user is None), update_fields=["status", "updated_at"])
     balance_import.status = bi.status
     return bi
 
 
-def balances_import_preview_again(*, balance_import: BalanceImport, acting_user) -> BalanceImport:
+def balances_import_preview_again(*, balance_import: BalanceImport, acting_user, system: bool = False) -> BalanceImport:
     """Preview the stored file of an import again, as a new import compared with the records as
     they are now (after a stale plan was refused, or a worker stopped): the officer confirms what
     they then see. The old import stays as it ended. Refused: not a finance officer; the import is
     applied or still running; its file is gone from storage."""
-    _check_may_import(acting_user, "add")
+    _check_may_import(acting_user, "add", system)
     bi = BalanceImport.objects.get(pk=balance_import.pk)
     if bi.status in (B.APPLIED, B.APPLYING, B.QUEUED):
         raise ValidationError(f"Import #{bi.pk} is {bi.get_status_display().lower()}; there is nothing to preview "
@@ -629,4 +649,5 @@ def balances_import_preview_again(*, balance_import: BalanceImport, acting_user)
     except (OSError, ValueError) as exc:
         raise ValidationError(f"The file of import #{bi.pk} is no longer stored ({type(exc).__name__}); upload it "
                               "again.", code="file_missing") from exc
-    return balances_import_submit(file=ContentFile(data, name=bi.original_name or "balances"), acting_user=acting_user)
+    return balances_import_submit(file=ContentFile(data, name=bi.original_name or "balances"), acting_user=acting_user,
+                                  system=system)

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from ..bulk_load import History, decimal_of, fetch_in, memo, quote, update_from_values, update_ids
+from ..history import as_system
 from ..models import ClearanceApproval, ClearanceRequest, Department, Hold, Notification, Student
 from ._common import BulkResult, gc_paused, id_chunks
 from .notifications import notifications_send
@@ -89,7 +90,7 @@ def _earlier_stage_open(fin, request_ids) -> dict[int, list[str]]:
 
 @transaction.atomic
 def finance_clearance_follow(*, student_ids: Iterable[int], acting_user, reason: str,
-                             balance_import=None) -> tuple[BulkResult, BulkResult]:
+                             balance_import=None, system: bool = False) -> tuple[BulkResult, BulkResult]:
     """When FINANCE_AUTO_CLEAR is on: for each student's open finance approval, approve it when no
     FIN hold is active, or reject it naming the amount held. Completed and revoked requests are left
     alone (rule 4). The decider is `acting_user`, and `balance_import` when an import caused it.
@@ -101,7 +102,14 @@ def finance_clearance_follow(*, student_ids: Iterable[int], acting_user, reason:
     historical row per decision copied by the database, the students notified after commit. Locks
     the students' open requests before it reads anything: a hold placed or released by a
     transaction still running is followed by that transaction's own call, which waits here for this
-    one, so the last to run sees every hold."""
+    one, so the last to run sees every hold.
+
+    Refused (ValueError): no `acting_user` without `system=True` — the system decides only where
+    its caller says so, and its history then says "system: …"."""
+    if acting_user is None and not system:
+        raise ValueError("finance_clearance_follow needs the acting user, or system=True when the system decides "
+                         "by rule")
+    reason = as_system(reason, system and acting_user is None)
     approved, rejected = BulkResult(), BulkResult()
     fin = finance_department()
     if not settings.FINANCE_AUTO_CLEAR or fin is None:

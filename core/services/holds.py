@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from .. import permissions
-from ..history import bulk_create_tracked, bulk_update_tracked
+from ..history import as_system as _said, bulk_create_tracked, bulk_update_tracked
 from ..models import Department, Hold, Notification, Student
 from ._common import BulkResult, bulk_service, id_chunks, lock_rows, require_reason, text_within
 from .finance import FINANCE_CODE, finance_clearance_follow
@@ -29,34 +29,42 @@ def _check_amount(amount):
     return amount
 
 
-def _after_change(department: Department, student_ids, *, acting_user, reason):
+def _after_change(department: Department, student_ids, *, acting_user, reason, system=False):
     # Finance clearance follows the money (rule 5): a FIN hold change re-decides the FIN approval.
     if department.code == FINANCE_CODE:
-        finance_clearance_follow(student_ids=student_ids, acting_user=acting_user, reason=reason)
+        finance_clearance_follow(student_ids=student_ids, acting_user=acting_user, reason=reason, system=system)
+
+
+def _check_actor(acting_user, system: bool, what: str) -> None:
+    # system rights only where a caller says so: a missing user is a mistake, never the system
+    if acting_user is None and not system:
+        raise ValidationError(f"{what} needs the person who does it (a rule or a command without a user passes "
+                              "system=True).", code="no_user")
 
 
 @bulk_service
 def holds_place(*, department: Department, student_ids: Iterable[int], reason: str, acting_user,
-                amount=None, source: str = Hold.Source.MANUAL) -> BulkResult:
-    """Place a hold of `department` on each student. Refused: no reason; a negative or absurd
-    amount; the source is the balance import (it writes its own holds); the user does not review
-    this office (for all); per student: unknown, outside the user's schools, or already held by
-    this office for the same reason."""
+                amount=None, source: str = Hold.Source.MANUAL, system: bool = False) -> BulkResult:
+    """Place a hold of `department` on each student. Refused: no user unless `system` (a rule);
+    no reason; a negative or absurd amount; the source is the balance import (it writes its own
+    holds); the user does not review this office (for all); per student: already held by this
+    office for the same reason; unknown or outside the user's schools (counted alike, not named)."""
+    _check_actor(acting_user, system, "Placing a hold")
     reason = require_reason(reason, "place a hold", limit=Hold._meta.get_field("reason").max_length)
     if source == Hold.Source.BALANCE_IMPORT:
         # rule 5: a balance hold is the stored balance itself; only the import writes it
         raise ValidationError("Holds that follow the fee balance are placed by balance imports only.", code="source")
     amount = _check_amount(amount)
-    if acting_user is not None and not permissions.can_manage_holds(acting_user, department):
+    if not system and not permissions.can_manage_holds(acting_user, department):
         raise ValidationError(f"You do not review {department.code}, so you cannot place its holds.", code="not_yours")
     ids = list(dict.fromkeys(student_ids))
-    result = BulkResult()
+    result = BulkResult(unseen_where="not among the students you review")
     students = {s.pk: s for s in Student.objects.filter(pk__in=ids).only("pk", "registration_number", "user_id",
                                                                             "school_id")}
     existing = set(Hold.objects.filter(department=department, student_id__in=ids, status=H.ACTIVE, reason=reason)
                    .values_list("student_id", flat=True))
     allowed_school_ids = None
-    if acting_user is not None and department.type == Department.Type.FACULTY and not acting_user.is_superuser:
+    if not system and department.type == Department.Type.FACULTY and not acting_user.is_superuser:
         scope = permissions.review_scope(acting_user)  # resolved once, not per student
         allowed_school_ids = {s.pk for s in students.values() if scope.covers(department.pk, s.school_id)}
     now = timezone.now()
@@ -64,38 +72,43 @@ def holds_place(*, department: Department, student_ids: Iterable[int], reason: s
     for pk in ids:
         s = students.get(pk)
         if s is None:
-            result.refuse(pk, f"#{pk}", "no such student")
+            if system:
+                result.refuse(pk, f"#{pk}", "no such student")
+            else:
+                result.refuse_unseen(pk)
         elif allowed_school_ids is not None and s.pk not in allowed_school_ids:
-            result.refuse(pk, s.registration_number, "not yours: the student is in a school you do not review")
+            result.refuse_unseen(pk)
         elif pk in existing:
             result.refuse(pk, s.registration_number, f"{department.code} already holds this student for “{reason}”")
         else:
             new.append(Hold(department=department, student_id=pk, reason=reason, amount=amount, source=source,
                             status=H.ACTIVE, placed_by=acting_user, placed_at=now))
             result.done.append(pk)
-    bulk_create_tracked(new, Hold, user=acting_user, reason=f"Hold placed: {reason}")
+    bulk_create_tracked(new, Hold, user=acting_user, reason=_said(f"Hold placed: {reason}", system))
     notifications_send([dict(user_id=students[h.student_id].user_id, kind=Notification.Kind.HOLD,
                              title=f"{department.code} placed a hold",
                              message=reason + (f" (KES {amount:,.2f})" if amount is not None else ""), link="/student/")
                         for h in new if students[h.student_id].user_id])
-    _after_change(department, result.done, acting_user=acting_user, reason=f"Hold placed: {reason}")
+    _after_change(department, result.done, acting_user=acting_user, reason=f"Hold placed: {reason}", system=system)
     return result
 
 
 def hold_place(*, department: Department, student: Student, reason: str, acting_user, amount=None,
-               source: str = Hold.Source.MANUAL) -> Hold:
+               source: str = Hold.Source.MANUAL, system: bool = False) -> Hold:
     """Place one hold; refused as `holds_place` refuses."""
     holds_place(department=department, student_ids=[student.pk], reason=reason, acting_user=acting_user,
-                amount=amount, source=source).raise_if_refused()
+                amount=amount, source=source, system=system).raise_if_refused("student")
     return Hold.objects.filter(department=department, student=student, status=H.ACTIVE, reason=reason.strip()).latest("pk")
 
 
-def _end(hold_ids, *, acting_user, new_status, reason, verb) -> BulkResult:
+def _end(hold_ids, *, acting_user, new_status, reason, verb, system=False) -> BulkResult:
+    _check_actor(acting_user, system, f"A hold {verb}")
     ids = list(dict.fromkeys(hold_ids))
-    result = BulkResult()
-    holds = lock_rows(Hold.objects.select_related("department", "student"), ids, result, what="hold")
+    result = BulkResult(unseen_where="not among your offices' holds")
+    holds = lock_rows(Hold.objects.select_related("department", "student"), ids, result, what="hold",
+                      missing_unseen=not system)
     allowed = None
-    if acting_user is not None:
+    if not system:
         scope = permissions.holds_for(acting_user)
         allowed = {pk for chunk in id_chunks([h.pk for h in holds])
                    for pk in scope.filter(pk__in=chunk).values_list("pk", flat=True)}
@@ -104,10 +117,10 @@ def _end(hold_ids, *, acting_user, new_status, reason, verb) -> BulkResult:
     for h in holds:
         label = f"{h.student.registration_number} ({h.department.code})"
         if allowed is not None and h.pk not in allowed:
-            result.refuse(h.pk, label, f"not yours: you do not review {h.department.code}")
+            result.refuse_unseen(h.pk)
         elif h.status != H.ACTIVE:
             result.refuse(h.pk, label, f"already {h.status}")
-        elif h.source == Hold.Source.BALANCE_IMPORT and acting_user is not None:
+        elif h.source == Hold.Source.BALANCE_IMPORT and not system:
             # rule 5: this hold is the stored balance; it goes when an import shows the balance paid
             result.refuse(h.pk, label, f"it follows the fee balance from the finance system (KES {h.amount or 0:,.2f}); "
                                        "it is released by the balance import that shows the balance paid")
@@ -116,7 +129,7 @@ def _end(hold_ids, *, acting_user, new_status, reason, verb) -> BulkResult:
             todo.append(h)
             result.done.append(h.pk)
     bulk_update_tracked(todo, Hold, ["status", "released_by", "released_at", "release_reason"], user=acting_user,
-                        reason=f"Hold {verb}" + (f": {reason}" if reason else ""))
+                        reason=_said(f"Hold {verb}" + (f": {reason}" if reason else ""), system))
     notifications_send([dict(user_id=h.student.user_id, kind=Notification.Kind.HOLD,
                              title=f"{h.department.code} {verb} a hold", message=h.reason, link="/student/")
                         for h in todo if h.student.user_id])
@@ -124,35 +137,36 @@ def _end(hold_ids, *, acting_user, new_status, reason, verb) -> BulkResult:
     for h in todo:
         by_department.setdefault(h.department, []).append(h.student_id)
     for department, student_ids in by_department.items():
-        _after_change(department, student_ids, acting_user=acting_user, reason=f"Hold {verb}")
+        _after_change(department, student_ids, acting_user=acting_user, reason=f"Hold {verb}", system=system)
     return result
 
 
 @bulk_service
-def holds_release(*, hold_ids: Iterable[int], acting_user, reason: str = "") -> BulkResult:
-    """Release holds (the student settled it). Refused per row: not the user's office; not active;
-    a hold that follows the imported fee balance (rule 5: only an import releases it)."""
+def holds_release(*, hold_ids: Iterable[int], acting_user, reason: str = "", system: bool = False) -> BulkResult:
+    """Release holds (the student settled it). Refused: no user unless `system`; per row: not
+    active; a hold that follows the imported fee balance (rule 5: only an import releases it);
+    not the user's office or no such hold (counted alike, not named)."""
     reason = text_within(reason, limit=Hold._meta.get_field("release_reason").max_length, what="reason")
     return _end(hold_ids, acting_user=acting_user, new_status=H.RELEASED, reason=reason,
-                verb="released")
+                verb="released", system=system)
 
 
 @bulk_service
-def holds_waive(*, hold_ids: Iterable[int], acting_user, reason: str) -> BulkResult:
-    """Waive holds (the office forgoes it) with a reason. Refused: no reason; per row: not the
-    user's office; not active; a hold that follows the imported fee balance (the office waives the
-    finance item instead)."""
+def holds_waive(*, hold_ids: Iterable[int], acting_user, reason: str, system: bool = False) -> BulkResult:
+    """Waive holds (the office forgoes it) with a reason. Refused: no user unless `system`; no
+    reason; per row: not active; a hold that follows the imported fee balance (the office waives
+    the finance item instead); not the user's office or no such hold (counted alike, not named)."""
     reason = require_reason(reason, "waive a hold")
-    return _end(hold_ids, acting_user=acting_user, new_status=H.WAIVED, reason=reason, verb="waived")
+    return _end(hold_ids, acting_user=acting_user, new_status=H.WAIVED, reason=reason, verb="waived", system=system)
 
 
 def hold_release(*, hold: Hold, acting_user, reason: str = "") -> Hold:
-    holds_release(hold_ids=[hold.pk], acting_user=acting_user, reason=reason).raise_if_refused()
+    holds_release(hold_ids=[hold.pk], acting_user=acting_user, reason=reason).raise_if_refused("hold")
     hold.refresh_from_db()
     return hold
 
 
 def hold_waive(*, hold: Hold, acting_user, reason: str) -> Hold:
-    holds_waive(hold_ids=[hold.pk], acting_user=acting_user, reason=reason).raise_if_refused()
+    holds_waive(hold_ids=[hold.pk], acting_user=acting_user, reason=reason).raise_if_refused("hold")
     hold.refresh_from_db()
     return hold

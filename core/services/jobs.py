@@ -31,7 +31,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from .. import locks
-from ..history import save_tracked
+from ..history import as_system, save_tracked
 from ..models import BalanceImport
 
 log = logging.getLogger(__name__)
@@ -128,15 +128,17 @@ def claim_end(bi: BalanceImport, *, status: str, reason: str, interrupted: bool,
         log.exception("could not mark import #%s failed (%s)", bi.pk, reason)
 
 
-def not_started(bi: BalanceImport, *, reason: str, interrupted: bool) -> None:
-    """A queued job stopped before anyone claimed it: failed, if it is still queued. Never raises."""
+def not_started(bi: BalanceImport, *, reason: str, interrupted: bool, status: str = B.QUEUED) -> None:
+    """A queued job (`status` queued, or uploaded for a preview) stopped before anyone claimed it:
+    failed, if it is still waiting unclaimed. Never raises."""
     try:
         with transaction.atomic():
-            row = BalanceImport.objects.select_for_update().defer("plan").filter(pk=bi.pk, status=B.QUEUED).first()
+            row = BalanceImport.objects.select_for_update().defer("plan").filter(
+                pk=bi.pk, status=status, **({"claimed_by": ""} if status == B.UPLOADED else {})).first()
             if row is None:
                 return
             row.status, row.failure_reason, row.interrupted, row.progress = B.FAILED, reason[:2000], interrupted, 0
-            save_tracked(row, user=None, reason="Balance import failed",
+            save_tracked(row, user=None, reason=as_system("Balance import failed"),
                          update_fields=["status", "failure_reason", "interrupted", "progress", "updated_at"])
     except Exception:
         log.exception("could not mark import #%s failed (%s)", bi.pk, reason)
@@ -216,7 +218,7 @@ def _end(row: dict, reason: str, interrupted: bool) -> bool:
         bi.failure_reason = reason
         bi.interrupted = interrupted
         bi.progress = 0
-        save_tracked(bi, user=None, reason="Balance import failed: its worker stopped",
+        save_tracked(bi, user=None, reason=as_system("Balance import failed: its worker stopped"),
                      update_fields=["status", "failure_reason", "interrupted", "progress", "updated_at"])
     return True
 

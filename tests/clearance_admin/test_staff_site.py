@@ -159,10 +159,10 @@ def test_bulk_action_with_another_offices_id_changes_nothing(lib_client, clearan
     spt = approval(clearance, "SPT")
     response = act(lib_client, QUEUE, "approve_selected", [spt.pk])
     assert status_of(spt) == A.PENDING
-    assert any("not yours: you do not review SPT" in m for m in messages_of(response))
+    assert messages_of(response) == ["Refused: 1 clearance item is not in your queue; nothing was done to them."]
     response = act(lib_client, QUEUE, "reject_selected", [spt.pk], confirm="yes", reason="Because")
     assert status_of(spt) == A.PENDING
-    assert any("not yours" in m for m in messages_of(response))
+    assert any("1 clearance item is not in your queue" in m for m in messages_of(response))
 
 
 # --- one decision on the detail page ------------------------------------------------------------------
@@ -264,10 +264,10 @@ def test_bulk_approve_reports_done_and_each_refusal(client, make_reviewer, two_s
     assert response.status_code == 200
     text = " ".join(messages_of(response))
     assert "Approved 1 clearance item." in text
-    assert "Refused 3" in text
+    assert "Refused 2" in text
     assert "an earlier stage is still open" in text
     assert "LIB holds an active hold on the student: Book not returned (KES 700.00)" in text
-    assert "not yours: you do not review SPT" in text
+    assert "1 clearance item is not in your queue" in text and "(SPT)" not in text
     assert [status_of(a) for a in (ok, earlier, held, not_mine)] == [A.APPROVED, A.PENDING, A.PENDING, A.PENDING]
 
 
@@ -374,7 +374,7 @@ def test_release_and_waive_holds(lib_client, lib_reviewer, offices, student):
     theirs = factories.HoldFactory(department=offices["SPT"], student=student, reason="jersey")
     response = act(lib_client, HOLDS, "release_selected", [one.pk, theirs.pk])
     text = " ".join(messages_of(response))
-    assert "Released 1 hold." in text and "not yours: you do not review SPT" in text
+    assert "Released 1 hold." in text and "1 hold is not among your offices' holds" in text and "SPT" not in text
     assert (status_of(one), status_of(theirs)) == (H.RELEASED, H.ACTIVE)
 
     page = act(lib_client, HOLDS, "waive_selected", [two.pk, three.pk], confirm="yes", reason="")
@@ -391,6 +391,30 @@ def test_student_autocomplete_for_the_hold_form(lib_client, student):
         "app_label": "core", "model_name": "hold", "field_name": "student", "term": student.last_name})
     assert response.status_code == 200
     assert str(student.pk) in [r["id"] for r in response.json()["results"]]
+
+
+def test_a_school_limited_clerk_looks_up_and_names_only_their_schools_students(client, offices, make_reviewer,
+                                                                              open_request):
+    spa = factories.SchoolFactory(code="SPA")
+    mine = factories.StudentFactory(last_name="Wanjiru")
+    neighbour = factories.StudentFactory(school=spa, last_name="Wanjiru")
+    open_request(mine), open_request(neighbour)
+    client.force_login(make_reviewer("SCH", schools=[mine.school]))
+    # the hold form's search lists this school's student, not the neighbour in another school
+    response = client.get(reverse("staff:autocomplete"), {
+        "app_label": "core", "model_name": "hold", "field_name": "student", "term": "Wanjiru"})
+    assert [r["id"] for r in response.json()["results"]] == [str(mine.pk)]
+    # typed, the neighbour's number is "not found", like a number nobody has
+    response = client.post(HOLD_ADD, {"department": offices["SCH"].pk, "reason": "Project report",
+                                      "registration_numbers": f"{neighbour.registration_number}\nZZ/ZZ/0001/2020"})
+    assert f"Not found: {neighbour.registration_number}, ZZ/ZZ/0001/2020." in response.content.decode()
+    # and a forged id is not a valid choice, as an id of nothing is not
+    response = client.post(HOLD_ADD, {"department": offices["SCH"].pk, "student": neighbour.pk, "reason": "x"})
+    assert "Select a valid choice" in response.content.decode()
+    assert not Hold.objects.exists()
+    response = client.post(HOLD_ADD, {"department": offices["SCH"].pk, "reason": "Project report",
+                                      "registration_numbers": mine.registration_number}, follow=True)
+    assert "Placed 1 hold." in messages_of(response)
 
 
 # --- delegations ----------------------------------------------------------------------------------------

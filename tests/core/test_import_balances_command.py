@@ -79,3 +79,21 @@ def test_unreadable_exit_2(db, tmp_path):
     code, _, err = run(str(tmp_path / "missing.xlsx"))
     assert code == 2 and "no such file" in err
     assert not BalanceImport.objects.exists()
+
+
+def test_a_user_who_is_not_a_finance_officer_imports_nothing(students, lib_reviewer):
+    from django.core.management.base import CommandError
+    with pytest.raises(CommandError, match="lib@clearance.test is not a finance officer"):
+        run(str(SAMPLES / "balances_semicolon.csv"), "--user", lib_reviewer.email)
+    assert not BalanceImport.objects.exists()
+    assert set(FinanceRecord.objects.values_list("tuition_balance", flat=True)) == {Decimal("1")}
+
+
+def test_without_user_the_system_imports_and_history_says_so(students):
+    code, _, err = run(str(SAMPLES / "balances_semicolon.csv"))
+    assert code == 0, err
+    bi = BalanceImport.objects.get()
+    applied = bi.history.first()
+    assert (applied.history_user, applied.history_change_reason) == (None, "system: Balance import applied")
+    record = FinanceRecord.objects.get(student=students[0]).history.first()
+    assert (record.history_user, record.history_change_reason) == (None, f"system: Balance import #{bi.pk}")

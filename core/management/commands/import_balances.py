@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
+from core import permissions
 from core.imports.balances import ImportFileError
 from core.services.balances import balances_import_apply, balances_import_preview
 
@@ -25,7 +26,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file")
         parser.add_argument("--dry-run", action="store_true", help="Preview only: report what would change.")
-        parser.add_argument("--user", help="Email of the finance officer recorded as making the change.")
+        parser.add_argument("--user", help="Email of the finance officer recorded as making the change (without it, "
+                                           "the change is recorded as the system's).")
         parser.add_argument("--skip-errors", action="store_true",
                             help="Apply the good rows even when some rows have errors.")
 
@@ -35,12 +37,18 @@ class Command(BaseCommand):
             acting_user = get_user_model().objects.filter(email__iexact=user).first()
             if acting_user is None:
                 raise CommandError(f"No user with email {user}.")
+            if not permissions.may_import_balances(acting_user, "change"):
+                # named, the change is theirs: only someone who may import balances in /finance/
+                raise CommandError(f"{acting_user.email} is not a finance officer (or not active); nothing was "
+                                   "imported.")
+        system = acting_user is None             # no --user: the system imports, and history says so
         if not os.path.isfile(file):
             self.stderr.write(f"{file}: no such file")
             sys.exit(2)
         try:
             with open(file, "rb") as fh:
-                bi = balances_import_preview(file=File(fh, name=os.path.basename(file)), acting_user=acting_user)
+                bi = balances_import_preview(file=File(fh, name=os.path.basename(file)), acting_user=acting_user,
+                                             system=system)
         except ImportFileError as exc:
             self.stderr.write(f"{file}: {exc}")
             sys.exit(2)
@@ -52,7 +60,8 @@ class Command(BaseCommand):
                               "--skip-errors.")
             sys.exit(1)
         try:
-            bi = balances_import_apply(balance_import=bi, acting_user=acting_user, skip_errors=skip_errors)
+            bi = balances_import_apply(balance_import=bi, acting_user=acting_user, skip_errors=skip_errors,
+                                       system=system)
         except ValidationError as exc:
             self.stderr.write("Not applied: " + "; ".join(exc.messages))
             sys.exit(1)

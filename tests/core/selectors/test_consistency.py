@@ -418,8 +418,8 @@ def test_the_checker_agrees_with_the_services(offices, open_request, registry_us
         wb.active.append(row)
     out = io.BytesIO()
     wb.save(out)
-    bi = balances_import_preview(file=ContentFile(out.getvalue(), name="b.xlsx"), acting_user=None)
-    balances_import_apply(balance_import=bi, acting_user=None)
+    bi = balances_import_preview(file=ContentFile(out.getvalue(), name="b.xlsx"), acting_user=None, system=True)
+    balances_import_apply(balance_import=bi, acting_user=None, system=True)
     assert_consistent()
     assert set(ClearanceApproval.objects.filter(department__code="FIN").values_list("status", flat=True)) == {
         A.REJECTED, A.APPROVED}

@@ -12,9 +12,9 @@ from django.utils import timezone
 from core import permissions
 from core.models import ClearanceApproval, ClearanceRequest, Hold, Notification
 from core.selectors.clearance import completed_but_now_held
-from core.services.approvals import (approval_approve, approval_reject, approval_reopen, approval_resubmit,
-                                     approval_waive, approvals_approve, approvals_reject, approvals_reopen,
-                                     approvals_waive)
+from core.services.approvals import (CLOSED_REQUEST_REASONS, approval_approve, approval_reject, approval_reopen,
+                                     approval_resubmit, approval_waive, approvals_approve, approvals_reject,
+                                     approvals_reopen, approvals_waive)
 from core.services.holds import hold_place, hold_release
 from core.services.requests import requests_open_for_cohort
 from tests import factories
@@ -48,8 +48,10 @@ def test_reviewer_approves_their_offices_item(clearance, approval, lib_reviewer)
 
 def test_approving_another_offices_item_is_refused(clearance, approval, lib_reviewer):
     spt = approval(clearance, "SPT")
-    with pytest.raises(ValidationError, match="not yours: you do not review SPT"):
+    with pytest.raises(ValidationError) as refused:
         approval_approve(approval=spt, acting_user=lib_reviewer)
+    # the refusal says nothing of the item: not the office, not the student
+    assert refused.value.messages == ["This item is not in your queue."]
     assert status_of(spt) == A.PENDING
 
 
@@ -65,9 +67,16 @@ def test_approving_twice_is_refused(clearance, approval, lib_reviewer):
         approval_approve(approval=lib, acting_user=lib_reviewer)
 
 
-def test_unknown_approval_id_is_refused_in_bulk(clearance, lib_reviewer):
-    result = approvals_approve(approval_ids=[999999], acting_user=lib_reviewer)
-    assert result.done == []
+def test_unknown_approval_id_is_refused_in_bulk(clearance, approval, lib_reviewer):
+    # an id of nothing and an id of another office's item get one answer: counted, not named
+    result = approvals_approve(approval_ids=[999999, approval(clearance, "SPT").pk], acting_user=lib_reviewer)
+    assert result.done == [] and result.refused == []
+    assert sorted(result.unseen) == sorted([999999, approval(clearance, "SPT").pk])
+    assert result.unseen_text("clearance item") == "2 clearance items are not in your queue"
+
+
+def test_the_system_is_told_of_an_unknown_id_by_number(clearance):
+    result = approvals_approve(approval_ids=[999999], acting_user=None, system=True)
     assert [(r.pk, r.reason) for r in result.refused] == [(999999, "no such clearance item")]
 
 
@@ -84,7 +93,7 @@ def test_school_office_reviewer_cannot_decide_a_student_of_another_school(office
     ok = open_request(sce_student).approvals.get(department__code="SCH")
     neighbour = open_request(spa_student).approvals.get(department__code="SCH")
     approval_approve(approval=ok, acting_user=reviewer)
-    with pytest.raises(ValidationError, match="not yours"):
+    with pytest.raises(ValidationError, match="not in your queue"):
         approval_approve(approval=neighbour, acting_user=reviewer)
     assert (status_of(ok), status_of(neighbour)) == (A.APPROVED, A.PENDING)
 
@@ -221,7 +230,7 @@ def test_rejecting_again_for_the_same_reason_is_refused(clearance, approval, lib
 
 
 def test_rejecting_another_offices_item_is_refused(clearance, approval, lib_reviewer):
-    with pytest.raises(ValidationError, match="not yours"):
+    with pytest.raises(ValidationError, match="not in your queue"):
         approval_reject(approval=approval(clearance, "SPT"), acting_user=lib_reviewer, reason="No")
     assert status_of(approval(clearance, "SPT")) == A.PENDING
 
@@ -282,7 +291,7 @@ def test_reopen_refuses_an_item_that_is_not_rejected(clearance, approval, lib_re
 def test_reopen_refuses_another_offices_item(clearance, approval, lib_reviewer, superuser):
     spt = approval(clearance, "SPT")
     approval_reject(approval=spt, acting_user=superuser, reason="Kit not returned")
-    with pytest.raises(ValidationError, match="not yours"):
+    with pytest.raises(ValidationError, match="not in your queue"):
         approval_reopen(approval=spt, acting_user=lib_reviewer)
     assert status_of(spt) == A.REJECTED
 
@@ -300,6 +309,19 @@ def test_student_resubmits_a_rejected_item_with_a_response(clearance, approval, 
     assert last.history_user == student.user
     assert "Returned it on Monday" in last.history_change_reason
     assert stored.history.filter(status=A.REJECTED, reason="Book overdue").exists()
+
+
+@pytest.mark.parametrize("closed", [R.COMPLETED, R.REVOKED])
+def test_resubmit_is_refused_on_a_completed_or_revoked_request(clearance, approval, lib_reviewer, student, closed):
+    lib = approval(clearance, "LIB")
+    approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book overdue")
+    now = timezone.now()
+    ClearanceRequest.objects.filter(pk=clearance.pk).update(status=closed, completed_at=now, revoked_at=now,
+                                                             revoked_reason="Withdrawn")
+    with pytest.raises(ValidationError) as exc:
+        approval_resubmit(approval=lib, acting_user=student.user, response="Returned it")
+    assert exc.value.messages == [f"Not possible: {CLOSED_REQUEST_REASONS[closed]}."]
+    assert (status_of(lib), ClearanceRequest.objects.get(pk=clearance.pk).resubmission_count) == (A.REJECTED, 0)
 
 
 def test_resubmissions_are_limited_per_cycle(clearance, approval, lib_reviewer, student):
@@ -469,14 +491,13 @@ def test_bulk_approve_of_mixed_rows_reports_done_and_refused_with_reasons(office
 
     assert result.done == [ok.pk]
     refused = {r.pk: r for r in result.refused}
-    assert set(refused) == {not_mine.pk, earlier.pk, blocked.pk, lib_done.pk, 987654}
-    assert refused[not_mine.pk].reason == "not yours: you do not review SPT"
-    assert refused[not_mine.pk].label == f"{mine.registration_number} (SPT)"
+    assert set(refused) == {earlier.pk, blocked.pk, lib_done.pk}
+    # another office's item and an id of nothing: counted alike, never named
+    assert sorted(result.unseen) == sorted([not_mine.pk, 987654])
     assert refused[earlier.pk].reason.startswith("an earlier stage is still open: ")
     assert "LIB (pending)" in refused[earlier.pk].reason
     assert refused[blocked.pk].reason == "LIB holds an active hold on the student: Laptop not returned"
     assert refused[lib_done.pk].reason == "already approved"
-    assert refused[987654].reason == "no such clearance item"
     statuses = dict(ClearanceApproval.objects.filter(pk__in=ids).values_list("pk", "status"))
     assert statuses == {ok.pk: A.APPROVED, not_mine.pk: A.PENDING, earlier.pk: A.PENDING,
                         blocked.pk: A.PENDING, lib_done.pk: A.APPROVED}

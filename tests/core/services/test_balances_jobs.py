@@ -85,7 +85,7 @@ def test_an_apply_whose_worker_died_ends_failed_and_can_be_confirmed_again(three
     assert [s.pk for s in swept] == [bi.pk]
     assert (bi.status, bi.interrupted) == (B.FAILED, True)
     assert STOPPED in bi.failure_reason and f"Import #{bi.pk}" in bi.failure_reason
-    assert bi.history.first().history_change_reason == "Balance import failed: its worker stopped"
+    assert bi.history.first().history_change_reason == "system: Balance import failed: its worker stopped"
     assert balances_now(three) == [10, 10, 10]
     assert jobs_sweep() == []                                         # once is enough
     balances_import_apply(balance_import=bi, acting_user=finance_user)   # confirm again
@@ -492,3 +492,80 @@ def test_a_worker_killed_mid_apply_changes_nothing_and_the_import_can_be_confirm
     balances_import_apply(balance_import=bi, acting_user=finance_user)       # the officer confirms again
     assert BalanceImport.objects.get(pk=bi.pk).status == B.APPLIED
     assert balances_now(three) == [700, 0, 5]
+
+
+# --- who the worker acts as: the officer who queued the job, as they are now ---------------------
+
+def _gone(user, how):
+    if how == "deleted":
+        user.delete()
+    elif how == "lost the finance role":
+        user.groups.clear()
+    else:
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+
+
+GONE = {"deleted": "no longer exists", "lost the finance role": "no longer has the finance role",
+        "deactivated": "is no longer active"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("how", sorted(GONE))
+def test_an_apply_queued_by_an_officer_who_has_gone_since_ends_failed_and_changes_nothing(
+        three, finance_user, how, django_capture_on_commit_callbacks):
+    bi = previewed(finance_user, 700)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        balances_import_apply_async(balance_import=bi, acting_user=finance_user)
+    _gone(finance_user, how)
+    for run_task in queued:                      # the worker takes it up now (django-q2 sync in tests)
+        run_task()
+    bi.refresh_from_db()
+    assert bi.status == B.FAILED and not bi.interrupted
+    assert bi.failure_reason == (f"The officer who queued import #{bi.pk} (finance@clearance.test) {GONE[how]}; "
+                                 "nothing was changed.")
+    assert balances_now(three) == [10, 10, 10] and not Hold.objects.exists()
+    assert bi.history.first().history_user is None
+
+
+@pytest.mark.django_db
+def test_a_preview_queued_by_an_officer_who_lost_the_role_ends_failed(three, finance_user,
+                                                                      django_capture_on_commit_callbacks):
+    rows = [["Reg No", "Balance"], ["SCE/CS/0001/2022", 700]]
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        bi = balances_import_preview_async(file=_xlsx(rows), acting_user=finance_user)
+    _gone(finance_user, "lost the finance role")
+    for run_task in queued:
+        run_task()
+    bi.refresh_from_db()
+    assert bi.status == B.FAILED and bi.updated_count == 0
+    assert bi.failure_reason == (f"The officer who queued import #{bi.pk} (finance@clearance.test) no longer has the "
+                                 "finance role; nothing was changed.")
+
+
+@pytest.mark.django_db
+def test_a_task_without_an_officer_runs_only_as_the_system_when_queued_as_the_system(three, finance_user):
+    bi = previewed(finance_user, 700)
+    BalanceImport.objects.filter(pk=bi.pk).update(status=B.QUEUED)
+    assert balances_import_apply_task(bi.pk, None, False) == (
+        f"import #{bi.pk} not applied: Import #{bi.pk} was queued without an officer; nothing was changed.")
+    assert BalanceImport.objects.get(pk=bi.pk).status == B.FAILED and balances_now(three) == [10, 10, 10]
+    again = previewed(finance_user, 700)
+    BalanceImport.objects.filter(pk=again.pk).update(status=B.QUEUED)
+    balances_import_apply_task(again.pk, None, False, True)
+    again.refresh_from_db()
+    assert again.status == B.APPLIED and balances_now(three) == [700, 10, 10]
+    assert again.history.first().history_change_reason == "system: Balance import applied"
+
+
+@pytest.mark.django_db
+def test_a_missing_officer_is_not_the_system(three, finance_user):
+    rows = [["Reg No", "Balance"], ["SCE/CS/0001/2022", 700]]
+    with pytest.raises(ValidationError, match="needs the finance officer who makes it"):
+        balances_import_preview(file=_xlsx(rows), acting_user=None)
+    assert not BalanceImport.objects.exists()
+    bi = previewed(finance_user, 700)
+    for service in (balances_import_apply, balances_import_apply_async, balances_service.balances_import_cancel):
+        with pytest.raises(ValidationError, match="needs the finance officer who makes it"):
+            service(balance_import=bi, acting_user=None)
+    assert BalanceImport.objects.get(pk=bi.pk).status == B.PREVIEWED and balances_now(three) == [10, 10, 10]

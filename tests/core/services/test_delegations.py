@@ -27,7 +27,7 @@ def colleague(make_user):
 def test_delegate_decides_the_offices_items_during_the_delegation(clearance, approval, offices, lib_reviewer,
                                                                   colleague):
     lib = approval(clearance, "LIB")
-    with pytest.raises(ValidationError, match="not yours"):
+    with pytest.raises(ValidationError, match="not in your queue"):
         approval_approve(approval=lib, acting_user=colleague)
     delegation = delegation_create(department=offices["LIB"], from_user=lib_reviewer, to_user=colleague,
                                    starts_on=_day(0), ends_on=_day(5), acting_user=lib_reviewer, reason="Leave")
@@ -52,7 +52,7 @@ def test_ending_a_delegation_withdraws_the_rights(clearance, approval, offices, 
     delegation_revoke(delegation=delegation, acting_user=lib_reviewer)
     assert Delegation.objects.get(pk=delegation.pk).revoked_at is not None
     assert not permissions.can_decide(colleague, approval(clearance, "LIB"))
-    with pytest.raises(ValidationError, match="not yours"):
+    with pytest.raises(ValidationError, match="not in your queue"):
         approval_approve(approval=approval(clearance, "LIB"), acting_user=colleague)
 
 

@@ -151,7 +151,7 @@ def test_auto_approve_respects_stage_order(fin, offices, student, finance_user, 
     # the stage has cleared: the finance item follows the holds by itself (there are none)
     stored = _fresh(fin)
     assert (stored.status, stored.decided_by) == (A.APPROVED, None)
-    assert stored.history.first().history_change_reason == "Finance follows the holds: an earlier stage cleared"
+    assert stored.history.first().history_change_reason == "system: Finance follows the holds: an earlier stage cleared"
 
 
 @pytest.mark.parametrize("office_stages", [{"FIN": 2}])
@@ -189,3 +189,9 @@ def test_a_fin_hold_without_amount_rejects_with_its_reason_not_kes_zero(fin, off
     assert stored.status == A.REJECTED
     assert stored.reason == "Finance hold: Cheque bounced: see the cashier"
     assert "KES 0.00" not in stored.reason
+
+
+def test_finance_follow_needs_a_user_or_the_system_said_so(offices, student):
+    with pytest.raises(ValueError, match="system=True"):
+        finance_clearance_follow(student_ids=[student.pk], acting_user=None, reason="x")
+    finance_clearance_follow(student_ids=[student.pk], acting_user=None, reason="x", system=True)
