@@ -255,6 +255,66 @@ def _forged_action(client, site, model, obj, action):
 COLUMNS = {"list": _not_in_list, "change": _by_url("change"), "history": _by_url("history"), "action": _forged_action}
 
 
+# --- out of scope: downloads ---------------------------------------------------------------------
+# The same users against stored files they must not have, on the site they use: each row names the
+# file's object; the answer is the 404 a missing id gets, naming nothing.
+
+def _stored(obj, field, name):
+    from django.core.files.base import ContentFile
+
+    from tests.conftest import PDF_BYTES
+    getattr(obj, field).save(name, ContentFile(PDF_BYTES))
+    return obj
+
+
+def _evidence_elsewhere(w, role):
+    return _stored(_approval_elsewhere(w, role), "evidence", "letter.pdf")
+
+
+def _receipt_of_another_student(w, role):
+    student = Student.objects.exclude(user=w["student"]).order_by("pk").first()
+    return _stored(factories.PaymentFactory(student=student), "receipt", "receipt.pdf")
+
+
+def _evidence_of_another_student(w, role):
+    approval = ClearanceApproval.objects.exclude(request__student__user=w["student"]).order_by("pk").first()
+    return _stored(approval, "evidence", "letter.pdf")
+
+
+def _import_file(w, role):
+    return _stored(factories.BalanceImportFactory(), "file", "balances.xlsx")
+
+
+DOWNLOADS = [
+    # (user, site, kind, the object whose file is out of reach)
+    ("staff", "staff", "evidence", _evidence_elsewhere),
+    ("sch_limited", "staff", "evidence", _evidence_elsewhere),
+    ("finance", "staff", "evidence", _evidence_elsewhere),
+    ("finance", "finance", "evidence", _evidence_of_another_student),
+    ("staff", "staff", "receipt", _receipt_of_another_student),
+    ("registry", "registry", "receipt", _receipt_of_another_student),
+    ("student", "student", "receipt", _receipt_of_another_student),
+    ("student", "student", "evidence", _evidence_of_another_student),
+    ("staff", "staff", "import", _import_file),
+    ("student", "student", "import", _import_file),
+]
+
+
+@pytest.mark.parametrize("role, site_name, kind, pick", DOWNLOADS,
+                         ids=[f"{r}-{s}-{k}" for r, s, k, _ in DOWNLOADS])
+def test_download_out_of_scope(client, scoped, role, site_name, kind, pick):
+    obj = pick(scoped, role)
+    client.force_login(scoped[role])
+    response = client.get(reverse(f"{site_name}:file_download", args=[kind, obj.pk]))
+    assert response.status_code == 404
+    label = _label(obj)
+    assert label is None or label not in response.content.decode()
+    # the same object is there for someone it belongs to: the refusal is about the user, not the file
+    admin = scoped["admin"]
+    client.force_login(admin)
+    assert client.get(reverse("admin:file_download", args=[kind, obj.pk])).status_code == 200
+
+
 @pytest.mark.parametrize("column", sorted(COLUMNS))
 @pytest.mark.parametrize("role, site_name, model, pick, action", OUT_OF_SCOPE,
                          ids=[f"{r}-{s}-{m._meta.model_name}" for r, s, m, _, _ in OUT_OF_SCOPE])
