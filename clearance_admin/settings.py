@@ -337,3 +337,9 @@ UNFOLD = _unfold("Clearance — administration", "admin_panel_settings", "admin_
         _link(_("Failed tasks"), "error", "admin:django_q_failure_changelist"),
     ]},
 ])
+
+# Signing in (issue 9): the lockout lists in /admin/'s sidebar, under People.
+UNFOLD["SIDEBAR"]["navigation"][0]["items"] += [
+    _link(_("Sign-in lockouts"), "lock_person", "admin:axes_accessattempt_changelist"),
+    _link(_("Failed sign-ins"), "history", "admin:axes_accessfailurelog_changelist"),
+]

@@ -12,11 +12,12 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_q import admin as q_admin
 from django_q import models as q_models
 from django_q.conf import Conf
@@ -95,7 +96,7 @@ class UserAdmin(BaseUserAdmin, HistoryModelAdmin):
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
     ordering = ["email"]
-    list_display = ["email", "full_name", "roles_display", "is_active", "is_staff", "is_superuser"]
+    list_display = ["email", "full_name", "roles_display", "second_factor", "is_active", "is_staff", "is_superuser"]
     list_filter = ["is_active", "is_staff", "is_superuser", "groups"]
     search_fields = ["email", "full_name"]
     fieldsets = (
@@ -112,7 +113,12 @@ class UserAdmin(BaseUserAdmin, HistoryModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related(
-            Prefetch("groups", queryset=Group.objects.only("pk", "name")))
+            Prefetch("groups", queryset=Group.objects.only("pk", "name"))).annotate(
+            has_second_factor=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)))
+
+    @display(description="Second factor", boolean=True)
+    def second_factor(self, obj):
+        return obj.has_second_factor
 
     @display(description="Roles")
     def roles_display(self, obj):

@@ -2,6 +2,8 @@
 /admin/, and the second factor every role but students gives (issue 9)."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from axes.models import AccessAttempt
 from django.test import override_settings
@@ -40,7 +42,7 @@ def officer(make_user):
 
 # --- lockout ----------------------------------------------------------------------------------
 
-@override_settings(AXES_FAILURE_LIMIT=LIMIT)
+@override_settings(AXES_FAILURE_LIMIT=LIMIT, AXES_COOLOFF_TIME=timedelta(minutes=30))
 def test_the_right_password_is_refused_after_the_limit_of_failures_with_how_long_and_whom_to_ask(client, librarian):
     for _ in range(LIMIT - 1):
         response = sign_in(client, "staff", librarian.email, "wrong")
@@ -56,14 +58,14 @@ def test_the_right_password_is_refused_after_the_limit_of_failures_with_how_long
     assert 'id="login-form"' in body          # the site's own sign-in page, not a bare text
 
 
-@override_settings(AXES_FAILURE_LIMIT=LIMIT)
+@override_settings(AXES_FAILURE_LIMIT=LIMIT, AXES_COOLOFF_TIME=timedelta(minutes=30))
 def test_changing_the_case_of_the_email_does_not_start_a_new_count(client, librarian):
     for i in range(LIMIT):
         sign_in(client, "staff", librarian.email.upper() if i % 2 else librarian.email, "wrong")
     assert sign_in(client, "staff", " LIB@clearance.test ", PASSWORD).status_code == 429
 
 
-@override_settings(AXES_FAILURE_LIMIT=LIMIT)
+@override_settings(AXES_FAILURE_LIMIT=LIMIT, AXES_COOLOFF_TIME=timedelta(minutes=30))
 def test_the_lock_is_per_account_and_address(client, librarian, officer):
     for _ in range(LIMIT):
         sign_in(client, "staff", librarian.email, "wrong", ip="192.0.2.10")
@@ -76,7 +78,7 @@ def test_the_lock_is_per_account_and_address(client, librarian, officer):
     assert response.status_code == 302 and response["Location"] == "/staff/"
 
 
-@override_settings(AXES_FAILURE_LIMIT=LIMIT)
+@override_settings(AXES_FAILURE_LIMIT=LIMIT, AXES_COOLOFF_TIME=timedelta(minutes=30))
 def test_a_success_resets_the_count(client, librarian):
     for _ in range(LIMIT - 1):
         sign_in(client, "staff", librarian.email, "wrong")
@@ -95,7 +97,7 @@ def test_the_address_counted_is_the_one_history_records(client, librarian):
     assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"203.0.113.9"}
 
 
-@override_settings(AXES_FAILURE_LIMIT=LIMIT)
+@override_settings(AXES_FAILURE_LIMIT=LIMIT, AXES_COOLOFF_TIME=timedelta(minutes=30))
 def test_an_administrator_unlocks_from_the_attempts_list_and_the_person_signs_in(client, librarian, superuser):
     for _ in range(LIMIT):
         sign_in(client, "staff", librarian.email, "wrong")
@@ -113,7 +115,7 @@ def test_an_administrator_unlocks_from_the_attempts_list_and_the_person_signs_in
     assert sign_in(client, "staff", librarian.email, PASSWORD).status_code == 302
 
 
-@override_settings(AXES_FAILURE_LIMIT=LIMIT)
+@override_settings(AXES_FAILURE_LIMIT=LIMIT, AXES_COOLOFF_TIME=timedelta(minutes=30))
 def test_unlock_sign_in_from_the_user_list(client, librarian, superuser):
     for ip in ("192.0.2.10", "192.0.2.11"):
         for _ in range(LIMIT):
@@ -225,6 +227,22 @@ def test_a_recovery_code_signs_in_once(client, otp_on, officer, enrolled):
     sign_in(client, "finance", officer.email, PASSWORD)
     response = client.post("/finance/second-factor/", {"token": "abcd2345"})
     assert response.status_code == 200 and "That code is not right" in response.content.decode()
+
+
+def test_sign_out_works_before_the_second_factor(client, otp_on, officer, enrolled):
+    sign_in(client, "finance", officer.email, PASSWORD)
+    assert 'id="otp-logout"' in client.get("/finance/second-factor/").content.decode()
+    client.post("/finance/logout/")
+    assert "_auth_user_id" not in client.session
+
+
+def test_the_user_list_shows_who_has_a_second_factor(client, officer, enrolled, superuser, make_user):
+    make_user(permissions.STAFF, email="lib@clearance.test")
+    client.force_login(superuser)
+    response = client.get("/admin/core/user/")
+    assert response.status_code == 200
+    users = {u.email: u.has_second_factor for u in response.context["cl"].result_list}
+    assert users[officer.email] is True and users["lib@clearance.test"] is False
 
 
 def test_the_next_address_stays_on_this_host(client, otp_on, officer, enrolled):
