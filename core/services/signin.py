@@ -117,7 +117,8 @@ def second_factor_verify(*, user, token: str) -> Verification:
     token = _clean(token)
     if not token:
         return Verification(error="Enter the code.")
-    kind = TOTPDevice if token.isdigit() else StaticDevice
+    # an app's code is 6 digits; a recovery code 8 letters and digits (StaticToken.random_token)
+    kind = TOTPDevice if token.isdigit() and len(token) == 6 else StaticDevice
     waits = []
     for device in kind.objects.filter(user=user, confirmed=True).order_by("pk"):
         with transaction.atomic():
