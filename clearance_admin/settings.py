@@ -269,6 +269,43 @@ HEALTH_REQUIRE_WORKERS = env("HEALTH_REQUIRE_WORKERS")
 # (Authorization: Bearer …); everyone else gets ok/unavailable.
 HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
 
+# --- Signing in (issue 9): lockout, a throttled /verify/, a second factor ---------------------
+# README "Signing in". Kept in one block so it merges apart from the rest.
+from datetime import timedelta  # noqa: E402
+
+INSTALLED_APPS += ["axes", "django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static"]
+# django-otp marks the session's verified device on request.user (after authentication); the site's
+# own middleware then sends a person of any role but Student to the second-factor page until their
+# session is verified; axes (last, as it asks) turns a lockout into the sign-in page answered 429.
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                  "django_otp.middleware.OTPMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("django_otp.middleware.OTPMiddleware") + 1,
+                  "clearance_admin.sites.SecondFactorMiddleware")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AUTHENTICATION_BACKENDS = ["core.signin.LockoutBackend", *AUTHENTICATION_BACKENDS]
+
+# Lockout: AXES_FAILURE_LIMIT failed sign-ins in a row for one account from one address lock that
+# pair for AXES_COOLOFF_MINUTES (0: until unlocked in /admin/); a success resets the count.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30)) or None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_FORM_FIELD = "username"              # the sites' sign-in form field, holding the email
+AXES_USERNAME_CALLABLE = "core.signin.normalised_username"
+AXES_CLIENT_IP_CALLABLE = "core.history.client_ip"  # the IP history records (TRUST_X_FORWARDED_FOR)
+AXES_LOCKOUT_CALLABLE = "core.signin.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_ENABLE_ADMIN = False                          # registered on /admin/ by clearance_admin.superuser
+AXES_VERBOSE = False
+
+# Public certificate lookups per client IP and minute (0: no limit).
+VERIFY_RATE_LIMIT = env.int("VERIFY_RATE_LIMIT", default=30)
+
+# Second factor (TOTP) on every site but /student/: on by default in production.
+OTP_REQUIRED = env.bool("OTP_REQUIRED", default=not DEBUG)
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Clearance")
+OTP_RECOVERY_CODES = 10
+
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 # history is read per object (by `id`); an index on the date would be upkeep for every historical row
 SIMPLE_HISTORY_DATE_INDEX = False
@@ -364,3 +401,9 @@ UNFOLD = _unfold("Clearance — administration", "admin_panel_settings", "admin_
         _link(_("Failed tasks"), "error", "admin:django_q_failure_changelist"),
     ]},
 ])
+
+# Signing in (issue 9): the lockout lists in /admin/'s sidebar, under People.
+UNFOLD["SIDEBAR"]["navigation"][0]["items"] += [
+    _link(_("Sign-in lockouts"), "lock_person", "admin:axes_accessattempt_changelist"),
+    _link(_("Failed sign-ins"), "history", "admin:axes_accessfailurelog_changelist"),
+]

@@ -28,3 +28,5 @@ SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
 SECURE_PROXY_SSL_HEADER = None
+# the suite signs in with force_login()/login(); the second-factor tests turn it on themselves
+OTP_REQUIRED = False

@@ -6,6 +6,8 @@ import functools
 import logging
 from urllib.parse import urlencode
 
+import django_otp
+from django.conf import settings
 from django.contrib import messages
 from django.db import DataError
 from django.template.response import TemplateResponse
@@ -13,10 +15,15 @@ from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.core.exceptions import ValidationError
+from django.utils.http import url_has_allowed_host_and_scheme
 from unfold.forms import AuthenticationForm
 from unfold.sites import UnfoldAdminSite
 
 from core import permissions
+from core.services import signin as signin_services
+from core.signin import lockout_message
+
+from .signin import CodeForm, qr_svg, secret_text
 
 from . import downloads
 
@@ -37,6 +44,12 @@ class RoleAuthenticationForm(AuthenticationForm):
         site = SITES.get(getattr(self.request, "current_app", None) or "")
         if site is not None and not site.user_allowed(user):
             raise ValidationError(site.refusal(user), code="wrong_site")
+
+    def get_invalid_login_error(self):
+        # axes flags the request when this attempt locked the account (or it already was)
+        if getattr(self.request, "axes_locked_out", False):
+            return ValidationError(lockout_message(self.request), code="locked_out")
+        return super().get_invalid_login_error()
 
 
 class RoleSite(UnfoldAdminSite):
@@ -61,6 +74,75 @@ class RoleSite(UnfoldAdminSite):
 
     def has_permission(self, request):
         return self.user_allowed(request.user)
+
+    def needs_second_factor(self, request) -> bool:
+        """A signed-in person of this site whose session has not yet given their second factor
+        (every site but /student/, while OTP_REQUIRED is on)."""
+        user = request.user
+        return (settings.OTP_REQUIRED and self.role != permissions.STUDENT and self.user_allowed(user)
+                and not (hasattr(user, "is_verified") and user.is_verified()))
+
+    def get_urls(self):
+        return [
+            path("second-factor/", self.admin_view(self.second_factor_view), name="otp"),
+            path("second-factor/recovery-codes/", self.admin_view(self.recovery_codes_view), name="otp_recovery"),
+        ] + super().get_urls()
+
+    def _next_url(self, request) -> str:
+        target = request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME) or ""
+        if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                      require_https=request.is_secure()):
+            return target
+        return reverse(f"{self.name}:index")
+
+    def _second_factor_page(self, request, template, **context):
+        request.current_app = self.name
+        return TemplateResponse(request, template, {
+            **self.each_context(request), "next": self._next_url(request),
+            "logout_url": reverse(f"{self.name}:logout"), **context})
+
+    def second_factor_view(self, request):
+        """Asks a signed-in person for their second factor. Without a confirmed authenticator they
+        set one up here (QR code and key, then a code from the app to confirm it) and are shown
+        their recovery codes once; with one they enter its code or a recovery code."""
+        if not self.needs_second_factor(request):
+            return redirect(self._next_url(request))
+        user = request.user
+        form = CodeForm(request.POST or None)
+        if signin_services.has_second_factor(user):
+            if request.method == "POST" and form.is_valid():
+                result = signin_services.second_factor_verify(user=user, token=form.cleaned_data["token"])
+                if result.device is not None:
+                    django_otp.login(request, result.device)
+                    if result.recovery_codes_left is not None:
+                        messages.warning(request, f"You used a recovery code; {result.recovery_codes_left} left. "
+                                                  "Ask the IT office to reset your second factor if you lost your phone.")
+                    return redirect(self._next_url(request))
+                form.add_error("token", result.error)
+            return self._second_factor_page(request, "admin/second_factor_verify.html", form=form,
+                                            title="Second factor")
+        device = signin_services.second_factor_start(user=user, device_id=request.session.get("otp_enrol_device"))
+        request.session["otp_enrol_device"] = device.pk
+        if request.method == "POST" and form.is_valid():
+            result = signin_services.second_factor_confirm(device=device, token=form.cleaned_data["token"])
+            if result.device is not None:
+                django_otp.login(request, result.device)
+                request.session.pop("otp_enrol_device", None)
+                request.session["otp_recovery_codes"] = result.recovery_codes
+                return redirect(f"{reverse(f'{self.name}:otp_recovery')}?"
+                                f"{urlencode({REDIRECT_FIELD_NAME: self._next_url(request)}, safe='/')}")
+            form.add_error("token", result.error)
+        return self._second_factor_page(request, "admin/second_factor_enrol.html", form=form,
+                                        title="Set up a second factor", qr=qr_svg(device.config_url),
+                                        secret=secret_text(device))
+
+    def recovery_codes_view(self, request):
+        """The recovery codes just issued, shown once: the page cannot be opened again to show them."""
+        codes = request.session.pop("otp_recovery_codes", None)
+        if not codes:
+            return redirect(self._next_url(request))
+        return self._second_factor_page(request, "admin/second_factor_recovery.html", codes=codes,
+                                        title="Your recovery codes")
 
     def admin_view(self, view, cacheable=False):
         inner = super().admin_view(view, cacheable)
@@ -106,6 +188,29 @@ class RoleSite(UnfoldAdminSite):
             if request.user.is_authenticated and not self.has_permission(request):
                 messages.error(request, self.refusal(request.user))
         return super().login(request, extra_context)
+
+
+# pages a signed-in person reaches before giving their second factor
+SECOND_FACTOR_EXEMPT = {"login", "logout", "otp", "otp_recovery", "jsi18n"}
+
+
+class SecondFactorMiddleware:
+    """Every page of a site that asks for a second factor is reached only by a verified session;
+    others are sent to that site's second-factor page (after django_otp's OTPMiddleware). Resolving
+    by URL covers the sites' own views and the ModelAdmins' extra URLs alike."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        match = request.resolver_match
+        site = SITES.get(match.namespace) if match is not None else None
+        if site is None or match.url_name in SECOND_FACTOR_EXEMPT or not site.needs_second_factor(request):
+            return None
+        return redirect(f"{reverse(f'{site.name}:otp')}?{urlencode({REDIRECT_FIELD_NAME: request.get_full_path()}, safe='/')}")
 
 
 class SuperuserSite(RoleSite):

@@ -2,6 +2,8 @@
 through the services (from the role sites), so those models are read-only here."""
 from __future__ import annotations
 
+from axes import admin as axes_admin
+from axes import models as axes_models
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
@@ -10,11 +12,12 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_q import admin as q_admin
 from django_q import models as q_models
 from django_q.conf import Conf
@@ -26,6 +29,7 @@ from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
 from core import models as m
 from core import permissions
+from core.services import signin as signin_services
 
 from .downloads import file_link
 from .mixins import HistoryModelAdmin, ReadOnlyAdminMixin
@@ -93,7 +97,7 @@ class UserAdmin(BaseUserAdmin, HistoryModelAdmin):
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
     ordering = ["email"]
-    list_display = ["email", "full_name", "roles_display", "is_active", "is_staff", "is_superuser"]
+    list_display = ["email", "full_name", "roles_display", "second_factor", "is_active", "is_staff", "is_superuser"]
     list_filter = ["is_active", "is_staff", "is_superuser", "groups"]
     search_fields = ["email", "full_name"]
     fieldsets = (
@@ -105,11 +109,17 @@ class UserAdmin(BaseUserAdmin, HistoryModelAdmin):
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "full_name", "password1", "password2")}),)
     show_full_result_count = False
     change_form_outer_before_template = "admin_site/user_scope_summary.html"
+    actions = ["unlock_signin", "reset_second_factor"]
     actions_detail = ["edit_roles_and_scope"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related(
-            Prefetch("groups", queryset=Group.objects.only("pk", "name")))
+            Prefetch("groups", queryset=Group.objects.only("pk", "name"))).annotate(
+            has_second_factor=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)))
+
+    @display(description="Second factor", boolean=True)
+    def second_factor(self, obj):
+        return obj.has_second_factor
 
     @display(description="Roles")
     def roles_display(self, obj):
@@ -119,6 +129,22 @@ class UserAdmin(BaseUserAdmin, HistoryModelAdmin):
             permissions=["change"])
     def edit_roles_and_scope(self, request, object_id):
         return redirect(reverse("admin:core_user_scope", args=[object_id], current_app=self.admin_site.name))
+
+    @action(description="Unlock sign-in", permissions=["change"])
+    def unlock_signin(self, request, queryset):
+        for user in queryset:
+            removed = signin_services.signin_unlock(user=user, acting_user=request.user)
+            self.message_user(request, f"{user.email}: sign-in unlocked." if removed else
+                              f"{user.email}: sign-in was not locked; nothing to unlock.",
+                              messages.SUCCESS if removed else messages.INFO)
+
+    @action(description="Reset second factor", permissions=["change"])
+    def reset_second_factor(self, request, queryset):
+        for user in queryset:
+            had = signin_services.second_factor_reset(user=user, acting_user=request.user)
+            self.message_user(request, f"{user.email}: second factor reset; they set up a new one at their next "
+                              "sign-in." if had else f"{user.email}: had no second factor set up; they set one "
+                              "up at their next sign-in.", messages.SUCCESS if had else messages.INFO)
 
     def get_urls(self):
         return [
@@ -339,6 +365,37 @@ class CertificateAdmin(ReadOnlyHistoryAdmin):
 class DelegationAdmin(ReadOnlyHistoryAdmin):
     list_display = ["department", "from_user", "to_user", "starts_on", "ends_on", "revoked_at"]
     list_select_related = ["department", "from_user", "to_user"]
+
+
+# --- sign-in lockouts (django-axes), with unfold's look -------------------------------------------
+# axes' own admin classes keep their columns and filters; unfold's ModelAdmin themes them. A row of
+# "Access attempts" is one account at one address; "Unlock" forgets its failures.
+
+@admin.register(axes_models.AccessAttempt, site=site)
+class AccessAttemptAdmin(axes_admin.AccessAttemptAdmin, ModelAdmin):
+    actions = ["unlock_selected"]
+    show_full_result_count = False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @action(description="Unlock", permissions=["delete"])
+    def unlock_selected(self, request, queryset):
+        for attempt in queryset:
+            signin_services.signin_unlock(username=attempt.username, ip=attempt.ip_address,
+                                          acting_user=request.user)
+            self.message_user(request, f"{attempt.username or '(no email)'} from {attempt.ip_address}: unlocked.",
+                              messages.SUCCESS)
+
+
+@admin.register(axes_models.AccessFailureLog, site=site)
+class AccessFailureLogAdmin(ReadOnlyAdminMixin, axes_admin.AccessFailureLogAdmin, ModelAdmin):
+    show_full_result_count = False
+
+
+@admin.register(axes_models.AccessLog, site=site)
+class AccessLogAdmin(ReadOnlyAdminMixin, axes_admin.AccessLogAdmin, ModelAdmin):
+    show_full_result_count = False
 
 
 # --- the task queue (django-q2), with unfold's look -------------------------------------------

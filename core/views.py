@@ -12,10 +12,12 @@ import uuid
 from django.conf import settings
 from django.core.cache import caches
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+from .throttle import rate_limit
 
 
 def _database() -> dict:
@@ -96,8 +98,17 @@ def _may_see_details(request) -> bool:
 @require_GET
 def verify_certificate(request, code: str):
     """Anyone holding a certificate can check it here: valid or revoked, whose, and each office's
-    decision. An unknown code is a 404 that says so; nothing else of the system is shown."""
+    decision. An unknown code is a 404 that says so; nothing else of the system is shown.
+    Lookups are limited per client IP (VERIFY_RATE_LIMIT a minute), so codes cannot be guessed by
+    the thousand: over it, a 429 with Retry-After."""
     from .selectors.clearance import certificate_for_verification
+    limited = rate_limit(request, scope="verify", limit=settings.VERIFY_RATE_LIMIT)
+    if limited is not None:
+        response = HttpResponse(f"Too many certificate lookups from your address. Try again in "
+                                f"{limited.retry_after} seconds.\n", status=429,
+                                content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = str(limited.retry_after)
+        return response
     certificate, approvals = certificate_for_verification(code)
     status = 200 if certificate is not None else 404
     return render(request, "core/verify.html", {"certificate": certificate, "approvals": approvals, "code": code},

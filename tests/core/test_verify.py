@@ -24,3 +24,55 @@ def test_an_unknown_code_is_a_404_that_says_so(client):
     response = client.get(reverse("verify_certificate", args=["not-a-real-code"]))
     assert response.status_code == 404
     assert "No certificate has the code" in response.content.decode()
+
+
+# --- lookups are limited per client IP (issue 9) -------------------------------------------------
+
+@pytest.fixture
+def fresh_cache():
+    from django.core.cache import cache
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_lookups_past_the_limit_are_a_429_with_retry_after(client, settings, fresh_cache):
+    settings.VERIFY_RATE_LIMIT = 3
+    url = reverse("verify_certificate", args=["not-a-real-code"])
+    assert [client.get(url, REMOTE_ADDR="192.0.2.5").status_code for _ in range(3)] == [404] * 3
+    response = client.get(url, REMOTE_ADDR="192.0.2.5")
+    assert response.status_code == 429
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert response["Content-Type"].startswith("text/plain")
+    assert "Too many certificate lookups" in response.content.decode()
+    # another address is counted apart
+    assert client.get(url, REMOTE_ADDR="192.0.2.6").status_code == 404
+
+
+def test_the_limit_ends_with_its_minute(client, settings, fresh_cache, time_machine):
+    settings.VERIFY_RATE_LIMIT = 1
+    time_machine.move_to("2026-06-01 10:00:10+03:00", tick=False)
+    url = reverse("verify_certificate", args=["not-a-real-code"])
+    assert client.get(url).status_code == 404
+    response = client.get(url)
+    assert response.status_code == 429 and response["Retry-After"] == "50"
+    time_machine.move_to("2026-06-01 10:01:00+03:00", tick=False)
+    assert client.get(url).status_code == 404
+
+
+def test_a_cache_that_is_down_lets_lookups_through(client, settings, fresh_cache, monkeypatch):
+    settings.VERIFY_RATE_LIMIT = 1
+    from django.core.cache import cache
+
+    def down(*args, **kwargs):
+        raise ConnectionError("cache unavailable")
+    monkeypatch.setattr(cache, "add", down)
+    monkeypatch.setattr(cache, "incr", down)
+    url = reverse("verify_certificate", args=["not-a-real-code"])
+    assert [client.get(url).status_code for _ in range(3)] == [404] * 3
+
+
+def test_no_limit_when_set_to_zero(client, settings, fresh_cache):
+    settings.VERIFY_RATE_LIMIT = 0
+    url = reverse("verify_certificate", args=["not-a-real-code"])
+    assert {client.get(url).status_code for _ in range(5)} == {404}
