@@ -291,7 +291,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"              # the sites' sign-in form field, holding the email
 AXES_USERNAME_CALLABLE = "core.signin.normalised_username"
-AXES_CLIENT_IP_CALLABLE = "core.history.client_ip"  # the IP history records (TRUST_X_FORWARDED_FOR)
+AXES_CLIENT_IP_CALLABLE = "core.history.client_ip"  # the IP history records (TRUSTED_PROXY_COUNT)
 AXES_LOCKOUT_CALLABLE = "core.signin.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = True

@@ -84,6 +84,9 @@ class RoleSite(UnfoldAdminSite):
 
     def get_urls(self):
         return [
+            # stored files: through this site's gate, then the object's rule for this site's role
+            path("files/<str:kind>/<int:pk>/", self.admin_view(functools.partial(downloads.download_view, site=self)),
+                 name="file_download"),
             path("second-factor/", self.admin_view(self.second_factor_view), name="otp"),
             path("second-factor/recovery-codes/", self.admin_view(self.recovery_codes_view), name="otp_recovery"),
         ] + super().get_urls()
@@ -158,13 +161,6 @@ class RoleSite(UnfoldAdminSite):
                 log.info("bad input on %s: %s: %s", request.path, type(exc).__name__, exc)
                 return self.bad_input(request)
         return guarded
-
-    def get_urls(self):
-        # stored files: through this site's gate, then the object's rule for this site's role
-        return [
-            path("files/<str:kind>/<int:pk>/", self.admin_view(functools.partial(downloads.download_view, site=self)),
-                 name="file_download"),
-        ] + super().get_urls()
 
     def bad_input(self, request):
         request.current_app = self.name
