@@ -82,6 +82,9 @@ class RoleSite(UnfoldAdminSite):
         return [
             path("files/<str:kind>/<int:pk>/", self.admin_view(functools.partial(downloads.download_view, site=self)),
                  name="file_download"),
+            # certificates' PDFs: the site's gate, then permissions.may_download_certificate
+            path("certificates/<int:pk>/pdf/",
+                 self.admin_view(functools.partial(downloads.certificate_view, site=self)), name="certificate_pdf"),
         ] + super().get_urls()
 
     def bad_input(self, request):

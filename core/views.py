@@ -95,10 +95,11 @@ def _may_see_details(request) -> bool:
 
 @require_GET
 def verify_certificate(request, code: str):
-    """Anyone holding a certificate can check it here: valid or revoked, whose, and each office's
-    decision. An unknown code is a 404 that says so; nothing else of the system is shown."""
+    """Anyone holding a certificate can check it here, on a phone too: whose it is (name,
+    registration number, programme) and whether it is valid or revoked (with the date). Nothing
+    more: no office's decision, no reason for a revocation. An unknown code is a 404 that says so."""
     from .selectors.clearance import certificate_for_verification
-    certificate, approvals = certificate_for_verification(code)
+    certificate = certificate_for_verification(code)
     status = 200 if certificate is not None else 404
-    return render(request, "core/verify.html", {"certificate": certificate, "approvals": approvals, "code": code},
-                  status=status)
+    return render(request, "core/verify.html", {"certificate": certificate, "code": code,
+                                                 "university_name": settings.UNIVERSITY_NAME}, status=status)
