@@ -9,12 +9,14 @@ sandboxing CSP, so even a file stored before the checks existed cannot run in th
 """
 from __future__ import annotations
 
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from core import files, permissions
+from core.certificates_pdf import certificate_filename, certificate_pdf
 from core.models import BalanceImport, ClearanceApproval, Payment
+from core.selectors.clearance import certificate_for_document
 
 SANDBOX_CSP = "sandbox; default-src 'none'"
 
@@ -47,6 +49,26 @@ def download_view(request, kind: str, pk: int, *, site):
     name = files.download_name(getattr(obj, name_field, "") or stored.name, default=f"{default}-{obj.pk}",
                                extensions=extensions)
     return protect(FileResponse(handle, as_attachment=True, filename=name, content_type=content_type))
+
+
+def certificate_view(request, pk: int, *, site):
+    """GET the PDF of certificate `pk`, made now from the database, if the site's role may have it
+    (`permissions.may_download_certificate`); 404 otherwise, whether or not it exists."""
+    document = certificate_for_document(pk)
+    if document is None or not permissions.may_download_certificate(request.user, document.certificate,
+                                                                    as_role=site.role):
+        raise Http404("No such certificate.")
+    response = HttpResponse(certificate_pdf(document), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{certificate_filename(document.certificate)}"'
+    return protect(response)
+
+
+def certificate_url(site_name: str, certificate) -> str | None:
+    """The site's download URL of a certificate's PDF (None on a site without one)."""
+    try:
+        return reverse(f"{site_name}:certificate_pdf", args=[certificate.pk])
+    except NoReverseMatch:
+        return None
 
 
 def protect(response):

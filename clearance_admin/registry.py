@@ -27,12 +27,12 @@ from core import permissions
 from core.selectors import registry as selectors
 from core.selectors.clearance import completed_but_now_held
 from core.services._common import BulkResult
-from core.services.certificates import certificate_issue
+from core.services.certificates import certificate_issue, certificates_issue
 from core.services.cycles import CYCLE_FIELDS, cycle_create, cycle_update
 from core.services.requests import request_revoke, requests_open_for_cohort
 
 from .filters import student_filters
-from .downloads import file_link
+from .downloads import certificate_url, file_link
 from .mixins import ReadOnlyAdminMixin, RoleModelAdmin, report_bulk_result, run_service
 from .sites import registry_site as site
 
@@ -65,6 +65,15 @@ def approval_badges(approvals) -> str:
         ((APPROVAL_BADGE_CLASSES[a.status], a.department.code, a.status, title(a), a.department.code)
          for a in approvals))
     return format_html('<div class="flex flex-row gap-1">{}</div>', badges) if badges else "-"
+
+
+def certificate_link(site_name, certificate) -> str:
+    """A link to the certificate's PDF through the site's download view ("-" where there is none)."""
+    url = certificate_url(site_name, certificate)
+    if url is None:
+        return "-"
+    text = "Download PDF (stamped REVOKED)" if certificate.revoked_at else "Download PDF"
+    return format_html('<a class="text-primary-600 underline" href="{}" download>{}</a>', url, text)
 
 
 def label_html(text, variant) -> str:
@@ -376,7 +385,7 @@ class ClearanceRequestAdmin(RegistryModelAdmin):
                    RequestCohortFilter, CompletedButNowHeldFilter]
     search_fields = ["student__registration_number", "student__first_name", "student__last_name"]
     list_select_related = ["student__programme", "cycle", "certificate"]
-    actions = ["revoke_selected"]
+    actions = ["revoke_selected", "issue_certificates_selected"]
     actions_list = ["open_for_cohort"]
     actions_row = ["issue_certificate"]
     actions_detail = ["revoke", "issue_certificate"]
@@ -385,12 +394,12 @@ class ClearanceRequestAdmin(RegistryModelAdmin):
         (None, {"fields": ["student", "cycle", "reason", "status_badge", "submitted_at", "completed_at",
                            "resubmission_count", "opened_by"]}),
         ("Progress", {"fields": ["progress"]}),
-        ("Certificate", {"fields": ["certificate_issued", "certificate_code"]}),
+        ("Certificate", {"fields": ["certificate_issued", "certificate_code", "certificate_pdf"]}),
         ("Revocation", {"fields": ["revoked_at", "revoked_by", "revoked_reason"]}),
     ]
     readonly_fields = ["student", "cycle", "reason", "status_badge", "submitted_at", "completed_at",
                        "resubmission_count", "opened_by", "progress", "certificate_issued", "certificate_code",
-                       "revoked_at", "revoked_by", "revoked_reason"]
+                       "certificate_pdf", "revoked_at", "revoked_by", "revoked_reason"]
 
     def get_queryset(self, request):
         # the approvals of the page's rows with their offices: one query for the whole page
@@ -469,6 +478,11 @@ class ClearanceRequestAdmin(RegistryModelAdmin):
         certificate = getattr(obj, "certificate", None)
         return certificate.code if certificate else "-"
 
+    @display(description="PDF")
+    def certificate_pdf(self, obj):
+        certificate = getattr(obj, "certificate", None)
+        return certificate_link(self.admin_site.name, certificate) if certificate else "-"
+
     # the object behind a row/detail action, through the same scope as every other page
     def _scoped_object(self, request, object_id):
         obj = self.get_object(request, object_id)  # out of scope: PermissionDenied
@@ -497,6 +511,12 @@ class ClearanceRequestAdmin(RegistryModelAdmin):
             except ValidationError as exc:
                 result.refuse(obj.pk, obj.student.registration_number, " ".join(exc.messages))
         report_bulk_result(self, request, result, done_verb="Revoked", noun="clearance")
+        return None
+
+    @action(description="Issue certificates for the selected clearances", permissions=["issue_certificate"])
+    def issue_certificates_selected(self, request, queryset):
+        result = certificates_issue(request_ids=list(queryset.values_list("pk", flat=True)), acting_user=request.user)
+        report_bulk_result(self, request, result, done_verb="Issued", noun="certificate")
         return None
 
     @action(description="Revoke", permissions=["revoke"], icon="block", url_path="revoke")
@@ -553,3 +573,61 @@ class ClearanceRequestAdmin(RegistryModelAdmin):
                            "already have a request in the cycle are counted, not touched.",
                      submit_label="Open clearance",
                      cancel_url=reverse(f"{self.admin_site.name}:core_clearancerequest_changelist"))
+
+
+# --- certificates -------------------------------------------------------------------------------
+
+class CertificateStatusFilter(DropdownFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("valid", "Valid"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "valid":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+@admin.register(m.Certificate, site=site)
+class CertificateAdmin(ReadOnlyAdminMixin, RegistryModelAdmin):
+    """Every certificate issued: whose, its code, when issued and revoked, and its PDF. Issued from
+    the clearance requests (one or in bulk), revoked with them; nothing is edited here."""
+
+    list_display = ["student_column", "code", "issued", "revoked", "pdf"]
+    list_filter = [("request__cycle", RelatedDropdownFilter), CertificateStatusFilter]
+    search_fields = ["code", "request__student__registration_number", "request__student__first_name",
+                     "request__student__last_name"]
+    list_select_related = ["request__student", "request__cycle", "issued_by"]
+    ordering = ["-issued_at", "-pk"]
+    fields = ["request_link", "code", "issued_at", "issued_by", "revoked_at", "revoked_by", "revoked_reason", "pdf"]
+    readonly_fields = fields
+
+    @display(description="student", ordering="request__student__registration_number")
+    def student_column(self, obj):
+        student = obj.request.student
+        return format_html('<span class="font-medium text-important whitespace-nowrap">{}</span><br>'
+                           '<span class="text-xs">{}</span>', student.registration_number, student.full_name)
+
+    @display(description="issued", ordering="issued_at")
+    def issued(self, obj):
+        return format_html('<span class="whitespace-nowrap">{}</span>', f"{timezone.localtime(obj.issued_at):%d %b %Y}")
+
+    @display(description="revoked", ordering="revoked_at", label={"revoked": "danger"})
+    def revoked(self, obj):
+        if obj.revoked_at is None:
+            return None
+        return "revoked", f"Revoked {timezone.localtime(obj.revoked_at):%d %b %Y}"
+
+    @display(description="PDF")
+    def pdf(self, obj):
+        return certificate_link(self.admin_site.name, obj)
+
+    @display(description="clearance request")
+    def request_link(self, obj):
+        return format_html('<a href="{}" class="text-primary-600 dark:text-primary-500">{}</a>',
+                           reverse(f"{self.admin_site.name}:core_clearancerequest_change", args=[obj.request_id]),
+                           obj.request)

@@ -258,6 +258,11 @@ FINANCE_HOLD_THRESHOLD = env("FINANCE_HOLD_THRESHOLD")
 FINANCE_AUTO_CLEAR = env("FINANCE_AUTO_CLEAR")
 GOWN_REQUIRES_COMPLETED = env("GOWN_REQUIRES_COMPLETED")
 MAX_RESUBMISSIONS = env("MAX_RESUBMISSIONS")
+# Certificates (core/certificates_pdf.py): the name and crest printed on each PDF, and the public
+# address its QR code and verification line point to (`<PUBLIC_URL>/verify/<code>/`).
+UNIVERSITY_NAME = env("UNIVERSITY_NAME", default="Clearance University")
+CERTIFICATE_CREST = Path(env("CERTIFICATE_CREST", default=str(BASE_DIR / "core" / "static" / "core" / "crest.png")))
+PUBLIC_URL = env("PUBLIC_URL", default=env("SITE_URL", default="http://127.0.0.1:8000")).rstrip("/")
 # The longest a reviewer may lend their office to a colleague, in days (a delegation starts today or later).
 DELEGATION_MAX_DAYS = env.int("DELEGATION_MAX_DAYS", default=365)
 # The IP recorded in history and used for sign-in lockouts: the right-most address the trusted
@@ -362,6 +367,7 @@ UNFOLD_REGISTRY = _unfold("Clearance — registry", "school", "registry_dashboar
         _link(_("Clearance requests"), "assignment_turned_in", "registry:core_clearancerequest_changelist"),
         _link(_("Students"), "groups", "registry:core_student_changelist"),
         _link(_("Cycles"), "event", "registry:core_clearancecycle_changelist"),
+        _link(_("Certificates"), "workspace_premium", "registry:core_certificate_changelist"),
     ]},
 ])
 UNFOLD_STUDENT = _unfold("My clearance", "verified_user", "student_dashboard", [

@@ -87,6 +87,9 @@ class RoleSite(UnfoldAdminSite):
             # stored files: through this site's gate, then the object's rule for this site's role
             path("files/<str:kind>/<int:pk>/", self.admin_view(functools.partial(downloads.download_view, site=self)),
                  name="file_download"),
+            # certificates' PDFs: the site's gate, then permissions.may_download_certificate
+            path("certificates/<int:pk>/pdf/",
+                 self.admin_view(functools.partial(downloads.certificate_view, site=self)), name="certificate_pdf"),
             path("second-factor/", self.admin_view(self.second_factor_view), name="otp"),
             path("second-factor/recovery-codes/", self.admin_view(self.recovery_codes_view), name="otp_recovery"),
         ] + super().get_urls()

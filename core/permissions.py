@@ -21,7 +21,7 @@ from django.utils import timezone
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
 
-from .models import (BalanceImport, ClearanceApproval, Delegation, Department, Hold, Payment, School)
+from .models import (BalanceImport, Certificate, ClearanceApproval, Delegation, Department, Hold, Payment, School)
 
 STAFF = "Department staff"
 FINANCE = "Finance officer"
@@ -341,6 +341,20 @@ def may_download_import(user, balance_import: BalanceImport, *, as_role: str | N
     if user.is_superuser:
         return True
     return any(_as(as_role, role) and in_group(user, role) for role in (FINANCE, REGISTRY))
+
+
+def may_download_certificate(user, certificate: Certificate, *, as_role: str | None = None) -> bool:
+    """A certificate's PDF: the registry (valid or revoked: a revoked one is stamped REVOKED);
+    the student it belongs to while it is valid (a revoked certificate is not theirs to hand on);
+    superusers."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if user.is_superuser:
+        return True
+    if _as(as_role, REGISTRY) and in_group(user, REGISTRY):
+        return True
+    return (_as(as_role, STUDENT) and in_group(user, STUDENT) and certificate.is_valid
+            and certificate.request.student.user_id == user.pk)
 
 
 def may_download(user, obj, *, as_role: str | None = None) -> bool:

@@ -97,8 +97,9 @@ def _may_see_details(request) -> bool:
 
 @require_GET
 def verify_certificate(request, code: str):
-    """Anyone holding a certificate can check it here: valid or revoked, whose, and each office's
-    decision. An unknown code is a 404 that says so; nothing else of the system is shown.
+    """Anyone holding a certificate can check it here, on a phone too: whose it is (name,
+    registration number, programme) and whether it is valid or revoked (with the date). Nothing
+    more: no office's decision, no reason for a revocation. An unknown code is a 404 that says so.
     Lookups are limited per client IP (VERIFY_RATE_LIMIT a minute), so codes cannot be guessed by
     the thousand: over it, a 429 with Retry-After."""
     from .selectors.clearance import certificate_for_verification
@@ -109,7 +110,7 @@ def verify_certificate(request, code: str):
                                 content_type="text/plain; charset=utf-8")
         response["Retry-After"] = str(limited.retry_after)
         return response
-    certificate, approvals = certificate_for_verification(code)
+    certificate = certificate_for_verification(code)
     status = 200 if certificate is not None else 404
-    return render(request, "core/verify.html", {"certificate": certificate, "approvals": approvals, "code": code},
-                  status=status)
+    return render(request, "core/verify.html", {"certificate": certificate, "code": code,
+                                                 "university_name": settings.UNIVERSITY_NAME}, status=status)

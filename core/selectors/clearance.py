@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Exists, OuterRef, QuerySet
 
-from ..models import ClearanceApproval, ClearanceRequest, Hold
+from ..models import Certificate, ClearanceApproval, ClearanceRequest, Hold
 
 
 def completed_but_now_held() -> QuerySet[ClearanceRequest]:
@@ -19,12 +21,28 @@ def active_holds_for_approval(approval: ClearanceApproval) -> QuerySet[Hold]:
 
 
 def certificate_for_verification(code: str):
-    """The certificate with this code and every office's decision, or None (one query each)."""
-    from ..models import Certificate
-    certificate = (Certificate.objects.select_related("request__student__programme", "request__cycle")
-                   .filter(code=code).first())
+    """The certificate with this code, with what the public page shows of it (the student's name,
+    registration number and programme), or None. One query."""
+    return (Certificate.objects.select_related("request__student__programme")
+            .filter(code=code).first())
+
+
+@dataclass(frozen=True)
+class CertificateDocument:
+    certificate: Certificate
+    decisions: list[ClearanceApproval]
+
+
+def certificate_for_document(certificate_id: int) -> CertificateDocument | None:
+    """The certificate with everything its PDF prints: the student, programme, cycle, and every
+    office's decision with who decided it (in stage, then office order). None when there is none.
+    Two queries."""
+    certificate = (Certificate.objects.select_related("request__student__programme", "request__cycle",
+                                                      "issued_by", "revoked_by")
+                   .filter(pk=certificate_id).first())
     if certificate is None:
-        return None, []
-    approvals = list(ClearanceApproval.objects.filter(request_id=certificate.request_id)
-                     .select_related("department").order_by("department__stage", "department__code"))
-    return certificate, approvals
+        return None
+    decisions = list(ClearanceApproval.objects.filter(request_id=certificate.request_id)
+                     .select_related("department", "decided_by", "decided_by_import")
+                     .order_by("department__stage", "department__code"))
+    return CertificateDocument(certificate=certificate, decisions=decisions)

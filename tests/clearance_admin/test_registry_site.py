@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import io
 import re
 
 import pytest
@@ -9,7 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from pypdf import PdfReader
 
+from core import permissions
 from core.models import Certificate, ClearanceApproval, ClearanceCycle, ClearanceRequest
 from core.services.approvals import approvals_approve, approvals_reject, approvals_waive
 from core.services.certificates import certificate_issue
@@ -401,3 +404,102 @@ def test_dashboard_numbers(registry_client, offices, cycle, open_request, comple
     assert '<span data-kpi="completion-rate">33.3%</span>' in body
     assert '<span data-kpi="completed-but-now-held" class="text-red-600 dark:text-red-400">1</span>' in body
     assert f'{url(REQUESTS)}?held=yes' in body
+
+
+def _issue_selected(client, requests, **extra):
+    data = {"action": "issue_certificates_selected", "_selected_action": [r.pk for r in requests], **extra}
+    return client.post(url(REQUESTS), data)
+
+
+def test_issue_certificates_in_bulk_reports_what_it_issued_and_refused_row_by_row(
+        registry_client, offices, cycle, open_request, complete_request, registry_user):
+    done, pending, issued = cohort(3)
+    done_request = complete_request(open_request(done))
+    pending_request = open_request(pending)
+    issued_request = complete_request(open_request(issued))
+    first = certificate_issue(request=issued_request, acting_user=registry_user)
+
+    response = _issue_selected(registry_client, [done_request, pending_request, issued_request])
+
+    assert response.status_code == 302
+    text = messages_of(response)
+    assert any("Issued 1 certificate." in m for m in text), text
+    refused = next(m for m in text if "Refused 2" in m)
+    assert f"{pending.registration_number}: Only a completed clearance gets a certificate; this one is in progress" \
+        in refused
+    assert f"{issued.registration_number}: A certificate was already issued for this clearance " \
+           f"(verification code {first.code})" in refused
+    assert Certificate.objects.get(request=done_request).issued_by == registry_user
+    assert not Certificate.objects.filter(request=pending_request).exists()
+    assert Certificate.objects.get(request=issued_request).code == first.code
+
+
+def test_the_bulk_issue_is_refused_to_a_registry_user_without_the_permission(
+        client, make_user, offices, cycle, open_request, complete_request):
+    from django.contrib.auth.models import Group, Permission
+    request = complete_request(open_request(cohort(1)[0]))
+    clerk = make_user(permissions.REGISTRY)
+    group = Group.objects.get(name=permissions.REGISTRY)
+    group.permissions.remove(Permission.objects.get(codename="add_certificate"))
+    client.force_login(clerk)
+    client.post(url(REQUESTS), {"action": "issue_certificates_selected", "_selected_action": [request.pk]})
+    assert not Certificate.objects.exists()
+
+
+CERTIFICATES = "registry:core_certificate_changelist"
+
+
+def test_certificates_list_filters_and_links_to_each_pdf(registry_client, offices, cycle, open_request,
+                                                         complete_request, registry_user):
+    valid_student, revoked_student = cohort(2)
+    valid = certificate_issue(request=complete_request(open_request(valid_student)), acting_user=registry_user)
+    revoked_request = complete_request(open_request(revoked_student))
+    revoked = certificate_issue(request=revoked_request, acting_user=registry_user)
+    request_revoke(request=revoked_request, acting_user=registry_user, reason="Hold found")
+
+    body = registry_client.get(url(CERTIFICATES)).content.decode()
+    assert valid.code in body and revoked.code in body
+    assert url("registry:certificate_pdf", valid.pk) in body and url("registry:certificate_pdf", revoked.pk) in body
+    assert url(CERTIFICATES) in registry_client.get(url("registry:index")).content.decode()  # sidebar
+
+    only_valid = registry_client.get(url(CERTIFICATES), {"status": "valid"}).content.decode()
+    assert valid.code in only_valid and revoked.code not in only_valid
+    only_revoked = registry_client.get(url(CERTIFICATES), {"status": "revoked"}).content.decode()
+    assert revoked.code in only_revoked and valid.code not in only_revoked
+    other_cycle = factories.ClearanceCycleFactory(name="2027 graduation")
+    none = registry_client.get(url(CERTIFICATES), {"request__cycle__id__exact": other_cycle.pk}).content.decode()
+    assert valid.code not in none and revoked.code not in none
+    assert registry_client.get(url("registry:core_certificate_add")).status_code == 403
+
+
+def test_registry_downloads_the_pdf_from_the_request_page_revoked_ones_stamped(registry_client, certified,
+                                                                                registry_user):
+    certificate = Certificate.objects.get(request=certified)
+    pdf_url = url("registry:certificate_pdf", certificate.pk)
+    assert pdf_url in registry_client.get(url("registry:core_clearancerequest_change", certified.pk)).content.decode()
+
+    response = registry_client.get(pdf_url)
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    assert response["Content-Disposition"] == \
+        f'attachment; filename="certificate-{certified.student.registration_number.replace("/", "-")}.pdf"'
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Security-Policy"] == "sandbox; default-src 'none'"
+    text = PdfReader(io.BytesIO(response.content)).pages[0].extract_text()
+    assert certificate.code in text and "REVOKED" not in text
+
+    request_revoke(request=certified, acting_user=registry_user, reason="Fees found unpaid")
+    stamped = registry_client.get(pdf_url)
+    assert stamped.status_code == 200
+    assert "REVOKED" in PdfReader(io.BytesIO(stamped.content)).pages[0].extract_text()
+
+
+def test_other_roles_cannot_have_a_certificate_pdf(client, certified, lib_reviewer, finance_user):
+    certificate = Certificate.objects.get(request=certified)
+    for user in (lib_reviewer, finance_user):
+        client.force_login(user)
+        assert client.get(url("registry:certificate_pdf", certificate.pk)).status_code == 302  # the sign-in page
+        assert client.get(url("staff:certificate_pdf", certificate.pk)).status_code == 404
+    client.force_login(finance_user)
+    assert client.get(url("finance:certificate_pdf", certificate.pk)).status_code == 404
+    client.logout()
+    assert client.get(url("registry:certificate_pdf", certificate.pk)).status_code == 302

@@ -348,3 +348,60 @@ def test_student_is_refused_at_other_sites_with_a_pointer_to_student(student_cli
     assert student.user.email in body
     assert "/student/" in body
     assert "can use /student/" in body
+
+
+# --- certificate ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def my_certificate(clearance, complete_request, registry_user):
+    from core.services.certificates import certificate_issue
+    return certificate_issue(request=complete_request(clearance), acting_user=registry_user)
+
+
+def test_student_downloads_their_certificate_from_the_dashboard(student_client, student, my_certificate):
+    import io
+    from pypdf import PdfReader
+    pdf_url = reverse("student:certificate_pdf", args=[my_certificate.pk])
+    body = student_client.get(INDEX).content.decode()
+    assert f'href="{pdf_url}"' in body
+
+    response = student_client.get(pdf_url)
+
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Security-Policy"] == "sandbox; default-src 'none'"
+    text = " ".join(PdfReader(io.BytesIO(response.content)).pages[0].extract_text().split())
+    assert student.full_name in text and student.registration_number in text and my_certificate.code in text
+
+
+def test_a_student_cannot_download_another_students_certificate(student_client, open_request, complete_request,
+                                                                registry_user, my_certificate):
+    from core.services.certificates import certificate_issue
+    other = factories.StudentFactory(with_user=True)
+    _with_role(other.user, permissions.STUDENT)
+    theirs = certificate_issue(request=complete_request(open_request(other)), acting_user=registry_user)
+
+    assert student_client.get(reverse("student:certificate_pdf", args=[theirs.pk])).status_code == 404
+    assert student_client.get(reverse("student:certificate_pdf", args=[987654])).status_code == 404
+    body = student_client.get(INDEX).content.decode()
+    assert reverse("student:certificate_pdf", args=[theirs.pk]) not in body
+
+
+def test_a_revoked_certificate_is_not_downloadable_by_the_student(student_client, clearance, my_certificate,
+                                                                  registry_user):
+    from core.services.requests import request_revoke
+    pdf_url = reverse("student:certificate_pdf", args=[my_certificate.pk])
+    request_revoke(request=clearance, acting_user=registry_user, reason="Library hold placed after completion")
+
+    assert student_client.get(pdf_url).status_code == 404
+    body = student_client.get(INDEX).content.decode()
+    assert pdf_url not in body and "Library hold placed after completion" in body
+
+
+def test_other_roles_cannot_use_the_students_certificate_url(client, my_certificate, lib_reviewer, registry_user):
+    pdf_url = reverse("student:certificate_pdf", args=[my_certificate.pk])
+    for user in (lib_reviewer, registry_user):
+        client.force_login(user)
+        response = client.get(pdf_url)
+        assert response.status_code == 302 and "/student/login/" in response["Location"]
