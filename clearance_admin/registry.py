@@ -8,6 +8,7 @@ from functools import partial
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.http import Http404, HttpResponseRedirect
@@ -65,6 +66,14 @@ def approval_badges(approvals) -> str:
         ((APPROVAL_BADGE_CLASSES[a.status], a.department.code, a.status, title(a), a.department.code)
          for a in approvals))
     return format_html('<div class="flex flex-row gap-1">{}</div>', badges) if badges else "-"
+
+
+def approval_status_badge(approval) -> str:
+    """The status of one approval as a badge in its colour (the office code is the row's own
+    column; overdue items say so beside the status)."""
+    overdue = f" · overdue {approval.days_waiting} d" if approval.is_overdue else ""
+    return format_html('<span class="{}" data-status="{}">{}{}</span>', APPROVAL_BADGE_CLASSES[approval.status],
+                       approval.status, approval.get_status_display(), overdue)
 
 
 def label_html(text, variant) -> str:
@@ -364,13 +373,14 @@ class ApprovalInline(ReadOnlyAdminMixin, TabularInline):
 
     @display(description="status")
     def status_badge(self, obj):
-        return approval_badges([obj]) if obj.pk else "-"
+        return approval_status_badge(obj) if obj.pk else "-"
 
 
 @admin.register(m.ClearanceRequest, site=site)
 class ClearanceRequestAdmin(RegistryModelAdmin):
-    list_display = ["student_column", "programme", "cycle", "status_label", "progress", "submitted",
-                    "completed", "certificate_state"]
+    # fits 1440 px with the sidebar: programme under the name, both dates in one column, no row
+    # actions (issuing is on the request's page, offered only when it applies)
+    list_display = ["student_column", "cycle", "status_label", "progress", "dates", "certificate_state"]
     list_filter = [("status", ChoicesDropdownFilter), ("cycle", RelatedDropdownFilter),
                    ("student__school", RelatedDropdownFilter), ("student__programme", RelatedDropdownFilter),
                    RequestCohortFilter, CompletedButNowHeldFilter]
@@ -378,7 +388,6 @@ class ClearanceRequestAdmin(RegistryModelAdmin):
     list_select_related = ["student__programme", "cycle", "certificate"]
     actions = ["revoke_selected"]
     actions_list = ["open_for_cohort"]
-    actions_row = ["issue_certificate"]
     actions_detail = ["revoke", "issue_certificate"]
     inlines = [ApprovalInline]
     fieldsets = [
@@ -411,27 +420,39 @@ class ClearanceRequestAdmin(RegistryModelAdmin):
     def has_issue_certificate_permission(self, request, obj=None):
         return request.user.has_perm("core.add_certificate")
 
+    def get_actions_detail(self, request, object_id):
+        """Buttons only where they apply: no Revoke on a revoked request, Issue certificate only on a
+        completed one without a certificate. The views stay reachable so that a hand-posted one
+        gets the service's refusal as a message (unfold's permission check would answer 403)."""
+        actions = super().get_actions_detail(request, object_id)
+        try:
+            row = (self.get_queryset(request).filter(pk=unquote(str(object_id)))
+                   .values_list("status", "certificate").first())
+        except (ValueError, ValidationError):
+            row = None
+        status, certificate = row or (None, None)
+        hidden = set()
+        if status in (R.REVOKED, None):
+            hidden.add("revoke")
+        if status != R.COMPLETED or certificate is not None:
+            hidden.add("issue_certificate")
+        return [a for a in actions if a.method.__name__ not in hidden]
+
     # columns
     @display(description="student", ordering="student__registration_number")
     def student_column(self, obj):
         return format_html('<span class="font-medium text-important whitespace-nowrap">{}</span><br>'
-                           '<span class="text-xs">{}</span>', obj.student.registration_number, obj.student.full_name)
+                           '<span class="text-xs">{}</span><br><span class="text-xs" data-programme>{}</span>',
+                           obj.student.registration_number, obj.student.full_name, obj.student.programme.name)
 
-    @display(description="submitted", ordering="submitted_at")
-    def submitted(self, obj):
-        return format_html('<span class="whitespace-nowrap">{}</span>',
-                           f"{timezone.localtime(obj.submitted_at):%d %b %Y}")
-
-    @display(description="completed", ordering="completed_at")
-    def completed(self, obj):
-        if not obj.completed_at:
-            return "-"
-        return format_html('<span class="whitespace-nowrap">{}</span>',
-                           f"{timezone.localtime(obj.completed_at):%d %b %Y}")
-
-    @display(description="programme", ordering="student__programme__name")
-    def programme(self, obj):
-        return obj.student.programme.name
+    @display(description="dates", ordering="submitted_at")
+    def dates(self, obj):
+        day = "%d %b %Y"
+        completed = (f"completed {timezone.localtime(obj.completed_at):{day}}" if obj.completed_at
+                     else "not completed")
+        return format_html('<span class="whitespace-nowrap">submitted {}</span><br>'
+                           '<span class="text-xs whitespace-nowrap">{}</span>',
+                           f"{timezone.localtime(obj.submitted_at):{day}}", completed)
 
     @display(description="status", label=REQUEST_STATUS_LABELS, ordering="status")
     def status_label(self, obj):
@@ -446,11 +467,11 @@ class ClearanceRequestAdmin(RegistryModelAdmin):
     def progress(self, obj):
         return approval_badges(obj.approvals.all())
 
-    @display(description="certificate", label={"issued": "success", "revoked": "danger"})
+    @display(description="certificate", label={"issued": "success", "revoked": "danger", "due": "warning"})
     def certificate_state(self, obj):
         certificate = getattr(obj, "certificate", None)  # select_related: no query per row
         if certificate is None:
-            return None
+            return ("due", "To issue") if obj.status == R.COMPLETED else None
         return ("revoked", "Revoked") if certificate.revoked_at else ("issued", "Issued")
 
     @display(description="certificate")
@@ -502,6 +523,10 @@ class ClearanceRequestAdmin(RegistryModelAdmin):
     @action(description="Revoke", permissions=["revoke"], icon="block", url_path="revoke")
     def revoke(self, request, object_id):
         obj = self._scoped_object(request, object_id)
+        if obj.status == R.REVOKED and request.method != "POST":
+            # nothing to ask for; a hand-posted form still reaches the service, which refuses it
+            self.message_user(request, "This clearance request is already revoked.", messages.ERROR)
+            return HttpResponseRedirect(self._change_url(obj))
         form = RevokeForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             # partial: the service's `request` argument (a ClearanceRequest) is not the HTTP request

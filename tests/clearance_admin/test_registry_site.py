@@ -401,3 +401,72 @@ def test_dashboard_numbers(registry_client, offices, cycle, open_request, comple
     assert '<span data-kpi="completion-rate">33.3%</span>' in body
     assert '<span data-kpi="completed-but-now-held" class="text-red-600 dark:text-red-400">1</span>' in body
     assert f'{url(REQUESTS)}?held=yes' in body
+
+
+# --- the request's page -----------------------------------------------------------------------------
+
+def test_request_page_offices_table_shows_each_status(registry_client, clearance, approval, superuser):
+    approvals_reject(approval_ids=[approval(clearance, "SCH").pk], acting_user=superuser,
+                     reason="Project not submitted").raise_if_refused()
+    approvals_waive(approval_ids=[approval(clearance, "SPT").pk], acting_user=superuser,
+                    reason="Never used the facilities").raise_if_refused()
+    body = registry_client.get(url("registry:core_clearancerequest_change", clearance.pk)).content.decode()
+    inline = body[body.index("Offices"):]
+    statuses = dict(re.findall(r'<span class="[^"]+" data-status="(\w+)">([^<]+)</span>', inline))
+    assert statuses == {"approved": "Approved", "rejected": "Rejected", "waived": "Waived", "pending": "Pending"}
+    assert not re.search(r'data-status="\w+">(FIN|LIB|SCH|SPT|GOWN|REG)<', inline)  # not the office again
+
+
+def _detail_actions(client, obj):
+    body = client.get(url("registry:core_clearancerequest_change", obj.pk)).content.decode()
+    return (url("registry:core_clearancerequest_revoke", obj.pk) in body,
+            url("registry:core_clearancerequest_issue_certificate", obj.pk) in body)
+
+
+def test_revoke_and_issue_offered_only_where_they_apply(registry_client, offices, cycle, open_request,
+                                                        complete_request, registry_user):
+    waiting, done, revoked = cohort(3)
+    waiting = open_request(waiting)
+    done = complete_request(open_request(done))
+    revoked = open_request(revoked)
+    request_revoke(request=revoked, acting_user=registry_user, reason="Withdrew")
+    assert _detail_actions(registry_client, waiting) == (True, False)
+    assert _detail_actions(registry_client, done) == (True, True)
+    assert _detail_actions(registry_client, revoked) == (False, False)
+    certificate_issue(request=done, acting_user=registry_user)
+    assert _detail_actions(registry_client, done) == (True, False)  # issued once
+
+
+def test_revoke_and_issue_posted_by_hand_on_a_revoked_request_are_refused(registry_client, certified,
+                                                                         registry_user):
+    request_revoke(request=certified, acting_user=registry_user, reason="Fees found unpaid")
+    before = certified.history.count()
+    page = registry_client.get(url("registry:core_clearancerequest_revoke", certified.pk))
+    assert page.status_code == 302
+    assert any("already revoked" in m for m in messages_of(page))
+    again = registry_client.post(url("registry:core_clearancerequest_revoke", certified.pk), {"reason": "Twice"})
+    assert any("already revoked" in m for m in messages_of(again))
+    issue = registry_client.post(url("registry:core_clearancerequest_issue_certificate", certified.pk))
+    assert any("Only a completed clearance gets a certificate; this one is revoked" in m
+               for m in messages_of(issue))
+    certified.refresh_from_db()
+    assert certified.revoked_reason == "Fees found unpaid" and certified.history.count() == before
+    assert Certificate.objects.filter(request=certified).count() == 1
+
+
+def test_detail_action_with_a_malformed_id_is_not_a_server_error(registry_client, clearance):
+    response = registry_client.get("/registry/core/clearancerequest/not-a-number/change/")
+    assert response.status_code in (302, 404)
+
+
+# --- the requests list fits 1440 px -------------------------------------------------------------------
+
+def test_requests_list_columns_fit_a_1440_screen(registry_client, clearance, complete_request):
+    from clearance_admin.registry import ClearanceRequestAdmin
+    assert ClearanceRequestAdmin.list_display == ["student_column", "cycle", "status_label", "progress", "dates",
+                                                  "certificate_state"]
+    assert not ClearanceRequestAdmin.actions_row  # a column of row menus was what pushed it off
+    complete_request(clearance)
+    body = registry_client.get(url(REQUESTS)).content.decode()
+    assert clearance.student.programme.name in body  # under the name, not a column of its own
+    assert "To issue" in body  # completed, no certificate yet
