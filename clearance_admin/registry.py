@@ -30,7 +30,7 @@ from core.selectors.clearance import completed_but_now_held
 from core.services._common import BulkResult
 from core.services.certificates import certificate_issue
 from core.services.cycles import CYCLE_FIELDS, cycle_create, cycle_update
-from core.services.requests import request_revoke, requests_open_for_cohort
+from core.services.requests import check_cycle_open, request_revoke, requests_open_for_cohort
 
 from .filters import student_filters
 from .downloads import file_link
@@ -183,12 +183,25 @@ class RegistryModelAdmin(RoleModelAdmin):
         return request.user.has_perm("core.add_clearancerequest")
 
 
+def _selection_label(data) -> str:
+    parts = [f"cohort {data['graduation_year']}"]
+    if data.get("school"):
+        parts.append(f"school {data['school'].code}")
+    if data.get("programme"):
+        parts.append(str(data["programme"]))
+    return ", ".join(parts)
+
+
 def _report_opened(modeladmin, request, result, cycle):
     if result.created_count:
         modeladmin.message_user(
             request, f"Opened clearance in {cycle} for {result.created_count} "
                      f"student{'s' if result.created_count != 1 else ''} "
                      f"({result.approvals_created} office approvals).", messages.SUCCESS)
+    if result.after_revoked:
+        modeladmin.message_user(
+            request, f"{result.after_revoked} of them had a revoked request in {cycle}: they got a new "
+                     f"request; the revoked one is kept as it was.", messages.INFO)
     if result.already_open:
         modeladmin.message_user(
             request, f"{result.already_open} student{'s' if result.already_open != 1 else ''} already "
@@ -559,22 +572,34 @@ class ClearanceRequestAdmin(RegistryModelAdmin):
     @action(description="Open clearance for a cohort", permissions=["open_clearance"], icon="group_add",
             url_path="open-for-cohort")
     def open_for_cohort(self, request):
+        """Choose the cohort, see what opening would do (core.selectors.registry.cohort_open_preview),
+        confirm. What confirm reports is what the service did, even if requests changed meanwhile."""
         form = OpenCohortForm(request.POST or None)
+        changelist = reverse(f"{self.admin_site.name}:core_clearancerequest_changelist")
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
+            selection = dict(graduation_year=data["graduation_year"], school=data["school"],
+                             programme=data["programme"])
             try:
-                result = requests_open_for_cohort(
-                    cycle=data["cycle"], acting_user=request.user, graduation_year=data["graduation_year"],
-                    school=data["school"], programme=data["programme"])
+                if "confirm" in request.POST:
+                    result = requests_open_for_cohort(cycle=data["cycle"], acting_user=request.user, **selection)
+                else:
+                    check_cycle_open(data["cycle"])
+                    preview = selectors.cohort_open_preview(cycle=data["cycle"], **selection)
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
-                _report_opened(self, request, result, data["cycle"])
-                changelist = reverse(f"{self.admin_site.name}:core_clearancerequest_changelist")
-                return HttpResponseRedirect(f"{changelist}?cycle__id__exact={data['cycle'].pk}")
+                if "confirm" in request.POST:
+                    _report_opened(self, request, result, data["cycle"])
+                    return HttpResponseRedirect(f"{changelist}?cycle__id__exact={data['cycle'].pk}")
+                hidden = [(name, getattr(value, "pk", value) if value is not None else "")
+                          for name, value in data.items()]
+                return _page(self, request, template="registry/open_cohort_preview.html",
+                             title="Open clearance for a cohort: check before opening", preview=preview,
+                             cycle=data["cycle"], selection=_selection_label(data), hidden=hidden,
+                             back_url=request.get_full_path(), cancel_url=changelist)
         return _page(self, request, title="Open clearance for a cohort", form=form,
-                     intro="Creates one request per student of the cohort (optionally one school or "
-                           "programme) with a pending approval for every office that applies. Students who "
-                           "already have a request in the cycle are counted, not touched.",
-                     submit_label="Open clearance",
-                     cancel_url=reverse(f"{self.admin_site.name}:core_clearancerequest_changelist"))
+                     intro="Choose the students (a cohort, optionally one school or programme). The next "
+                           "page shows how many get a new request and how many already have one before "
+                           "anything is created.",
+                     submit_label="Preview", cancel_url=changelist)

@@ -3,13 +3,16 @@ figures of its dashboard. A few aggregate queries each, whatever the number of s
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 from functools import reduce
 from operator import or_
+from typing import Iterable
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from ..models import ClearanceApproval, ClearanceCycle, ClearanceRequest, Department
+from ..models import ClearanceApproval, ClearanceCycle, ClearanceRequest, Department, Student
 from .clearance import completed_but_now_held
 
 R = ClearanceRequest.Status
@@ -110,3 +113,52 @@ def has_open_request() -> Exists:
     return Exists(ClearanceRequest.objects.filter(student_id=OuterRef("pk"), cycle__in=open_cycles())
                   .exclude(status=R.REVOKED))
 
+
+
+# --- opening clearance for a cohort ---------------------------------------------------------------
+
+def cohort_students(*, graduation_year: int | None = None, school=None, programme=None,
+                    student_ids: Iterable[int] | None = None) -> QuerySet[Student]:
+    """The students a cohort opening is about: the given ones, or a cohort (expected graduation
+    year), optionally narrowed to a school or a programme. Refused when neither is given."""
+    students = Student.objects.all()
+    if student_ids is not None:
+        students = students.filter(pk__in=list(student_ids))
+    elif graduation_year is None:
+        raise ValidationError("Choose a cohort (expected graduation year) or some students.", code="no_selection")
+    if graduation_year is not None:
+        students = students.filter(expected_graduation_year=graduation_year)
+    if school is not None:
+        students = students.filter(school=school)
+    if programme is not None:
+        students = students.filter(programme=programme)
+    return students.order_by("pk")
+
+
+@dataclass(frozen=True)
+class CohortPreview:
+    """What opening clearance would do now. `after_revoked` students have only revoked requests
+    in the cycle: they get a new one (the revoked one stays as it is)."""
+    students: int
+    already_open: int
+    after_revoked: int
+    new: int
+
+    @property
+    def to_open(self) -> int:
+        return self.new + self.after_revoked
+
+
+def cohort_open_preview(*, cycle: ClearanceCycle, **selection) -> CohortPreview:
+    """Counts of `cohort_students(**selection)` by what `requests_open_for_cohort` would do with
+    them in `cycle`, classified by the same rule it applies (a request that is not revoked is
+    open). One query."""
+    in_cycle = ClearanceRequest.objects.filter(student_id=OuterRef("pk"), cycle=cycle)
+    counts = (cohort_students(**selection).order_by()
+              .annotate(has_open=Exists(in_cycle.exclude(status=R.REVOKED)),
+                        has_revoked=Exists(in_cycle.filter(status=R.REVOKED)))
+              .aggregate(students=Count("pk"),
+                         already_open=Count("pk", filter=Q(has_open=True)),
+                         after_revoked=Count("pk", filter=Q(has_open=False, has_revoked=True)),
+                         new=Count("pk", filter=Q(has_open=False, has_revoked=False))))
+    return CohortPreview(**counts)

@@ -86,7 +86,8 @@ def test_open_for_cohort_creates_counts_and_is_idempotent(registry_client, offic
     students = cohort(3)
     later = cohort(2, year=2027)
     open_request(students[0])
-    response = registry_client.post(url(OPEN_COHORT), {"cycle": cycle.pk, "graduation_year": "2026"})
+    response = registry_client.post(url(OPEN_COHORT), {"cycle": cycle.pk, "graduation_year": "2026",
+                                                       "confirm": "1"})
     assert response.status_code == 302
     assert f"cycle__id__exact={cycle.pk}" in response["Location"]
     text = messages_of(response)
@@ -99,7 +100,7 @@ def test_open_for_cohort_creates_counts_and_is_idempotent(registry_client, offic
     assert ClearanceApproval.objects.filter(request__student=students[1]).count() == 6
 
     registry_client.get(response["Location"])  # the page shows (and so consumes) the messages
-    again = registry_client.post(url(OPEN_COHORT), {"cycle": cycle.pk, "graduation_year": "2026"})
+    again = registry_client.post(url(OPEN_COHORT), {"cycle": cycle.pk, "graduation_year": "2026", "confirm": "1"})
     text = messages_of(again)
     assert any(m.startswith("3 students already had a request") for m in text), text
     assert not any("Opened clearance" in m for m in text)
@@ -110,7 +111,7 @@ def test_open_for_cohort_narrowed_to_a_school(registry_client, offices, cycle):
     sce = cohort(2)
     spa = cohort(2, school=factories.SchoolFactory(code="SPA"))
     registry_client.post(url(OPEN_COHORT), {"cycle": cycle.pk, "graduation_year": "2026",
-                                            "school": spa[0].school_id})
+                                            "school": spa[0].school_id, "confirm": "1"})
     assert set(ClearanceRequest.objects.values_list("student_id", flat=True)) == {s.pk for s in spa}
     assert not ClearanceRequest.objects.filter(student__in=sce).exists()
 
@@ -470,3 +471,56 @@ def test_requests_list_columns_fit_a_1440_screen(registry_client, clearance, com
     body = registry_client.get(url(REQUESTS)).content.decode()
     assert clearance.student.programme.name in body  # under the name, not a column of its own
     assert "To issue" in body  # completed, no certificate yet
+
+
+# --- open for a cohort: preview, then confirm --------------------------------------------------------
+
+def _preview_numbers(body):
+    return {k: int(v) for k, v in re.findall(r'data-preview="([\w-]+)">(\d+)<', body)}
+
+
+def test_open_for_cohort_previews_then_confirm_does_what_the_preview_said(
+        registry_client, offices, cycle, open_request, registry_user):
+    students = cohort(5)
+    open_request(students[0])
+    for s in students[1:3]:
+        request_revoke(request=open_request(s), acting_user=registry_user, reason="Withdrew")
+    data = {"cycle": cycle.pk, "graduation_year": "2026"}
+    page = registry_client.post(url(OPEN_COHORT), data)
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert _preview_numbers(body) == {"students": 5, "new": 2, "after-revoked": 2, "already-open": 1, "to-open": 4}
+    assert "they <strong>get a new request</strong> too" in body
+    assert "Open clearance for 4 students" in body and 'name="confirm"' in body
+    assert ClearanceRequest.objects.filter(cycle=cycle).exclude(status=R.REVOKED).count() == 1  # nothing yet
+
+    hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', body))
+    assert hidden["confirm"] == "1" and hidden["cycle"] == str(cycle.pk) and hidden["graduation_year"] == "2026"
+    done = registry_client.post(url(OPEN_COHORT), hidden)
+    assert done.status_code == 302
+    text = messages_of(done)
+    assert any("for 4 students" in m for m in text), text
+    assert any(m.startswith("2 of them had a revoked request") for m in text), text
+    assert any(m.startswith("1 student already had a request") for m in text), text
+    assert ClearanceRequest.objects.filter(cycle=cycle).exclude(status=R.REVOKED).count() == 5
+
+
+def test_open_for_cohort_confirm_reports_what_was_done_when_the_preview_went_stale(
+        registry_client, offices, cycle, open_request):
+    students = cohort(3)
+    preview = registry_client.post(url(OPEN_COHORT), {"cycle": cycle.pk, "graduation_year": "2026"})
+    assert _preview_numbers(preview.content.decode())["to-open"] == 3
+    open_request(students[0])  # someone opened one meanwhile
+    done = registry_client.post(url(OPEN_COHORT), {"cycle": cycle.pk, "graduation_year": "2026", "confirm": "1"})
+    text = messages_of(done)
+    assert any("for 2 students" in m for m in text), text
+    assert any(m.startswith("1 student already had a request") for m in text), text
+    assert ClearanceRequest.objects.filter(cycle=cycle).count() == 3
+
+
+def test_open_for_cohort_preview_offers_no_confirm_when_everyone_has_one(registry_client, offices, cycle,
+                                                                        open_request):
+    open_request(cohort(1)[0])
+    body = registry_client.post(url(OPEN_COHORT), {"cycle": cycle.pk, "graduation_year": "2026"}).content.decode()
+    assert _preview_numbers(body)["to-open"] == 0
+    assert not re.search(r"Open clearance for \d+ student", body)
