@@ -366,6 +366,19 @@ class CompletedButNowHeldFilter(DropdownFilter):
         return queryset
 
 
+class OverdueFilter(DropdownFilter):
+    title = "overdue"
+    parameter_name = "overdue"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "An office is past its SLA")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(selectors.has_overdue_approval())
+        return queryset
+
+
 class ApprovalInline(ReadOnlyAdminMixin, TabularInline):
     model = m.ClearanceApproval
     hide_title = True
@@ -396,7 +409,7 @@ class ClearanceRequestAdmin(RegistryModelAdmin):
     list_display = ["student_column", "cycle", "status_label", "progress", "dates", "certificate_state"]
     list_filter = [("status", ChoicesDropdownFilter), ("cycle", RelatedDropdownFilter),
                    ("student__school", RelatedDropdownFilter), ("student__programme", RelatedDropdownFilter),
-                   RequestCohortFilter, CompletedButNowHeldFilter]
+                   RequestCohortFilter, CompletedButNowHeldFilter, OverdueFilter]
     search_fields = ["student__registration_number", "student__first_name", "student__last_name"]
     list_select_related = ["student__programme", "cycle", "certificate"]
     actions = ["revoke_selected"]

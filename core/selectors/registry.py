@@ -9,7 +9,8 @@ from operator import or_
 from typing import Iterable
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models.functions import RowNumber, TruncDate
 from django.utils import timezone
 
 from ..models import ClearanceApproval, ClearanceCycle, ClearanceRequest, Department, Student
@@ -84,6 +85,66 @@ def departments_holding(cycle_ids, *, now=None) -> list[dict]:
     return result
 
 
+def completions_over_time(cycles, *, today=None) -> dict:
+    """Requests completed per day of the given cycles (per week, Monday first, when the span is
+    longer than 62 days), from the first cycle's opening to today or the last closing: every bucket
+    present, zero when none. One query."""
+    today = today or timezone.localdate()
+    if not cycles:
+        return {"unit": "day", "labels": [], "counts": []}
+    start = min(c.opens_on for c in cycles)
+    end = max(start, min(today, max(c.closes_on for c in cycles)))
+    per_day = dict(ClearanceRequest.objects.filter(cycle__in=cycles, status=R.COMPLETED, completed_at__isnull=False)
+                   .order_by().annotate(day=TruncDate("completed_at")).values_list("day")
+                   .annotate(n=Count("pk")))
+    if (end - start).days > 62:
+        unit, first = "week", start - datetime.timedelta(days=start.weekday())
+        buckets = [first + datetime.timedelta(weeks=i) for i in range((end - first).days // 7 + 1)]
+        counts = dict.fromkeys(buckets, 0)
+        for day, n in per_day.items():
+            monday = day - datetime.timedelta(days=day.weekday())
+            if monday in counts:
+                counts[monday] += n
+    else:
+        unit = "day"
+        buckets = [start + datetime.timedelta(days=i) for i in range((end - start).days + 1)]
+        counts = {day: per_day.get(day, 0) for day in buckets}
+    return {"unit": unit, "labels": [d.isoformat() for d in buckets], "counts": [counts[d] for d in buckets]}
+
+
+def completion_by_school(cycle_ids) -> list[dict]:
+    """Per school, requests that are not revoked in the given cycles: completed, on hold, and the
+    rest (pending or in progress). Schools without requests are left out. One query."""
+    rows = (ClearanceRequest.objects.filter(cycle_id__in=list(cycle_ids)).exclude(status=R.REVOKED).order_by()
+            .values("student__school__code")
+            .annotate(total=Count("pk"), completed=Count("pk", filter=Q(status=R.COMPLETED)),
+                      on_hold=Count("pk", filter=Q(status=R.ON_HOLD))))
+    return sorted(({"code": r["student__school__code"], "total": r["total"], "completed": r["completed"],
+                    "on_hold": r["on_hold"], "waiting": r["total"] - r["completed"] - r["on_hold"],
+                    "rate": round(100 * r["completed"] / r["total"], 1)} for r in rows),
+                  key=lambda r: r["code"])
+
+
+def median_days_to_decision(cycle_ids) -> dict[int, float]:
+    """Per office, the median of (decided at − waiting since) in days over the decided approvals
+    of the given cycles' requests that are not revoked. The database ranks the durations; only
+    the one or two middle rows of each office come back. One query."""
+    duration = ExpressionWrapper(F("decided_at") - F("waiting_since"), output_field=DurationField())
+    decided = (ClearanceApproval.objects
+               .filter(request__cycle_id__in=list(cycle_ids), decided_at__isnull=False)
+               .exclude(status=A.PENDING).exclude(request__status=R.REVOKED).order_by()
+               .annotate(duration=duration,
+                         rank=Window(RowNumber(), partition_by=[F("department_id")], order_by=[duration.asc(),
+                                                                                             F("pk").asc()]),
+                         of=Window(Count("pk"), partition_by=[F("department_id")])))
+    middle = decided.filter(Q(rank=(F("of") + 1) / 2) | Q(rank=(F("of") + 2) / 2))
+    halves: dict[int, list] = {}
+    for department_id, value in middle.values_list("department_id", "duration"):
+        halves.setdefault(department_id, []).append(value)
+    return {d: round(sum(v.total_seconds() for v in values) / len(values) / 86400, 1)
+            for d, values in halves.items()}
+
+
 def registry_overview() -> dict:
     """Everything the registry dashboard shows."""
     cycles = dashboard_cycles()
@@ -96,6 +157,9 @@ def registry_overview() -> dict:
         "completion": completion(counts),
         "departments": departments_holding(cycle_ids),
         "completed_but_now_held": completed_but_now_held().count(),
+        "over_time": completions_over_time(cycles),
+        "by_school": completion_by_school(cycle_ids),
+        "median_days": median_days_to_decision(cycle_ids),
     }
 
 
@@ -162,3 +226,11 @@ def cohort_open_preview(*, cycle: ClearanceCycle, **selection) -> CohortPreview:
                          after_revoked=Count("pk", filter=Q(has_open=False, has_revoked=True)),
                          new=Count("pk", filter=Q(has_open=False, has_revoked=False))))
     return CohortPreview(**counts)
+
+
+def has_overdue_approval(*, now=None) -> Exists:
+    """For filtering requests: an approval pending longer than its office's SLA (as the
+    dashboard's overdue counts say)."""
+    now = now or timezone.now()
+    departments = list(Department.objects.only("pk", "sla_days"))
+    return Exists(ClearanceApproval.objects.filter(_overdue_q(departments, now), request_id=OuterRef("pk")))

@@ -524,3 +524,46 @@ def test_open_for_cohort_preview_offers_no_confirm_when_everyone_has_one(registr
     body = registry_client.post(url(OPEN_COHORT), {"cycle": cycle.pk, "graduation_year": "2026"}).content.decode()
     assert _preview_numbers(body)["to-open"] == 0
     assert not re.search(r"Open clearance for \d+ student", body)
+
+
+def test_dashboard_kpis_link_to_the_filtered_list_behind_each_number(
+        registry_client, offices, cycle, open_request, complete_request, superuser):
+    import html
+    import json
+    done, held, waiting = cohort(3)
+    complete_request(open_request(done))
+    on_hold = open_request(held)
+    approvals_reject(approval_ids=[on_hold.approvals.get(department__code="LIB").pk], acting_user=superuser,
+                     reason="Book not returned").raise_if_refused()
+    late = open_request(waiting)
+    late.approvals.filter(department__code="SPT").update(waiting_since=timezone.now() - datetime.timedelta(days=30))
+    body = registry_client.get(url("registry:index")).content.decode()
+    cards = dict(re.findall(r'<a href="([^"]+)"[^>]*>(?:(?!</a>).)*?data-kpi-link="([\w-]+)"', body, re.S))
+    links = {key: html.unescape(href) for href, key in cards.items()}
+    assert links["completed"] == f"{url(REQUESTS)}?cycle__id__exact={cycle.pk}&status__exact=completed"
+    assert links["on-hold"].endswith("status__exact=on_hold")
+    values = dict(re.findall(r'data-kpi-link="([\w-]+)" class="[^"]*">(\d+)<', body))
+    assert values == {"completed": "1", "on-hold": "1", "pending": "1", "overdue": "1"}
+    # each link's list holds exactly the students the number counts
+    for key, expected in (("completed", done), ("on-hold", held), ("pending", waiting), ("overdue", waiting)):
+        page = registry_client.get(links[key]).content.decode()
+        shown = {s.registration_number for s in (done, held, waiting) if s.registration_number in page}
+        assert shown == {expected.registration_number}, key
+    # the charts' data sits in data attributes of unfold's canvases (no inline script under the CSP)
+    charts = [json.loads(html.unescape(v)) for v in re.findall(r'<canvas class="chart"[^>]*data-value="([^"]+)"', body)]
+    assert len(charts) == 3
+    assert sum(charts[0]["datasets"][0]["data"]) == 1  # one completion in the cycle
+    assert charts[1]["labels"] == ["SCE"] and [d["data"] for d in charts[1]["datasets"]] == [[1], [1], [1]]
+    assert "<script>" not in body.split("</head>")[-1]
+
+
+def test_dashboard_runs_as_many_queries_for_many_requests_as_for_few(
+        registry_client, offices, cycle, registry_user, django_assert_max_num_queries):
+    requests_open_for_cohort(cycle=cycle, acting_user=registry_user, student_ids=[cohort(1)[0].pk])
+    registry_client.get(url("registry:index"))
+    with CaptureQueriesContext(connection) as few:
+        registry_client.get(url("registry:index"))
+    others = cohort(30, school=factories.SchoolFactory(code="SPA"))
+    requests_open_for_cohort(cycle=cycle, acting_user=registry_user, student_ids=[s.pk for s in others])
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert registry_client.get(url("registry:index")).status_code == 200
