@@ -110,6 +110,7 @@ def finance_dashboard(request, context):
 def registry_dashboard(request, context):
     """/registry/: completion of the open cycle(s), requests per status, the offices holding most
     students, and completed-but-now-held (core.selectors.registry, a few aggregate queries)."""
+    import json
     from urllib.parse import urlencode
 
     from django.urls import reverse
@@ -125,6 +126,38 @@ def registry_dashboard(request, context):
     variants = {R.PENDING: "", R.IN_PROGRESS: "info", R.ON_HOLD: "warning", R.COMPLETED: "success",
                 R.REVOKED: "danger"}
     departments = overview["departments"]
+    counts = overview["status_counts"]
+
+    def filtered(**query):
+        return f"{requests}?{urlencode({**cycle_query, **query})}"
+
+    overdue = sum(d["overdue"] for d in departments)
+    kpis = [
+        {"key": "completed", "title": "Completed", "value": counts[R.COMPLETED], "href": filtered(status__exact=R.COMPLETED),
+         "footer": f"of {overview['completion']['total']} requests ({overview['completion']['rate']}%)"},
+        {"key": "on-hold", "title": "On hold", "value": counts[R.ON_HOLD], "href": filtered(status__exact=R.ON_HOLD),
+         "footer": "an office rejected or holds something"},
+        {"key": "pending", "title": "Waiting for offices", "value": counts[R.PENDING] + counts[R.IN_PROGRESS],
+         "href": filtered(status__in=f"{R.PENDING},{R.IN_PROGRESS}"), "footer": "pending or in progress"},
+        {"key": "overdue", "title": "Overdue items", "value": overdue, "href": filtered(overdue="yes"),
+         "footer": "office decisions past their SLA", "alert": overdue > 0},
+    ]
+    over_time, by_school, medians = overview["over_time"], overview["by_school"], overview["median_days"]
+    # unfold's chart components read the data from a data attribute (no inline script: the CSP)
+    charts = {
+        "over_time": json.dumps({"labels": over_time["labels"], "datasets": [
+            {"label": f"Completed per {over_time['unit']}", "data": over_time["counts"],
+             "borderColor": "var(--color-primary-600)", "backgroundColor": "var(--color-primary-600)"}]}),
+        "by_school": json.dumps({"labels": [r["code"] for r in by_school], "datasets": [
+            {"label": "Completed", "data": [r["completed"] for r in by_school], "backgroundColor": "#16a34a"},
+            {"label": "Waiting", "data": [r["waiting"] for r in by_school], "backgroundColor": "#94a3b8"},
+            {"label": "On hold", "data": [r["on_hold"] for r in by_school], "backgroundColor": "#f59e0b"}]}),
+        "by_school_options": json.dumps({"scales": {"x": {"stacked": True}, "y": {"stacked": True}}}),
+        "offices": json.dumps({"labels": [d["code"] for d in departments], "datasets": [
+            {"label": "Median days to decision", "data": [medians.get(d["department"].pk, 0) for d in departments],
+             "backgroundColor": "var(--color-primary-600)"},
+            {"label": "Overdue items", "data": [d["overdue"] for d in departments], "backgroundColor": "#dc2626"}]}),
+    }
     context.update(registry={
         **overview,
         "statuses": [{"status": value, "label": label, "variant": variants[value],
@@ -132,10 +165,12 @@ def registry_dashboard(request, context):
                       "href": f"{requests}?{urlencode({**cycle_query, 'status__exact': value})}"}
                      for value, label in R.choices],
         "department_table": {
-            "headers": ["Office", "Held", "Pending", "Rejected", "Overdue", "SLA (days)"],
+            "headers": ["Office", "Held", "Pending", "Rejected", "Overdue", "SLA (days)", "Median days to decision"],
             "rows": [[f"{d['code']} — {d['name']}", d["held"], d["pending"], d["rejected"], d["overdue"],
-                      d["sla_days"]] for d in departments],
+                      d["sla_days"], medians.get(d["department"].pk, "—")] for d in departments],
         },
+        "kpis": kpis,
+        "charts": charts,
         "links": {
             "requests": requests,
             "held": f"{requests}?held=yes",

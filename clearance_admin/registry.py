@@ -8,6 +8,7 @@ from functools import partial
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.http import Http404, HttpResponseRedirect
@@ -29,7 +30,7 @@ from core.selectors.clearance import completed_but_now_held
 from core.services._common import BulkResult
 from core.services.certificates import certificate_issue, certificates_issue
 from core.services.cycles import CYCLE_FIELDS, cycle_create, cycle_update
-from core.services.requests import request_revoke, requests_open_for_cohort
+from core.services.requests import check_cycle_open, request_revoke, requests_open_for_cohort
 
 from .filters import student_filters
 from .downloads import certificate_url, file_link
@@ -74,6 +75,14 @@ def certificate_link(site_name, certificate) -> str:
         return "-"
     text = "Download PDF (stamped REVOKED)" if certificate.revoked_at else "Download PDF"
     return format_html('<a class="text-primary-600 underline" href="{}" download>{}</a>', url, text)
+
+
+def approval_status_badge(approval) -> str:
+    """The status of one approval as a badge in its colour (the office code is the row's own
+    column; overdue items say so beside the status)."""
+    overdue = f" · overdue {approval.days_waiting} d" if approval.is_overdue else ""
+    return format_html('<span class="{}" data-status="{}">{}{}</span>', APPROVAL_BADGE_CLASSES[approval.status],
+                       approval.status, approval.get_status_display(), overdue)
 
 
 def label_html(text, variant) -> str:
@@ -183,12 +192,25 @@ class RegistryModelAdmin(RoleModelAdmin):
         return request.user.has_perm("core.add_clearancerequest")
 
 
+def _selection_label(data) -> str:
+    parts = [f"cohort {data['graduation_year']}"]
+    if data.get("school"):
+        parts.append(f"school {data['school'].code}")
+    if data.get("programme"):
+        parts.append(str(data["programme"]))
+    return ", ".join(parts)
+
+
 def _report_opened(modeladmin, request, result, cycle):
     if result.created_count:
         modeladmin.message_user(
             request, f"Opened clearance in {cycle} for {result.created_count} "
                      f"student{'s' if result.created_count != 1 else ''} "
                      f"({result.approvals_created} office approvals).", messages.SUCCESS)
+    if result.after_revoked:
+        modeladmin.message_user(
+            request, f"{result.after_revoked} of them had a revoked request in {cycle}: they got a new "
+                     f"request; the revoked one is kept as it was.", messages.INFO)
     if result.already_open:
         modeladmin.message_user(
             request, f"{result.already_open} student{'s' if result.already_open != 1 else ''} already "
@@ -353,6 +375,19 @@ class CompletedButNowHeldFilter(DropdownFilter):
         return queryset
 
 
+class OverdueFilter(DropdownFilter):
+    title = "overdue"
+    parameter_name = "overdue"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "An office is past its SLA")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(selectors.has_overdue_approval())
+        return queryset
+
+
 class ApprovalInline(ReadOnlyAdminMixin, TabularInline):
     model = m.ClearanceApproval
     hide_title = True
@@ -373,21 +408,21 @@ class ApprovalInline(ReadOnlyAdminMixin, TabularInline):
 
     @display(description="status")
     def status_badge(self, obj):
-        return approval_badges([obj]) if obj.pk else "-"
+        return approval_status_badge(obj) if obj.pk else "-"
 
 
 @admin.register(m.ClearanceRequest, site=site)
 class ClearanceRequestAdmin(RegistryModelAdmin):
-    list_display = ["student_column", "programme", "cycle", "status_label", "progress", "submitted",
-                    "completed", "certificate_state"]
+    # fits 1440 px with the sidebar: programme under the name, both dates in one column, no row
+    # actions (issuing is on the request's page, offered only when it applies)
+    list_display = ["student_column", "cycle", "status_label", "progress", "dates", "certificate_state"]
     list_filter = [("status", ChoicesDropdownFilter), ("cycle", RelatedDropdownFilter),
                    ("student__school", RelatedDropdownFilter), ("student__programme", RelatedDropdownFilter),
-                   RequestCohortFilter, CompletedButNowHeldFilter]
+                   RequestCohortFilter, CompletedButNowHeldFilter, OverdueFilter]
     search_fields = ["student__registration_number", "student__first_name", "student__last_name"]
     list_select_related = ["student__programme", "cycle", "certificate"]
     actions = ["revoke_selected", "issue_certificates_selected"]
     actions_list = ["open_for_cohort"]
-    actions_row = ["issue_certificate"]
     actions_detail = ["revoke", "issue_certificate"]
     inlines = [ApprovalInline]
     fieldsets = [
@@ -420,27 +455,39 @@ class ClearanceRequestAdmin(RegistryModelAdmin):
     def has_issue_certificate_permission(self, request, obj=None):
         return request.user.has_perm("core.add_certificate")
 
+    def get_actions_detail(self, request, object_id):
+        """Buttons only where they apply: no Revoke on a revoked request, Issue certificate only on a
+        completed one without a certificate. The views stay reachable so that a hand-posted one
+        gets the service's refusal as a message (unfold's permission check would answer 403)."""
+        actions = super().get_actions_detail(request, object_id)
+        try:
+            row = (self.get_queryset(request).filter(pk=unquote(str(object_id)))
+                   .values_list("status", "certificate").first())
+        except (ValueError, ValidationError):
+            row = None
+        status, certificate = row or (None, None)
+        hidden = set()
+        if status in (R.REVOKED, None):
+            hidden.add("revoke")
+        if status != R.COMPLETED or certificate is not None:
+            hidden.add("issue_certificate")
+        return [a for a in actions if a.method.__name__ not in hidden]
+
     # columns
     @display(description="student", ordering="student__registration_number")
     def student_column(self, obj):
         return format_html('<span class="font-medium text-important whitespace-nowrap">{}</span><br>'
-                           '<span class="text-xs">{}</span>', obj.student.registration_number, obj.student.full_name)
+                           '<span class="text-xs">{}</span><br><span class="text-xs" data-programme>{}</span>',
+                           obj.student.registration_number, obj.student.full_name, obj.student.programme.name)
 
-    @display(description="submitted", ordering="submitted_at")
-    def submitted(self, obj):
-        return format_html('<span class="whitespace-nowrap">{}</span>',
-                           f"{timezone.localtime(obj.submitted_at):%d %b %Y}")
-
-    @display(description="completed", ordering="completed_at")
-    def completed(self, obj):
-        if not obj.completed_at:
-            return "-"
-        return format_html('<span class="whitespace-nowrap">{}</span>',
-                           f"{timezone.localtime(obj.completed_at):%d %b %Y}")
-
-    @display(description="programme", ordering="student__programme__name")
-    def programme(self, obj):
-        return obj.student.programme.name
+    @display(description="dates", ordering="submitted_at")
+    def dates(self, obj):
+        day = "%d %b %Y"
+        completed = (f"completed {timezone.localtime(obj.completed_at):{day}}" if obj.completed_at
+                     else "not completed")
+        return format_html('<span class="whitespace-nowrap">submitted {}</span><br>'
+                           '<span class="text-xs whitespace-nowrap">{}</span>',
+                           f"{timezone.localtime(obj.submitted_at):{day}}", completed)
 
     @display(description="status", label=REQUEST_STATUS_LABELS, ordering="status")
     def status_label(self, obj):
@@ -455,11 +502,11 @@ class ClearanceRequestAdmin(RegistryModelAdmin):
     def progress(self, obj):
         return approval_badges(obj.approvals.all())
 
-    @display(description="certificate", label={"issued": "success", "revoked": "danger"})
+    @display(description="certificate", label={"issued": "success", "revoked": "danger", "due": "warning"})
     def certificate_state(self, obj):
         certificate = getattr(obj, "certificate", None)  # select_related: no query per row
         if certificate is None:
-            return None
+            return ("due", "To issue") if obj.status == R.COMPLETED else None
         return ("revoked", "Revoked") if certificate.revoked_at else ("issued", "Issued")
 
     @display(description="certificate")
@@ -522,6 +569,10 @@ class ClearanceRequestAdmin(RegistryModelAdmin):
     @action(description="Revoke", permissions=["revoke"], icon="block", url_path="revoke")
     def revoke(self, request, object_id):
         obj = self._scoped_object(request, object_id)
+        if obj.status == R.REVOKED and request.method != "POST":
+            # nothing to ask for; a hand-posted form still reaches the service, which refuses it
+            self.message_user(request, "This clearance request is already revoked.", messages.ERROR)
+            return HttpResponseRedirect(self._change_url(obj))
         form = RevokeForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             # partial: the service's `request` argument (a ClearanceRequest) is not the HTTP request
@@ -554,25 +605,37 @@ class ClearanceRequestAdmin(RegistryModelAdmin):
     @action(description="Open clearance for a cohort", permissions=["open_clearance"], icon="group_add",
             url_path="open-for-cohort")
     def open_for_cohort(self, request):
+        """Choose the cohort, see what opening would do (core.selectors.registry.cohort_open_preview),
+        confirm. What confirm reports is what the service did, even if requests changed meanwhile."""
         form = OpenCohortForm(request.POST or None)
+        changelist = reverse(f"{self.admin_site.name}:core_clearancerequest_changelist")
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
+            selection = dict(graduation_year=data["graduation_year"], school=data["school"],
+                             programme=data["programme"])
             try:
-                result = requests_open_for_cohort(
-                    cycle=data["cycle"], acting_user=request.user, graduation_year=data["graduation_year"],
-                    school=data["school"], programme=data["programme"])
+                if "confirm" in request.POST:
+                    result = requests_open_for_cohort(cycle=data["cycle"], acting_user=request.user, **selection)
+                else:
+                    check_cycle_open(data["cycle"])
+                    preview = selectors.cohort_open_preview(cycle=data["cycle"], **selection)
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
-                _report_opened(self, request, result, data["cycle"])
-                changelist = reverse(f"{self.admin_site.name}:core_clearancerequest_changelist")
-                return HttpResponseRedirect(f"{changelist}?cycle__id__exact={data['cycle'].pk}")
+                if "confirm" in request.POST:
+                    _report_opened(self, request, result, data["cycle"])
+                    return HttpResponseRedirect(f"{changelist}?cycle__id__exact={data['cycle'].pk}")
+                hidden = [(name, getattr(value, "pk", value) if value is not None else "")
+                          for name, value in data.items()]
+                return _page(self, request, template="registry/open_cohort_preview.html",
+                             title="Open clearance for a cohort: check before opening", preview=preview,
+                             cycle=data["cycle"], selection=_selection_label(data), hidden=hidden,
+                             back_url=request.get_full_path(), cancel_url=changelist)
         return _page(self, request, title="Open clearance for a cohort", form=form,
-                     intro="Creates one request per student of the cohort (optionally one school or "
-                           "programme) with a pending approval for every office that applies. Students who "
-                           "already have a request in the cycle are counted, not touched.",
-                     submit_label="Open clearance",
-                     cancel_url=reverse(f"{self.admin_site.name}:core_clearancerequest_changelist"))
+                     intro="Choose the students (a cohort, optionally one school or programme). The next "
+                           "page shows how many get a new request and how many already have one before "
+                           "anything is created.",
+                     submit_label="Preview", cancel_url=changelist)
 
 
 # --- certificates -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.utils import timezone
 from ..history import bulk_create_tracked, save_tracked
 from ..models import (Certificate, ClearanceApproval, ClearanceCycle, ClearanceRequest, Department, Hold,
                       Notification, Student)
+from ..selectors.registry import cohort_students
 from ._common import chunked, id_chunks, require_reason
 from .finance import FINANCE_CODE, finance_hold_reason
 from .notifications import notifications_send
@@ -27,13 +28,15 @@ class OpenResult:
     created: list[int] = field(default_factory=list)  # request ids
     already_open: int = 0
     approvals_created: int = 0
+    after_revoked: int = 0  # of `created`: students whose earlier request in the cycle was revoked
 
     @property
     def created_count(self) -> int:
         return len(self.created)
 
 
-def _check_cycle_open(cycle: ClearanceCycle) -> None:
+def check_cycle_open(cycle: ClearanceCycle) -> None:
+    """Refused (ValidationError) unless `cycle` is open today; also what a preview checks first."""
     if cycle.is_closed:
         raise ValidationError(f"The cycle {cycle} has been closed.", code="cycle_closed")
     today = timezone.localdate()
@@ -91,6 +94,9 @@ def _open_for_students(students: QuerySet[Student], *, cycle, acting_user, reaso
                  if s.pk not in already]
         if not batch:
             continue
+        result.after_revoked += (ClearanceRequest.objects.filter(cycle=cycle, status=R.REVOKED,
+                                                                 student_id__in=[s.pk for s in batch])
+                                 .values("student_id").distinct().count())
         finance_fields = _finance_at_opening([s.pk for s in batch], departments, now)
         planned = {}
         for s in batch:
@@ -123,7 +129,7 @@ def request_open(*, student: Student, cycle: ClearanceCycle, acting_user,
     existing = ClearanceRequest.objects.filter(student=student, cycle=cycle).exclude(status=R.REVOKED).first()
     if existing:
         return existing, False
-    _check_cycle_open(cycle)
+    check_cycle_open(cycle)
     result = _open_for_students(Student.objects.filter(pk=student.pk), cycle=cycle, acting_user=acting_user,
                                 reason="Clearance opened", request_reason=request_reason)
     return ClearanceRequest.objects.get(pk=result.created[0]), True
@@ -147,22 +153,15 @@ def request_submit(*, student: Student, cycle: ClearanceCycle, acting_user,
 def requests_open_for_cohort(*, cycle: ClearanceCycle, acting_user, graduation_year: int | None = None,
                              school=None, programme=None, student_ids: Iterable[int] | None = None) -> OpenResult:
     """Open requests for a whole cohort (optionally one school or programme) or for the given
-    students. Students who already have an open request in the cycle are counted, not touched.
-    Refused when the cycle is not open or nobody is selected."""
-    _check_cycle_open(cycle)
-    students = Student.objects.all()
-    if student_ids is not None:
-        students = students.filter(pk__in=list(student_ids))
-    elif graduation_year is None:
-        raise ValidationError("Choose a cohort (expected graduation year) or some students.", code="no_selection")
-    if graduation_year is not None:
-        students = students.filter(expected_graduation_year=graduation_year)
-    if school is not None:
-        students = students.filter(school=school)
-    if programme is not None:
-        students = students.filter(programme=programme)
+    students. Students who already have an open request in the cycle are counted, not touched;
+    those whose request in it was revoked get a new one, counted apart (`after_revoked`), as
+    `cohort_open_preview` shows beforehand. Refused when the cycle is not open or nobody is
+    selected."""
+    check_cycle_open(cycle)
+    students = cohort_students(graduation_year=graduation_year, school=school, programme=programme,
+                               student_ids=student_ids)
     what = f"cohort {graduation_year}" if graduation_year else "selected students"
-    return _open_for_students(students.order_by("pk"), cycle=cycle, acting_user=acting_user,
+    return _open_for_students(students, cycle=cycle, acting_user=acting_user,
                               reason=f"Clearance opened for {what}", request_reason=ClearanceRequest.Reason.GRADUATION)
 
 

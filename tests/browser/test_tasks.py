@@ -61,7 +61,10 @@ def test_registry_opens_clearance_for_a_cohort(page):
     login(page, "registry", "registry@clearance.test")
     page.goto("/registry/core/clearancerequest/open-for-cohort/")
     page.select_option("select[name=graduation_year]", str(cohort))
-    page.click("button[type=submit]:has-text('Open clearance')")
+    page.click("button[type=submit]:has-text('Preview')")
+    page.wait_for_load_state("networkidle")
+    assert page.inner_text("[data-preview=to-open]") == str(without)  # nothing created yet
+    page.click("button[type=submit]:has-text('Open clearance for')")
     page.wait_for_load_state("networkidle")
     body = page.inner_text("body")
     assert f"for {without} student" in body, body[:500]

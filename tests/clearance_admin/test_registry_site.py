@@ -89,7 +89,8 @@ def test_open_for_cohort_creates_counts_and_is_idempotent(registry_client, offic
     students = cohort(3)
     later = cohort(2, year=2027)
     open_request(students[0])
-    response = registry_client.post(url(OPEN_COHORT), {"cycle": cycle.pk, "graduation_year": "2026"})
+    response = registry_client.post(url(OPEN_COHORT), {"cycle": cycle.pk, "graduation_year": "2026",
+                                                       "confirm": "1"})
     assert response.status_code == 302
     assert f"cycle__id__exact={cycle.pk}" in response["Location"]
     text = messages_of(response)
@@ -102,7 +103,7 @@ def test_open_for_cohort_creates_counts_and_is_idempotent(registry_client, offic
     assert ClearanceApproval.objects.filter(request__student=students[1]).count() == 6
 
     registry_client.get(response["Location"])  # the page shows (and so consumes) the messages
-    again = registry_client.post(url(OPEN_COHORT), {"cycle": cycle.pk, "graduation_year": "2026"})
+    again = registry_client.post(url(OPEN_COHORT), {"cycle": cycle.pk, "graduation_year": "2026", "confirm": "1"})
     text = messages_of(again)
     assert any(m.startswith("3 students already had a request") for m in text), text
     assert not any("Opened clearance" in m for m in text)
@@ -113,7 +114,7 @@ def test_open_for_cohort_narrowed_to_a_school(registry_client, offices, cycle):
     sce = cohort(2)
     spa = cohort(2, school=factories.SchoolFactory(code="SPA"))
     registry_client.post(url(OPEN_COHORT), {"cycle": cycle.pk, "graduation_year": "2026",
-                                            "school": spa[0].school_id})
+                                            "school": spa[0].school_id, "confirm": "1"})
     assert set(ClearanceRequest.objects.values_list("student_id", flat=True)) == {s.pk for s in spa}
     assert not ClearanceRequest.objects.filter(student__in=sce).exists()
 
@@ -503,3 +504,168 @@ def test_other_roles_cannot_have_a_certificate_pdf(client, certified, lib_review
     assert client.get(url("finance:certificate_pdf", certificate.pk)).status_code == 404
     client.logout()
     assert client.get(url("registry:certificate_pdf", certificate.pk)).status_code == 302
+
+
+# --- the request's page -----------------------------------------------------------------------------
+
+def test_request_page_offices_table_shows_each_status(registry_client, clearance, approval, superuser):
+    approvals_reject(approval_ids=[approval(clearance, "SCH").pk], acting_user=superuser,
+                     reason="Project not submitted").raise_if_refused()
+    approvals_waive(approval_ids=[approval(clearance, "SPT").pk], acting_user=superuser,
+                    reason="Never used the facilities").raise_if_refused()
+    body = registry_client.get(url("registry:core_clearancerequest_change", clearance.pk)).content.decode()
+    inline = body[body.index("Offices"):]
+    statuses = dict(re.findall(r'<span class="[^"]+" data-status="(\w+)">([^<]+)</span>', inline))
+    assert statuses == {"approved": "Approved", "rejected": "Rejected", "waived": "Waived", "pending": "Pending"}
+    assert not re.search(r'data-status="\w+">(FIN|LIB|SCH|SPT|GOWN|REG)<', inline)  # not the office again
+
+
+def _detail_actions(client, obj):
+    body = client.get(url("registry:core_clearancerequest_change", obj.pk)).content.decode()
+    return (url("registry:core_clearancerequest_revoke", obj.pk) in body,
+            url("registry:core_clearancerequest_issue_certificate", obj.pk) in body)
+
+
+def test_revoke_and_issue_offered_only_where_they_apply(registry_client, offices, cycle, open_request,
+                                                        complete_request, registry_user):
+    waiting, done, revoked = cohort(3)
+    waiting = open_request(waiting)
+    done = complete_request(open_request(done))
+    revoked = open_request(revoked)
+    request_revoke(request=revoked, acting_user=registry_user, reason="Withdrew")
+    assert _detail_actions(registry_client, waiting) == (True, False)
+    assert _detail_actions(registry_client, done) == (True, True)
+    assert _detail_actions(registry_client, revoked) == (False, False)
+    certificate_issue(request=done, acting_user=registry_user)
+    assert _detail_actions(registry_client, done) == (True, False)  # issued once
+
+
+def test_revoke_and_issue_posted_by_hand_on_a_revoked_request_are_refused(registry_client, certified,
+                                                                         registry_user):
+    request_revoke(request=certified, acting_user=registry_user, reason="Fees found unpaid")
+    before = certified.history.count()
+    page = registry_client.get(url("registry:core_clearancerequest_revoke", certified.pk))
+    assert page.status_code == 302
+    assert any("already revoked" in m for m in messages_of(page))
+    again = registry_client.post(url("registry:core_clearancerequest_revoke", certified.pk), {"reason": "Twice"})
+    assert any("already revoked" in m for m in messages_of(again))
+    issue = registry_client.post(url("registry:core_clearancerequest_issue_certificate", certified.pk))
+    assert any("Only a completed clearance gets a certificate; this one is revoked" in m
+               for m in messages_of(issue))
+    certified.refresh_from_db()
+    assert certified.revoked_reason == "Fees found unpaid" and certified.history.count() == before
+    assert Certificate.objects.filter(request=certified).count() == 1
+
+
+def test_detail_action_with_a_malformed_id_is_not_a_server_error(registry_client, clearance):
+    response = registry_client.get("/registry/core/clearancerequest/not-a-number/change/")
+    assert response.status_code in (302, 404)
+
+
+# --- the requests list fits 1440 px -------------------------------------------------------------------
+
+def test_requests_list_columns_fit_a_1440_screen(registry_client, clearance, complete_request):
+    from clearance_admin.registry import ClearanceRequestAdmin
+    assert ClearanceRequestAdmin.list_display == ["student_column", "cycle", "status_label", "progress", "dates",
+                                                  "certificate_state"]
+    assert not ClearanceRequestAdmin.actions_row  # a column of row menus was what pushed it off
+    complete_request(clearance)
+    body = registry_client.get(url(REQUESTS)).content.decode()
+    assert clearance.student.programme.name in body  # under the name, not a column of its own
+    assert "To issue" in body  # completed, no certificate yet
+
+
+# --- open for a cohort: preview, then confirm --------------------------------------------------------
+
+def _preview_numbers(body):
+    return {k: int(v) for k, v in re.findall(r'data-preview="([\w-]+)">(\d+)<', body)}
+
+
+def test_open_for_cohort_previews_then_confirm_does_what_the_preview_said(
+        registry_client, offices, cycle, open_request, registry_user):
+    students = cohort(5)
+    open_request(students[0])
+    for s in students[1:3]:
+        request_revoke(request=open_request(s), acting_user=registry_user, reason="Withdrew")
+    data = {"cycle": cycle.pk, "graduation_year": "2026"}
+    page = registry_client.post(url(OPEN_COHORT), data)
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert _preview_numbers(body) == {"students": 5, "new": 2, "after-revoked": 2, "already-open": 1, "to-open": 4}
+    assert "they <strong>get a new request</strong> too" in body
+    assert "Open clearance for 4 students" in body and 'name="confirm"' in body
+    assert ClearanceRequest.objects.filter(cycle=cycle).exclude(status=R.REVOKED).count() == 1  # nothing yet
+
+    hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', body))
+    assert hidden["confirm"] == "1" and hidden["cycle"] == str(cycle.pk) and hidden["graduation_year"] == "2026"
+    done = registry_client.post(url(OPEN_COHORT), hidden)
+    assert done.status_code == 302
+    text = messages_of(done)
+    assert any("for 4 students" in m for m in text), text
+    assert any(m.startswith("2 of them had a revoked request") for m in text), text
+    assert any(m.startswith("1 student already had a request") for m in text), text
+    assert ClearanceRequest.objects.filter(cycle=cycle).exclude(status=R.REVOKED).count() == 5
+
+
+def test_open_for_cohort_confirm_reports_what_was_done_when_the_preview_went_stale(
+        registry_client, offices, cycle, open_request):
+    students = cohort(3)
+    preview = registry_client.post(url(OPEN_COHORT), {"cycle": cycle.pk, "graduation_year": "2026"})
+    assert _preview_numbers(preview.content.decode())["to-open"] == 3
+    open_request(students[0])  # someone opened one meanwhile
+    done = registry_client.post(url(OPEN_COHORT), {"cycle": cycle.pk, "graduation_year": "2026", "confirm": "1"})
+    text = messages_of(done)
+    assert any("for 2 students" in m for m in text), text
+    assert any(m.startswith("1 student already had a request") for m in text), text
+    assert ClearanceRequest.objects.filter(cycle=cycle).count() == 3
+
+
+def test_open_for_cohort_preview_offers_no_confirm_when_everyone_has_one(registry_client, offices, cycle,
+                                                                        open_request):
+    open_request(cohort(1)[0])
+    body = registry_client.post(url(OPEN_COHORT), {"cycle": cycle.pk, "graduation_year": "2026"}).content.decode()
+    assert _preview_numbers(body)["to-open"] == 0
+    assert not re.search(r"Open clearance for \d+ student", body)
+
+
+def test_dashboard_kpis_link_to_the_filtered_list_behind_each_number(
+        registry_client, offices, cycle, open_request, complete_request, superuser):
+    import html
+    import json
+    done, held, waiting = cohort(3)
+    complete_request(open_request(done))
+    on_hold = open_request(held)
+    approvals_reject(approval_ids=[on_hold.approvals.get(department__code="LIB").pk], acting_user=superuser,
+                     reason="Book not returned").raise_if_refused()
+    late = open_request(waiting)
+    late.approvals.filter(department__code="SPT").update(waiting_since=timezone.now() - datetime.timedelta(days=30))
+    body = registry_client.get(url("registry:index")).content.decode()
+    cards = dict(re.findall(r'<a href="([^"]+)"[^>]*>(?:(?!</a>).)*?data-kpi-link="([\w-]+)"', body, re.S))
+    links = {key: html.unescape(href) for href, key in cards.items()}
+    assert links["completed"] == f"{url(REQUESTS)}?cycle__id__exact={cycle.pk}&status__exact=completed"
+    assert links["on-hold"].endswith("status__exact=on_hold")
+    values = dict(re.findall(r'data-kpi-link="([\w-]+)" class="[^"]*">(\d+)<', body))
+    assert values == {"completed": "1", "on-hold": "1", "pending": "1", "overdue": "1"}
+    # each link's list holds exactly the students the number counts
+    for key, expected in (("completed", done), ("on-hold", held), ("pending", waiting), ("overdue", waiting)):
+        page = registry_client.get(links[key]).content.decode()
+        shown = {s.registration_number for s in (done, held, waiting) if s.registration_number in page}
+        assert shown == {expected.registration_number}, key
+    # the charts' data sits in data attributes of unfold's canvases (no inline script under the CSP)
+    charts = [json.loads(html.unescape(v)) for v in re.findall(r'<canvas class="chart"[^>]*data-value="([^"]+)"', body)]
+    assert len(charts) == 3
+    assert sum(charts[0]["datasets"][0]["data"]) == 1  # one completion in the cycle
+    assert charts[1]["labels"] == ["SCE"] and [d["data"] for d in charts[1]["datasets"]] == [[1], [1], [1]]
+    assert "<script>" not in body.split("</head>")[-1]
+
+
+def test_dashboard_runs_as_many_queries_for_many_requests_as_for_few(
+        registry_client, offices, cycle, registry_user, django_assert_max_num_queries):
+    requests_open_for_cohort(cycle=cycle, acting_user=registry_user, student_ids=[cohort(1)[0].pk])
+    registry_client.get(url("registry:index"))
+    with CaptureQueriesContext(connection) as few:
+        registry_client.get(url("registry:index"))
+    others = cohort(30, school=factories.SchoolFactory(code="SPA"))
+    requests_open_for_cohort(cycle=cycle, acting_user=registry_user, student_ids=[s.pk for s in others])
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert registry_client.get(url("registry:index")).status_code == 200
