@@ -325,6 +325,7 @@ UNFOLD_REGISTRY = _unfold("Clearance — registry", "school", "registry_dashboar
         _link(_("Clearance requests"), "assignment_turned_in", "registry:core_clearancerequest_changelist"),
         _link(_("Students"), "groups", "registry:core_student_changelist"),
         _link(_("Cycles"), "event", "registry:core_clearancecycle_changelist"),
+        _link(_("Reports"), "summarize", "registry:reports"),
     ]},
 ])
 UNFOLD_STUDENT = _unfold("My clearance", "verified_user", "student_dashboard", [

@@ -43,6 +43,7 @@ class RoleSite(UnfoldAdminSite):
     role: str | None = None  # None: superusers only
     audience = "administrators"
     login_form = RoleAuthenticationForm
+    report_names: tuple[str, ...] = ()  # the reports its Reports page offers (clearance_admin/reports.py)
 
     def __init__(self, name):
         super().__init__(name)
@@ -79,10 +80,14 @@ class RoleSite(UnfoldAdminSite):
 
     def get_urls(self):
         # stored files: through this site's gate, then the object's rule for this site's role
-        return [
+        urls = [
             path("files/<str:kind>/<int:pk>/", self.admin_view(functools.partial(downloads.download_view, site=self)),
                  name="file_download"),
-        ] + super().get_urls()
+        ]
+        if self.report_names:
+            from .reports import ReportsView
+            urls.append(path("reports/", self.admin_view(ReportsView(self)), name="reports"))
+        return urls + super().get_urls()
 
     def bad_input(self, request):
         request.current_app = self.name
@@ -119,6 +124,7 @@ class StaffSite(RoleSite):
     role = permissions.STAFF
     audience = "department staff"
     settings_name = "UNFOLD_STAFF"
+    report_names = ("pending_by_department",)       # narrowed to the offices the person reviews
     site_header = "Clearance — offices"
     site_title = "Clearance for offices"
     index_title = "My queue"
@@ -128,6 +134,7 @@ class FinanceSite(RoleSite):
     role = permissions.FINANCE
     audience = "finance officers"
     settings_name = "UNFOLD_FINANCE"
+    report_names = ("financial_summary",)
     site_header = "Clearance — finance"
     site_title = "Clearance for finance"
     index_title = "Financial summary"
@@ -137,6 +144,8 @@ class RegistrySite(RoleSite):
     role = permissions.REGISTRY
     audience = "the registry"
     settings_name = "UNFOLD_REGISTRY"
+    report_names = ("graduation_list", "pending_by_department", "bottlenecks", "completion_rate",
+                    "financial_summary", "gowns", "completed_but_now_held", "audit_trail")
     site_header = "Clearance — registry"
     site_title = "Clearance for the registry"
     index_title = "Progress"
