@@ -368,6 +368,7 @@ UNFOLD_REGISTRY = _unfold("Clearance — registry", "school", "registry_dashboar
         _link(_("Students"), "groups", "registry:core_student_changelist"),
         _link(_("Cycles"), "event", "registry:core_clearancecycle_changelist"),
         _link(_("Certificates"), "workspace_premium", "registry:core_certificate_changelist"),
+        _link(_("Reports"), "summarize", "registry:reports"),
     ]},
 ])
 UNFOLD_STUDENT = _unfold("My clearance", "verified_user", "student_dashboard", [

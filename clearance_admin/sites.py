@@ -56,6 +56,7 @@ class RoleSite(UnfoldAdminSite):
     role: str | None = None  # None: superusers only
     audience = "administrators"
     login_form = RoleAuthenticationForm
+    report_names: tuple[str, ...] = ()  # the reports its Reports page offers (clearance_admin/reports.py)
 
     def __init__(self, name):
         super().__init__(name)
@@ -83,7 +84,7 @@ class RoleSite(UnfoldAdminSite):
                 and not (hasattr(user, "is_verified") and user.is_verified()))
 
     def get_urls(self):
-        return [
+        urls = [
             # stored files: through this site's gate, then the object's rule for this site's role
             path("files/<str:kind>/<int:pk>/", self.admin_view(functools.partial(downloads.download_view, site=self)),
                  name="file_download"),
@@ -92,7 +93,11 @@ class RoleSite(UnfoldAdminSite):
                  self.admin_view(functools.partial(downloads.certificate_view, site=self)), name="certificate_pdf"),
             path("second-factor/", self.admin_view(self.second_factor_view), name="otp"),
             path("second-factor/recovery-codes/", self.admin_view(self.recovery_codes_view), name="otp_recovery"),
-        ] + super().get_urls()
+        ]
+        if self.report_names:
+            from .reports import ReportsView
+            urls.append(path("reports/", self.admin_view(ReportsView(self)), name="reports"))
+        return urls + super().get_urls()
 
     def _next_url(self, request) -> str:
         target = request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME) or ""
@@ -223,6 +228,7 @@ class StaffSite(RoleSite):
     role = permissions.STAFF
     audience = "department staff"
     settings_name = "UNFOLD_STAFF"
+    report_names = ("pending_by_department",)       # narrowed to the offices the person reviews
     site_header = "Clearance — offices"
     site_title = "Clearance for offices"
     index_title = "My queue"
@@ -232,6 +238,7 @@ class FinanceSite(RoleSite):
     role = permissions.FINANCE
     audience = "finance officers"
     settings_name = "UNFOLD_FINANCE"
+    report_names = ("financial_summary",)
     site_header = "Clearance — finance"
     site_title = "Clearance for finance"
     index_title = "Financial summary"
@@ -241,6 +248,8 @@ class RegistrySite(RoleSite):
     role = permissions.REGISTRY
     audience = "the registry"
     settings_name = "UNFOLD_REGISTRY"
+    report_names = ("graduation_list", "pending_by_department", "bottlenecks", "completion_rate",
+                    "financial_summary", "gowns", "completed_but_now_held", "audit_trail")
     site_header = "Clearance — registry"
     site_title = "Clearance for the registry"
     index_title = "Progress"

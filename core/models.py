@@ -787,3 +787,30 @@ class Delegation(TimeStamped):
 
     def __str__(self):
         return f"{self.department.code}: {self.from_user} → {self.to_user} ({self.starts_on}–{self.ends_on})"
+
+
+class ExportLog(models.Model):
+    """One report exported (a download, a command, a background export): who, which report with
+    which filters, the format and how many rows. History-tracked, so it is in the audit trail."""
+
+    class Format(models.TextChoices):
+        XLSX = "xlsx", "Excel (xlsx)"
+        CSV = "csv", "CSV"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+", editable=False)
+    made_by = models.CharField(max_length=100, blank=True, editable=False,
+                               help_text="What made it when no person did: the command's name, or 'system'.")
+    report = models.CharField(max_length=40, editable=False)
+    filters = models.JSONField(default=dict, blank=True, editable=False)
+    format = models.CharField(max_length=4, choices=Format.choices, editable=False)
+    rows = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+
+    history = history()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.report} ({self.format}, {self.rows} rows) by {self.user or self.made_by or 'system'}"

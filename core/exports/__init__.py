@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
@@ -53,3 +53,123 @@ def csv_text(rows: Iterable[Sequence], *, header: Sequence[str]) -> str:
     for row in rows:
         writer.writerow([neutralise(v) for v in row])
     return buffer.getvalue()
+
+
+# --- streaming writers ------------------------------------------------------------------------
+# A report is a header and an iterator of tuples (core/selectors/reports.py); these write it with
+# memory that stays flat whatever the number of rows: openpyxl's write-only mode (rows go to a
+# temporary file as they are appended), and csv in chunks of text for a StreamingHttpResponse.
+
+# how each column kind of a report is shown in Excel (Column.kind)
+NUMBER_FORMATS = {
+    "int": "0",
+    "money": "#,##0.00",
+    "days": "0.0",
+    "percent": '0.0"%"',           # the value is already a percentage (50.0), not a fraction
+    "date": "yyyy-mm-dd",
+    "datetime": "yyyy-mm-dd hh:mm",
+}
+HEADER_FILL = "DCE6F1"
+CSV_CHUNK_ROWS = 500
+
+
+class Counted:
+    """Iterate `rows`, counting them (`.count`): what an export log records."""
+
+    def __init__(self, rows):
+        self._rows = rows
+        self.count = 0
+
+    def __iter__(self):
+        for row in self._rows:
+            self.count += 1
+            yield row
+
+
+def _local_naive(value):
+    # spreadsheets have no time zones: a moment is written as the site's local time
+    import datetime
+    from django.utils import timezone
+    if isinstance(value, datetime.datetime) and timezone.is_aware(value):
+        return timezone.localtime(value).replace(tzinfo=None)
+    return value
+
+
+def xlsx_write(rows: Iterable[Sequence], *, columns, title: str, out, sheet: str = "Report") -> None:
+    """Rows as an xlsx written to the binary file `out`: a bold title row (`title`: the report and
+    the filters that made it), then the header, bold on a fill and frozen with the title above it,
+    columns as wide as `Column.width`, and each cell with its column kind's number format. Every
+    cell is neutralised. Write-only mode: memory stays flat."""
+    import openpyxl
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    wb = openpyxl.Workbook(write_only=True)
+    ws = wb.create_sheet(sheet[:31])
+    for index, column in enumerate(columns, 1):
+        ws.column_dimensions[get_column_letter(index)].width = column.width
+    ws.freeze_panes = "A3"
+    title_cell = WriteOnlyCell(ws, value=neutralise(title))
+    title_cell.font = Font(bold=True, size=13)
+    ws.append([title_cell])
+    bold, fill = Font(bold=True), PatternFill("solid", fgColor=HEADER_FILL)
+    header = []
+    for column in columns:
+        cell = WriteOnlyCell(ws, value=neutralise(column.label))
+        cell.font, cell.fill = bold, fill
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+        header.append(cell)
+    ws.append(header)
+    # one cell per column, styled once and refilled for every row: openpyxl writes a row as it is
+    # appended, so the cells are free again at once (this is what it does itself for plain values)
+    cells, moments = [], []
+    for column in columns:
+        cell = WriteOnlyCell(ws)
+        if column.kind in NUMBER_FORMATS:
+            cell.number_format = NUMBER_FORMATS[column.kind]
+        cells.append(cell)
+        moments.append(column.kind == "datetime")
+    for row in rows:
+        line = []
+        for cell, moment, value in zip(cells, moments, row):
+            if value is None:
+                line.append(None)
+                continue
+            cell.value = neutralise(_local_naive(value) if moment else value)
+            line.append(cell)
+        ws.append(line)
+    wb.save(out)
+
+
+class _Line:
+    def write(self, text):
+        return text
+
+
+def csv_chunks(rows: Iterable[Sequence], *, columns) -> Iterator[str]:
+    """Rows as CSV text, in chunks of `CSV_CHUNK_ROWS` rows (for a StreamingHttpResponse or a
+    file): a UTF-8 byte-order mark (Excel then reads the accents right), the header, the rows;
+    every cell neutralised, moments in the site's local time."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")
+    writer.writerow([neutralise(c.label) for c in columns])
+    yield buffer.getvalue()         # the response starts before the first row is read
+    buffer.seek(0)
+    buffer.truncate()
+    moments = [i for i, c in enumerate(columns) if c.kind == "datetime"]
+    n = 0
+    for row in rows:
+        if moments:
+            row = list(row)
+            for i in moments:
+                if row[i] is not None:
+                    row[i] = _local_naive(row[i]).isoformat(sep=" ", timespec="seconds")
+        writer.writerow([neutralise(v) for v in row])
+        n += 1
+        if n % CSV_CHUNK_ROWS == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

@@ -1,0 +1,32 @@
+"""A report (core/selectors/reports.py) as a file: the same writer for the command, the report
+pages and the background export, so every copy of a report is the same."""
+from __future__ import annotations
+
+from django.utils import timezone
+
+from . import CSV_CONTENT_TYPE, XLSX_CONTENT_TYPE, Counted, csv_chunks, xlsx_write
+
+FORMATS = {"xlsx": XLSX_CONTENT_TYPE, "csv": CSV_CONTENT_TYPE}
+
+
+def report_title(report, filters, *, now=None) -> str:
+    made = timezone.localtime(now or timezone.now())
+    return f"{report.title} — {filters.describe()} — made {made:%Y-%m-%d %H:%M}"
+
+
+def file_name(report, fmt: str, *, now=None) -> str:
+    return f"{report.name}-{timezone.localtime(now or timezone.now()):%Y%m%d-%H%M}.{fmt}"
+
+
+def write_report(report, filters, fmt: str, out) -> int:
+    """Write the report to the binary file `out` as xlsx or csv; return the number of rows."""
+    rows = Counted(report.rows(filters))
+    columns = report.columns(filters)
+    if fmt == "xlsx":
+        xlsx_write(rows, columns=columns, title=report_title(report, filters), out=out, sheet=report.title)
+    elif fmt == "csv":
+        for chunk in csv_chunks(rows, columns=columns):
+            out.write(chunk.encode("utf-8"))
+    else:
+        raise ValueError(f"no format {fmt!r}: xlsx or csv")
+    return rows.count
