@@ -394,3 +394,28 @@ def decimal_of(value) -> Decimal | None:
     if isinstance(value, float):
         value = repr(value)
     return Decimal(value).quantize(Decimal("0.01"))
+
+
+def stream_values(queryset, *, moments: tuple[int, ...] = (), chunk: int = 2000):
+    """The rows of a `values_list` queryset, streamed a chunk at a time, without Django's
+    converters on every cell: the columns at positions `moments` (DateTimeFields, plain or
+    aggregated) come back as aware UTC datetimes (PostgreSQL gives them so; SQLite gives naive UTC
+    or, for an aggregate, text), every other column as the database gives it (text,
+    numbers). At 100,000 rows of eight moments Django's per-cell conversion costs more than the
+    query; use it only where every other column needs no conversion."""
+    sql, params = queryset.query.sql_with_params()
+    utc = datetime.timezone.utc
+    parse = datetime.datetime.fromisoformat
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(chunk):
+            for row in rows:
+                if moments:
+                    row = list(row)
+                    for i in moments:
+                        value = row[i]
+                        if isinstance(value, str):          # SQLite, an aggregate: UTC text
+                            row[i] = parse(value).replace(tzinfo=utc)
+                        elif value is not None and value.tzinfo is None:    # SQLite, a column: naive UTC
+                            row[i] = value.replace(tzinfo=utc)
+                yield tuple(row)

@@ -10,8 +10,11 @@ Numbers, dates and booleans are written as they are (a negative balance stays a 
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 from collections.abc import Iterable, Iterator, Sequence
+
+from django.utils import timezone
 
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
@@ -86,12 +89,11 @@ class Counted:
             yield row
 
 
-def _local_naive(value):
-    # spreadsheets have no time zones: a moment is written as the site's local time
-    import datetime
-    from django.utils import timezone
-    if isinstance(value, datetime.datetime) and timezone.is_aware(value):
-        return timezone.localtime(value).replace(tzinfo=None)
+def _local_naive(value, tz=None):
+    # spreadsheets have no time zones: a moment is written as the site's local time (`tz`, looked
+    # up once per file by the writers)
+    if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+        return value.astimezone(tz or timezone.get_current_timezone()).replace(tzinfo=None)
     return value
 
 
@@ -130,13 +132,14 @@ def xlsx_write(rows: Iterable[Sequence], *, columns, title: str, out, sheet: str
             cell.number_format = NUMBER_FORMATS[column.kind]
         cells.append(cell)
         moments.append(column.kind == "datetime")
+    tz = timezone.get_current_timezone()
     for row in rows:
         line = []
         for cell, moment, value in zip(cells, moments, row):
             if value is None:
                 line.append(None)
                 continue
-            cell.value = neutralise(_local_naive(value) if moment else value)
+            cell.value = neutralise(_local_naive(value, tz) if moment else value)
             line.append(cell)
         ws.append(line)
     wb.save(out)
@@ -159,13 +162,14 @@ def csv_chunks(rows: Iterable[Sequence], *, columns) -> Iterator[str]:
     buffer.seek(0)
     buffer.truncate()
     moments = [i for i, c in enumerate(columns) if c.kind == "datetime"]
+    tz = timezone.get_current_timezone()
     n = 0
     for row in rows:
         if moments:
             row = list(row)
             for i in moments:
                 if row[i] is not None:
-                    row[i] = _local_naive(row[i]).isoformat(sep=" ", timespec="seconds")
+                    row[i] = _local_naive(row[i], tz).isoformat(sep=" ", timespec="seconds")
         writer.writerow([neutralise(v) for v in row])
         n += 1
         if n % CSV_CHUNK_ROWS == 0:

@@ -22,6 +22,7 @@ from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
+from ..bulk_load import stream_values
 from ..models import (ClearanceApproval, ClearanceCycle, ClearanceRequest, Department, FinanceRecord, GownIssuance,
                       Hold, Payment, Programme, School, Student)
 from .clearance import completed_but_now_held
@@ -231,7 +232,9 @@ def graduation_list(f: ReportFilters) -> Iterator[tuple]:
     qs = (ClearanceRequest.objects.filter(status=R.COMPLETED).filter(_cycle_q(f, "cycle_id"), _student_q(f, "student"))
           .order_by().values_list("pk", *_student_fields("student"), "cycle__name", "completed_at")
           .annotate(**per_office).order_by("student__registration_number", "pk"))
-    for pk, *rest in qs.iterator(chunk_size=CHUNK):
+    # completed_at and each office's decision: the moments, after pk, the student and the cycle
+    moments = tuple(range(1 + len(STUDENT_FIELDS) + 1, 1 + len(STUDENT_FIELDS) + 2 + len(offices)))
+    for pk, *rest in stream_values(qs, moments=moments, chunk=CHUNK):
         yield (*_student_cells(rest[:6]), *rest[6:])
 
 
