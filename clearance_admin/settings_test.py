@@ -1,9 +1,6 @@
 """What pytest uses: fast hashing, tasks run inline, mail kept in memory."""
-import os
-
-os.environ.setdefault("SECRET_KEY", "test-secret")     # settings refuse to start without one
-from .settings import *  # noqa: E402,F401,F403
-from .settings import env  # noqa: E402
+from .settings import *  # noqa: F401,F403
+from .settings import env
 
 SECRET_KEY = "test-secret"
 DEBUG = False

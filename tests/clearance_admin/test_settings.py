@@ -39,12 +39,23 @@ def test_each_secure_setting_can_be_turned_off_for_plain_http():
     assert dev.stdout.split() == ["False", "False", "False", "0", "None"], dev.stderr
 
 
-def test_without_a_secret_key_it_will_not_start_and_says_why_in_one_line():
-    result = _run(["manage.py", "check"], DEBUG="false", ALLOWED_HOSTS="clearance.example.ac.ke")
-    assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == [
-        "Clearance will not start: SECRET_KEY is not set. Set SECRET_KEY in the environment (or .env) to a "
-        "long random value, or DEBUG=true for development."]
+MISSING_KEY = ("Clearance will not start: SECRET_KEY is not set. Set SECRET_KEY in the environment (or .env) "
+               "to a long random value, or DEBUG=true for development.")
+
+
+def test_without_a_secret_key_nothing_serves_and_says_why_in_one_line():
+    no_key = {"DEBUG": "false", "ALLOWED_HOSTS": "clearance.example.ac.ke"}
+    for start in (["-c", "import clearance_admin.wsgi"], ["-c", "import clearance_admin.asgi"],
+                  ["manage.py", "runserver", "127.0.0.1:8999", "--noreload"], ["manage.py", "qcluster"]):
+        result = _run(start, **no_key)
+        assert result.returncode != 0, start
+        assert result.stderr.strip().splitlines() == [MISSING_KEY], start
+
+
+def test_commands_that_serve_nobody_run_without_a_secret_key():
+    result = _run(["manage.py", "makemigrations", "--check", "--dry-run"], DEBUG="false")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No changes detected" in result.stdout
 
 
 def test_connection_age_comes_from_the_environment():
