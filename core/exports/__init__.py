@@ -48,16 +48,6 @@ def xlsx_bytes(rows: Iterable[Sequence], *, header: Sequence[str], title: str = 
     return buffer.getvalue()
 
 
-def csv_text(rows: Iterable[Sequence], *, header: Sequence[str]) -> str:
-    """Rows as CSV text with a header row, every cell neutralised."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow([neutralise(v) for v in header])
-    for row in rows:
-        writer.writerow([neutralise(v) for v in row])
-    return buffer.getvalue()
-
-
 # --- streaming writers ------------------------------------------------------------------------
 # A report is a header and an iterator of tuples (core/selectors/reports.py); these write it with
 # memory that stays flat whatever the number of rows: openpyxl's write-only mode (rows go to a
