@@ -41,6 +41,7 @@ from core.services.reconcile import payments_reconcile_statement
 from .downloads import file_link, protect
 from .filters import parse_id, student_filters
 from .mixins import RoleModelAdmin, report_bulk_result
+from .exports import register_my_exports
 from .sites import finance_site as site
 
 site.index_template = "finance/index.html"
@@ -926,3 +927,7 @@ class BalanceUploadForm(forms.Form):
             raise ValidationError(f"{f.name} is not a spreadsheet: upload an xlsx, ods, xls or csv file.",
                                   code="extension")
         return f
+
+
+# long exports wait here (clearance_admin/exports.py)
+register_my_exports(site)

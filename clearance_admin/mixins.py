@@ -11,12 +11,14 @@ from unfold.admin import ModelAdmin
 
 from core.services._common import BulkResult
 
+from .exports import ListExportMixin
+
 
 SUPERUSER_SITE = "admin"
 
 
-class HistoryModelAdmin(SimpleHistoryAdmin, ModelAdmin):
-    """unfold's look with simple-history's history pages. Reverting is for administrators only, in
+class HistoryModelAdmin(ListExportMixin, SimpleHistoryAdmin, ModelAdmin):
+    """unfold's look with simple-history's history pages, and the list's Export (clearance_admin/exports.py). Reverting is for administrators only, in
     /admin/ only: a role site shows history read-only whoever looks at it, so a superuser passing
     through /registry/ cannot put a revoked request back to "completed" behind its services."""
 

@@ -35,6 +35,7 @@ from core.services.requests import check_cycle_open, request_revoke, requests_op
 from .filters import student_filters
 from .downloads import certificate_url, file_link
 from .mixins import ReadOnlyAdminMixin, RoleModelAdmin, report_bulk_result, run_service
+from .exports import register_my_exports
 from .sites import registry_site as site
 
 site.index_template = "registry/index.html"
@@ -694,3 +695,7 @@ class CertificateAdmin(ReadOnlyAdminMixin, RegistryModelAdmin):
         return format_html('<a href="{}" class="text-primary-600 dark:text-primary-500">{}</a>',
                            reverse(f"{self.admin_site.name}:core_clearancerequest_change", args=[obj.request_id]),
                            obj.request)
+
+
+# long exports wait here (clearance_admin/exports.py)
+register_my_exports(site)

@@ -5,30 +5,31 @@ what is pending in *their* offices (scoped through core/permissions.py). The sit
 (RoleSite.admin_view) refuses other roles; a report the site does not offer is a form error."""
 from __future__ import annotations
 
-import dataclasses
 import datetime
+import io
 import itertools
-import tempfile
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, StreamingHttpResponse
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextInputWidget
 
 from core import permissions
-from core.exports import Counted, csv_chunks, xlsx_write
-from core.exports.reports import FORMATS, file_name, report_title
-from core.history import audit_context, current_ip
-from core.models import ClearanceCycle, Department, Programme, School, Student
+from core.exports import csv_chunks, xlsx_write
+from core.exports.reports import FORMATS, file_name, report_title, scoped_filters
+from core.history import current_ip
+from core.models import ClearanceCycle, Department, ExportFile, Programme, School, Student
 from core.selectors.reports import FILTER_NAMES, REPORTS
-from core.services.exports import export_log_record
+from core.services.exports import export_log_record, export_queue
 
 from .downloads import protect
 
 PAGE_ROWS = 50
-SPOOL_BYTES = 16 * 1024 * 1024      # an xlsx under this stays in memory; larger goes to a temporary file
 
 
 def _select():
@@ -80,11 +81,12 @@ class ReportForm(forms.Form):
         if report is None or self.errors:
             return data
         raw = {name: _as_text(data.get(name)) for name in FILTER_NAMES if data.get(name) not in (None, "")}
+        data["raw"] = raw
         try:
             data["filters"] = report.parse(raw)
         except ValidationError as exc:
-            for name, messages in exc.message_dict.items():
-                self.add_error(name if name in self.fields else None, messages)
+            for name, problems in exc.message_dict.items():
+                self.add_error(name if name in self.fields else None, problems)
         data["report_obj"] = report
         return data
 
@@ -115,11 +117,10 @@ class ReportsView:
         context = {"form": form, "rows": None}
         if form.is_bound and form.is_valid():
             report, filters = form.cleaned_data["report_obj"], form.cleaned_data["filters"]
-            if scoped:
-                filters = dataclasses.replace(filters, scope=permissions.review_scope(user).q("request__student"))
+            filters = scoped_filters(filters, user=user, role=self.site.role)
             fmt = form.cleaned_data.get("download")
             if fmt:
-                return self.download(request, report, filters, fmt)
+                return self.download(request, report, filters, fmt, form.cleaned_data["raw"])
             page = form.cleaned_data.get("page") or 1
             shown = list(itertools.islice(report.rows(filters), (page - 1) * PAGE_ROWS, page * PAGE_ROWS + 1))
             query = request.GET.copy()
@@ -142,27 +143,29 @@ class ReportsView:
             **self.site.each_context(request), "title": "Reports", "reports": form.reports.values(),
             "reports_url": reverse(f"{self.site.name}:reports"), **context})
 
-    def download(self, request, report, filters, fmt):
-        user, ip = request.user, current_ip()
-        name = file_name(report, fmt)
+    def download(self, request, report, filters, fmt, raw):
+        """The file at once when the report has at most EXPORT_BACKGROUND_ROWS rows (those rows are
+        read once, and written); a longer one is queued for a worker and waits under "My exports"."""
+        limit = settings.EXPORT_BACKGROUND_ROWS
+        first = list(itertools.islice(report.rows(filters), limit + 1))
+        if len(first) > limit:
+            export = export_queue(acting_user=request.user, site=self.site.name, kind=ExportFile.Kind.REPORT,
+                                  name=report.name, title=report_title(report, filters), format=fmt,
+                                  task="core.tasks.export_report_task", ip=current_ip(),
+                                  params={"role": self.site.role, "filters": raw})
+            messages.info(request, f"{report.title} has more than {limit:,} rows: it is being written in the "
+                                   f"background. It is listed under My exports (#{export.pk}); download it from "
+                                   "there when it is ready.")
+            return redirect(reverse(f"{self.site.name}:core_exportfile_changelist"))
+        out = io.BytesIO()
+        columns, title = report.columns(filters), report_title(report, filters)
         if fmt == "xlsx":
-            # openpyxl saves a zip, which needs the whole file before the first byte can go out
-            out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
-            rows = Counted(report.rows(filters))
-            xlsx_write(rows, columns=report.columns(filters), title=report_title(report, filters), out=out,
-                       sheet=report.title)
-            out.seek(0)
-            export_log_record(report=report.name, filters=filters.as_dict(), format=fmt, rows=rows.count,
-                              acting_user=user)
-            return protect(FileResponse(out, as_attachment=True, filename=name, content_type=FORMATS[fmt]))
-
-        def stream():
-            rows = Counted(report.rows(filters))
-            yield from csv_chunks(rows, columns=report.columns(filters))
-            # logged once the last row went out (the response outlives the request's audit context)
-            with audit_context(ip=ip):
-                export_log_record(report=report.name, filters=filters.as_dict(), format=fmt, rows=rows.count,
-                                  acting_user=user)
-        response = StreamingHttpResponse((chunk.encode("utf-8") for chunk in stream()), content_type=FORMATS[fmt])
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
+            xlsx_write(first, columns=columns, title=title, out=out, sheet=report.title)
+        else:
+            for chunk in csv_chunks(first, columns=columns):
+                out.write(chunk.encode("utf-8"))
+        export_log_record(report=report.name, filters=filters.as_dict(), format=fmt, rows=len(first),
+                          acting_user=request.user)
+        response = HttpResponse(out.getvalue(), content_type=FORMATS[fmt])
+        response["Content-Disposition"] = f'attachment; filename="{file_name(report, fmt)}"'
         return protect(response)

@@ -262,6 +262,11 @@ CERTIFICATE_CREST = Path(env("CERTIFICATE_CREST", default=str(BASE_DIR / "core" 
 PUBLIC_URL = env("PUBLIC_URL", default=env("SITE_URL", default="http://127.0.0.1:8000")).rstrip("/")
 # The longest a reviewer may lend their office to a colleague, in days (a delegation starts today or later).
 DELEGATION_MAX_DAYS = env.int("DELEGATION_MAX_DAYS", default=365)
+# Exports (README "Reports and exports"): a report or list longer than this many rows is written by a
+# worker and listed under "My exports" (the browser would wait too long, and a list export holds its
+# rows in memory); the files are kept this many days, then deleted by the sweep.
+EXPORT_BACKGROUND_ROWS = env.int("EXPORT_BACKGROUND_ROWS", default=5000)
+EXPORT_KEEP_DAYS = env.int("EXPORT_KEEP_DAYS", default=7)
 # The IP recorded in history and used for sign-in lockouts: the right-most address the trusted
 # proxies added to X-Forwarded-For (core/history.py). 0: no proxy, the connection's address.
 # TRUST_X_FORWARDED_FOR=true, the older switch, means one proxy.
@@ -345,6 +350,8 @@ UNFOLD_STAFF = _unfold("Clearance — offices", "fact_check", "staff_dashboard",
         _link(_("Clearance queue"), "checklist", "staff:core_clearanceapproval_changelist"),
         _link(_("Holds"), "block", "staff:core_hold_changelist"),
         _link(_("Delegations"), "swap_horiz", "staff:core_delegation_changelist"),
+        _link(_("Reports"), "summarize", "staff:reports"),
+        _link(_("My exports"), "download", "staff:core_exportfile_changelist"),
     ]},
 ])
 UNFOLD_FINANCE = _unfold("Clearance — finance", "payments", "finance_dashboard", [
@@ -356,6 +363,8 @@ UNFOLD_FINANCE = _unfold("Clearance — finance", "payments", "finance_dashboard
         _link(_("Verify by M-PESA code"), "qr_code_scanner", "finance:core_payment_verify_by_code"),
         _link(_("Reconcile M-PESA statement"), "fact_check", "finance:core_payment_reconcile_statement"),
         _link(_("Balance imports"), "upload_file", "finance:core_balanceimport_changelist"),
+        _link(_("Reports"), "summarize", "finance:reports"),
+        _link(_("My exports"), "download", "finance:core_exportfile_changelist"),
     ]},
 ])
 UNFOLD_REGISTRY = _unfold("Clearance — registry", "school", "registry_dashboard", [
@@ -366,6 +375,7 @@ UNFOLD_REGISTRY = _unfold("Clearance — registry", "school", "registry_dashboar
         _link(_("Cycles"), "event", "registry:core_clearancecycle_changelist"),
         _link(_("Certificates"), "workspace_premium", "registry:core_certificate_changelist"),
         _link(_("Reports"), "summarize", "registry:reports"),
+        _link(_("My exports"), "download", "registry:core_exportfile_changelist"),
     ]},
 ])
 UNFOLD_STUDENT = _unfold("My clearance", "verified_user", "student_dashboard", [
@@ -403,6 +413,7 @@ UNFOLD = _unfold("Clearance — administration", "admin_panel_settings", "admin_
         _link(_("Schedules"), "schedule", "admin:django_q_schedule_changelist"),
         _link(_("Successful tasks"), "task_alt", "admin:django_q_success_changelist"),
         _link(_("Failed tasks"), "error", "admin:django_q_failure_changelist"),
+        _link(_("My exports"), "download", "admin:core_exportfile_changelist"),
     ]},
 ])
 

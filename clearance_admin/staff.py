@@ -45,6 +45,7 @@ from core.services._common import BulkResult
 from .downloads import file_link
 from .filters import parse_id, student_filters
 from .mixins import RoleModelAdmin, report_bulk_result, run_service
+from .exports import register_my_exports
 from .sites import staff_site as site
 
 site.index_template = "staff/index.html"
@@ -790,3 +791,7 @@ class DelegationAdmin(ServiceAdminMixin, RoleModelAdmin):
             except ValidationError as exc:
                 result.refuse(pk, f"{d.department.code} → {d.to_user}", " ".join(exc.messages))
         report_bulk_result(self, request, result, done_verb="Ended", noun="delegation")
+
+
+# long exports wait here (clearance_admin/exports.py)
+register_my_exports(site)

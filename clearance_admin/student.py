@@ -24,6 +24,7 @@ from core.services.notifications import notification_mark_read
 from core.services.requests import request_submit
 
 from .mixins import ScopedAdminMixin
+from .exports import ListExportMixin, register_my_exports
 from .sites import student_site as site
 
 site.index_template = "student/index.html"
@@ -121,7 +122,7 @@ class ReadStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Notification, site=site)
-class MyNotificationAdmin(ScopedAdminMixin, ModelAdmin):
+class MyNotificationAdmin(ScopedAdminMixin, ListExportMixin, ModelAdmin):
     """The student's own notifications; read-only except for marking them read."""
 
     list_display = ["title_display", "kind_display", "created_at", "read_display"]
@@ -217,3 +218,7 @@ class MyNotificationAdmin(ScopedAdminMixin, ModelAdmin):
         else:
             self.message_user(request, "Marked as read.", messages.SUCCESS)
         return redirect(reverse("student:core_notification_changelist", current_app=site.name))
+
+
+# long exports wait here (clearance_admin/exports.py)
+register_my_exports(site)

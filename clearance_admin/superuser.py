@@ -33,6 +33,7 @@ from core.services import signin as signin_services
 
 from .downloads import file_link
 from .mixins import HistoryModelAdmin, ReadOnlyAdminMixin
+from .exports import register_my_exports
 from .sites import superuser_site as site
 
 site.index_template = "admin_site/index.html"
@@ -428,3 +429,7 @@ class QueuedTaskAdmin(q_admin.QueueAdmin, ModelAdmin):
     def get_queryset(self, request):
         qs = super().get_queryset(request)
         return qs if Conf.ORM else qs.none()
+
+
+# long exports wait here (clearance_admin/exports.py)
+register_my_exports(site)

@@ -146,6 +146,7 @@ class StoredName:
 evidence_name = StoredName("evidence", ALLOWED_EXTENSIONS)
 receipt_name = StoredName("receipts", ALLOWED_EXTENSIONS)
 import_name = StoredName("imports", SPREADSHEET_EXTENSIONS)
+export_name = StoredName("exports", (".xlsx", ".csv"))
 
 
 def original_name(upload, default: str = "") -> str:

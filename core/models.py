@@ -2,6 +2,7 @@
 properties; every workflow write lives in core/services/."""
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import secrets
@@ -814,3 +815,56 @@ class ExportLog(models.Model):
 
     def __str__(self):
         return f"{self.report} ({self.format}, {self.rows} rows) by {self.user or self.made_by or 'system'}"
+
+
+class ExportFile(models.Model):
+    """An export made in the background ("My exports"): a report or a list too long to write while
+    the browser waits. Queued by a person on one site, written by a worker as that person, kept for
+    EXPORT_KEEP_DAYS and downloaded only by them (core/permissions.py: may_download_export)."""
+
+    class Kind(models.TextChoices):
+        REPORT = "report", "Report"
+        LIST = "list", "List"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting for a worker"
+        RUNNING = "running", "Being written"
+        DONE = "done", "Ready"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Deleted (kept time over)"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", editable=False)
+    site = models.CharField(max_length=20, editable=False, help_text="The site it was asked for on.")
+    kind = models.CharField(max_length=10, choices=Kind.choices, editable=False)
+    name = models.CharField(max_length=40, editable=False, help_text="The report's name, or the list's.")
+    title = models.CharField(max_length=300, editable=False)
+    params = models.JSONField(default=dict, blank=True, editable=False,
+                              help_text="What makes the rows again in the worker: filters, the list's query, "
+                                        "selected rows.")
+    format = models.CharField(max_length=4, choices=ExportLog.Format.choices, editable=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True,
+                              editable=False)
+    rows = models.PositiveIntegerField(default=0, editable=False)
+    file = models.FileField(upload_to=files.export_name, blank=True, editable=False)
+    file_name = models.CharField(max_length=200, blank=True, editable=False)
+    error = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "export"
+        verbose_name_plural = "my exports"
+
+    def __str__(self):
+        return f"{self.title} ({self.format})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    def kept_until(self):
+        if self.finished_at is None or self.status != self.Status.DONE:
+            return None
+        return self.finished_at + datetime.timedelta(days=settings.EXPORT_KEEP_DAYS)

@@ -21,7 +21,8 @@ from django.utils import timezone
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
 
-from .models import (BalanceImport, Certificate, ClearanceApproval, Delegation, Department, Hold, Payment, School)
+from .models import (BalanceImport, Certificate, ClearanceApproval, Delegation, Department, ExportFile, Hold, Payment,
+                     School)
 
 STAFF = "Department staff"
 FINANCE = "Finance officer"
@@ -357,11 +358,21 @@ def may_download_certificate(user, certificate: Certificate, *, as_role: str | N
             and certificate.request.student.user_id == user.pk)
 
 
+def may_download_export(user, export: ExportFile, *, as_role: str | None = None) -> bool:
+    """A file under "My exports": only the person it was made for, only on the site they asked on
+    (an export from /staff/ holds what their offices see, not what /registry/ shows), while they
+    still have that site's role. Not even a superuser opens someone else's."""
+    if not (user.is_authenticated and user.is_active) or export.user_id != user.pk:
+        return False
+    role = export.params.get("role") if isinstance(export.params, dict) else None
+    return as_role == role and (role is None and user.is_superuser or role is not None and has_role(user, role))
+
+
 def may_download(user, obj, *, as_role: str | None = None) -> bool:
     """The rule for this object's stored file (an approval's evidence, a payment's receipt, an
-    import's file); anything else: no."""
+    import's file, an export); anything else: no."""
     rule = {ClearanceApproval: may_download_evidence, Payment: may_download_receipt,
-            BalanceImport: may_download_import}.get(type(obj))
+            BalanceImport: may_download_import, ExportFile: may_download_export}.get(type(obj))
     return rule is not None and rule(user, obj, as_role=as_role)
 
 

@@ -103,6 +103,44 @@ def balances_import_apply_task(import_id: int, user_id: int | None, skip_errors:
 
 def jobs_sweep_task() -> str:
     """Every minute (schedule "Sweep stopped jobs"): end the jobs whose worker died or timed out."""
+    from .services.exports import exports_sweep_quietly
     from .services.jobs import jobs_sweep
     swept = jobs_sweep()
-    return "; ".join(s.reason for s in swept) or "nothing stuck"
+    exports = exports_sweep_quietly()
+    done = [s.reason for s in swept] + [f"exports {k.replace('_', ' ')}: {n}" for k, n in exports.items() if n]
+    return "; ".join(done) or "nothing stuck"
+
+
+def _export_owner(export):
+    """The person the export is for, as they are now; Refused when they may not have it any more."""
+    user = export.user
+    if not user.is_active:
+        raise Refused(f"{user.email} is no longer active; the export was not written.")
+    return user
+
+
+def export_report_task(export_id: int) -> str:
+    """Write a report queued under "My exports" (core/services/exports.py), as the person who asked
+    for it and with their rights as they are now."""
+    from . import permissions
+    from .exports.reports import report_title, scoped_filters
+    from .selectors.reports import REPORTS
+    from .services.exports import export_fail, export_take, export_write
+
+    export = export_take(export_id)
+    if export is None:
+        return f"export #{export_id} is not waiting; nothing to do"
+    try:
+        user = _export_owner(export)
+        role = export.params.get("role")
+        if role and not permissions.has_role(user, role):
+            raise Refused(f"{user.email} no longer has the {role} role; the export was not written.")
+        report = REPORTS[export.name]
+        filters = scoped_filters(report.parse(export.params.get("filters") or {}), user=user, role=role)
+    except (Refused, ValidationError, KeyError) as exc:
+        export_fail(export, str(exc) if not isinstance(exc, ValidationError) else "; ".join(exc.messages))
+        return f"export #{export_id} not written: {exc}"
+    export_write(export, rows=report.rows(filters), columns=report.columns(filters),
+                 title=report_title(report, filters), sheet=report.title, log_name=report.name,
+                 log_filters=filters.as_dict())
+    return f"export #{export_id} written: {export.rows} rows"

@@ -18,6 +18,17 @@ def file_name(report, fmt: str, *, now=None) -> str:
     return f"{report.name}-{timezone.localtime(now or timezone.now()):%Y%m%d-%H%M}.{fmt}"
 
 
+def scoped_filters(filters, *, user, role):
+    """The filters as `user` may have them on the site of `role`: office staff see what is pending
+    in the offices they review only (core/permissions.py); the registry and finance everything."""
+    import dataclasses
+
+    from .. import permissions
+    if role == permissions.STAFF:
+        return dataclasses.replace(filters, scope=permissions.review_scope(user).q("request__student"))
+    return filters
+
+
 def write_report(report, filters, fmt: str, out) -> int:
     """Write the report to the binary file `out` as xlsx or csv; return the number of rows."""
     rows = Counted(report.rows(filters))
