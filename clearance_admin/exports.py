@@ -80,6 +80,21 @@ class ListExportMixin(ExportActionMixin):
             return redirect(f"{url}?{request.GET.urlencode()}" if request.GET else url)
         return super().export_admin_action(request, queryset)
 
+    def init_request_context_data(self, request, form):
+        """The form says what it will export (how many rows, narrowed by what) and offers xlsx first."""
+        context = super().init_request_context_data(request, form)
+        form.fields["format"].initial = "0"
+        resource = self.export_resource()
+        if request.method == "GET" and resource is not None:
+            count = self.get_export_queryset(request).count()
+            narrowed = self.export_title(request, resource, None).split(" — ")[1]
+            later = (" It is written in the background and listed under My exports." if count >
+                     settings.EXPORT_BACKGROUND_ROWS else "")
+            messages.info(request, f"{count:,} {self.opts.verbose_name if count == 1 else self.opts.verbose_name_plural}"
+                                   f" ({narrowed}).{later}")
+        context["title"] = f"Export {self.opts.verbose_name_plural}"
+        return context
+
     def export_title(self, request, resource, selected: int | None) -> str:
         """The list, what narrowed it (the filters as the sidebar names them, the search) and when."""
         parts = []
@@ -203,6 +218,9 @@ class MyExportsAdmin(ModelAdmin):
     list_filter = ["status"]
     list_per_page = 50
     show_full_result_count = False
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "My exports", **(extra_context or {})})
 
     def get_queryset(self, request):
         exports_sweep_quietly()

@@ -848,14 +848,14 @@ class ExportFile(models.Model):
     file = models.FileField(upload_to=files.export_name, blank=True, editable=False)
     file_name = models.CharField(max_length=200, blank=True, editable=False)
     error = models.TextField(blank=True, editable=False)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+    created_at = models.DateTimeField("asked for", default=timezone.now, db_index=True, editable=False)
     started_at = models.DateTimeField(null=True, blank=True, editable=False)
     finished_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "export"
-        verbose_name_plural = "my exports"
+        verbose_name_plural = "exports"
 
     def __str__(self):
         return f"{self.title} ({self.format})"
