@@ -8,11 +8,15 @@ approvals by `derive_request_status`, as everywhere else.
 """
 from __future__ import annotations
 
+import csv
+import datetime
 import random
+import re
 import string
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
@@ -62,6 +66,15 @@ LAST = ["Achieng", "Barasa", "Chebet", "Gitau", "Kamau", "Kariuki", "Kiprono", "
 ADMISSION_YEARS = (2020, 2021, 2022, 2023)
 CHUNK = 5000
 DEMO_STUDENT_REG = "SCE/CS/0001/2022"
+# two more student logins: one whose clearance is complete (with a certificate), one on hold
+COMPLETED_LOGIN = ("student.completed@clearance.test", "SBE/ACC/0001/2021", "Brian", "Otieno")
+ON_HOLD_LOGIN = ("student.onhold@clearance.test", "SHS/NUR/0001/2021", "Grace", "Wambui")
+# The sample files (fixtures/samples/): their students exist in the demo, so a newcomer importing
+# them sees rows found and statement lines matched. Every fifth statement line is left without a
+# payment (what "Record and verify" is for).
+SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "samples"
+REG_SHAPE = re.compile(r"^([A-Z]{3})/([A-Z]{2,3})/(\d{4})/(\d{4})$")
+UNRECORDED_EVERY = 5
 
 
 @dataclass
@@ -70,6 +83,62 @@ class SeedReport:
     students_total: int
     requests_created: int
     password: str
+
+
+def _ours(value) -> str | None:
+    """A registration number of one of the demo's schools and departments, as the files spell it
+    (any case, padded, a non-breaking space); None for anything else."""
+    if not isinstance(value, str):
+        return None
+    reg = value.replace("\xa0", " ").strip().lstrip("'").upper()
+    match = REG_SHAPE.match(reg)
+    if match is None or match[1] not in SCHOOLS or match[2] not in SCHOOLS[match[1]][1]:
+        return None
+    return reg
+
+
+def sample_registration_numbers() -> list[str]:
+    """Every registration number of ours in the sample files, in the order they first appear."""
+    found: dict[str, None] = {}
+    book = SAMPLES / "balances_finance_export.xlsx"
+    if book.exists():
+        import openpyxl
+        wb = openpyxl.load_workbook(book, read_only=True, data_only=True)
+        try:
+            for ws in wb.worksheets:
+                for row in ws.iter_rows(values_only=True):
+                    for value in row:
+                        if (reg := _ours(value)) is not None:
+                            found.setdefault(reg)
+        finally:
+            wb.close()
+    for name, delimiter in (("balances_semicolon.csv", ";"), ("mpesa_statement.csv", ",")):
+        path = SAMPLES / name
+        if path.exists():
+            with path.open(encoding="utf-8-sig", newline="") as handle:
+                for row in csv.reader(handle, delimiter=delimiter):
+                    for value in row:
+                        if (reg := _ours(value)) is not None:
+                            found.setdefault(reg)
+    return list(found)
+
+
+def statement_lines() -> list[dict]:
+    """The sample M-PESA statement's completed lines: code, amount, when, and the account typed."""
+    path = SAMPLES / "mpesa_statement.csv"
+    if not path.exists():
+        return []
+    lines = []
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                amount = Decimal(row["Paid In"].replace(",", ""))
+                paid = datetime.datetime.fromisoformat(row["Completion Time"])
+            except (KeyError, InvalidOperation, ValueError):
+                continue
+            lines.append(dict(code=row["Receipt No."].strip(), amount=amount, account=_ours(row.get("A/C No.")),
+                              paid_at=timezone.make_aware(paid) if timezone.is_naive(paid) else paid))
+    return lines
 
 
 def _acad_layout():
@@ -281,6 +350,22 @@ def _write_chunk(b: _Builder, students: list[dict], states: list[str], fixed_pla
     return len(requests)
 
 
+def _statement_payments(admin) -> int:
+    """The sample statement's lines as payments recorded but not yet verified (what reconciling it
+    verifies), for the students the demo has; every fifth line left without one."""
+    lines = statement_lines()
+    students = dict(Student.objects.filter(registration_number__in=[ln["account"] for ln in lines if ln["account"]])
+                    .values_list("registration_number", "pk"))
+    recorded = set(Payment.objects.filter(transaction_code__in=[ln["code"] for ln in lines])
+                   .values_list("transaction_code", flat=True))
+    rows = [dict(student_id=students[ln["account"]], amount=ln["amount"], method=Payment.Method.MPESA,
+                 transaction_code=ln["code"], paid_at=ln["paid_at"], recorded_by_id=admin.pk)
+            for n, ln in enumerate(lines, 1)
+            if n % UNRECORDED_EVERY and ln["account"] in students and ln["code"] not in recorded]
+    load(rows, Payment, user=admin, reason=REASON)
+    return len(rows)
+
+
 def seed_demo(*, students: int = 200, password: str = "clearance2026", seed: int = 2026,
               progress=None) -> SeedReport:
     rng = random.Random(seed)
@@ -311,7 +396,38 @@ def seed_demo(*, students: int = 200, password: str = "clearance2026", seed: int
                  reason=REASON)
             created += 1
 
-        wanted = [registration_number(k) for k in range(max(students - 1, 0))]
+        for email, reg, first, last in (COMPLETED_LOGIN, ON_HOLD_LOGIN):
+            if created >= students:
+                break
+            user = _user(email, f"{first} {last}", password_hash, roles=[permissions.STUDENT])
+            user.is_staff = False
+            user.save(update_fields=["is_staff"])
+            if Student.objects.filter(registration_number=reg).exists():
+                continue
+            row = b.student(reg, user=user, resident=False)
+            row.update(first_name=first, last_name=last, expected_graduation_year=cohort, email=email)
+            applicable = [c for c, d in offices.items() if d.applies_to != Department.AppliesTo.RESIDENTS]
+            if reg == COMPLETED_LOGIN[1]:
+                plan, state = {c: A.APPROVED for c in applicable}, "completed"
+            else:
+                plan = {c: A.APPROVED if c in ("FIN", "SPT") else A.PENDING for c in applicable}
+                plan["LIB"] = A.REJECTED
+                state = "on_hold"
+            requests_created += _write_chunk(b, [row], [state], fixed_plans={reg: plan})
+            created += 1
+            if state == "completed":
+                request = ClearanceRequest.objects.get(student__registration_number=reg)
+                if not Certificate.objects.filter(request=request).exists():
+                    load([dict(request_id=request.pk, issued_by_id=admin.pk)], Certificate, user=admin, reason=REASON)
+
+        # the sample files' students first, then numbered ones: `students` in all
+        samples = sample_registration_numbers()
+        generated = (registration_number(k) for k in range(10 * students + 100))
+        taken = set(samples) | {DEMO_STUDENT_REG, COMPLETED_LOGIN[1], ON_HOLD_LOGIN[1]}
+        room = max(students - 3, 0)
+        wanted = samples[:room]
+        wanted += [r for r in generated if r not in taken][:room - len(wanted)]
+        b.codes_used |= {line["code"] for line in statement_lines()}
         for start in range(0, len(wanted), CHUNK):
             regs = wanted[start:start + CHUNK]
             existing = set(Student.objects.filter(registration_number__in=regs).values_list("registration_number",
@@ -322,5 +438,6 @@ def seed_demo(*, students: int = 200, password: str = "clearance2026", seed: int
                 created += len(new)
             if progress:
                 progress(min(start + CHUNK, len(wanted)), len(wanted))
+        _statement_payments(admin)
         return SeedReport(students_created=created, students_total=Student.objects.count(),
                           requests_created=requests_created, password=password)

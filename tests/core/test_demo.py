@@ -54,3 +54,48 @@ def test_the_demo_data_keeps_every_invariant(db):
 
     seed_demo(students=120, seed=7)
     assert_consistent()
+
+
+def test_the_demo_has_the_sample_files_students_and_the_statements_payments():
+    """A newcomer importing the samples sees the feature work: the balance file's rows are found,
+    the statement's lines match recorded payments (every fifth left unrecorded)."""
+    from decimal import Decimal
+    from pathlib import Path
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from core.demo import sample_registration_numbers, statement_lines
+    from core.services.balances import balances_import_preview
+    from core.services.reconcile import payments_reconcile_statement
+
+    seed_demo(students=80, seed=5)
+    assert Student.objects.count() == 80
+    finance_user = User.objects.get(email="finance@clearance.test")
+    samples = Path(__file__).resolve().parents[2] / "fixtures" / "samples"
+    regs = sample_registration_numbers()
+    assert len(regs) == 60 and "NOT/A/0000/1999" not in regs
+    assert Student.objects.filter(registration_number__in=regs).count() == 60
+    data = (samples / "balances_finance_export.xlsx").read_bytes()
+    bi = balances_import_preview(file=SimpleUploadedFile("balances.xlsx", data), acting_user=finance_user)
+    assert (bi.rows_total, bi.not_found_count, bi.error_count) == (61, 1, 0)
+    lines = statement_lines()
+    assert len(lines) == 20 and lines[0]["amount"] == Decimal("12500.00")
+    result = payments_reconcile_statement(
+        file=SimpleUploadedFile("statement.csv", (samples / "mpesa_statement.csv").read_bytes()),
+        acting_user=finance_user)
+    assert (result.lines_read, len(result.verified), len(result.unrecorded)) == (20, 16, 4)
+
+
+def test_the_demo_has_a_completed_and_an_on_hold_student_login():
+    seed_demo(students=10, password="demo-pass-3", seed=2)
+    for email, status in (("student.completed@clearance.test", ClearanceRequest.Status.COMPLETED),
+                          ("student.onhold@clearance.test", ClearanceRequest.Status.ON_HOLD)):
+        user = authenticate(username=email, password="demo-pass-3")
+        assert user is not None and permissions.in_group(user, permissions.STUDENT) and not user.is_staff
+        request = Student.objects.get(user=user).clearance_requests.get()
+        assert request.status == status
+    completed = Student.objects.get(user__email="student.completed@clearance.test").clearance_requests.get()
+    assert Certificate.objects.filter(request=completed).exists()
+    held = Student.objects.get(user__email="student.onhold@clearance.test")
+    assert Hold.objects.filter(student=held, department__code="LIB", status=Hold.Status.ACTIVE).exists()
+    assert Student.objects.count() == 10

@@ -37,5 +37,6 @@ class Command(BaseCommand):
         if measure:
             _, peak = tracemalloc.get_traced_memory()
             self.stdout.write(f"Peak traced Python memory: {peak / 1e6:.0f} MB")
-        self.stdout.write("Logins: admin@, registry@, finance@, fin@ lib@ hos@ sch@ spt@ gown@ reg@, student@clearance.test")
+        self.stdout.write("Logins: admin@, registry@, finance@, fin@ lib@ hos@ sch@ spt@ gown@ reg@, student@clearance.test "
+                          "(in progress), student.completed@ (completed, with a certificate), student.onhold@ (on hold)")
         self.stdout.write(f"Password for every demo user: {report.password}")
