@@ -48,7 +48,7 @@ SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
 # behind a proxy that terminates TLS and says so in X-Forwarded-Proto (the usual set-up)
 SECURE_PROXY_SSL_HEADER = (("HTTP_X_FORWARDED_PROTO", "https") if env.bool("SECURE_PROXY_SSL_HEADER", default=_https)
                            else None)
-SECURE_REDIRECT_EXEMPT = [r"^health/$"]   # a load balancer's plain-HTTP health probe is not redirected
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^metrics$"]   # a load balancer's health probe and Prometheus on plain HTTP
 
 # Content-Security-Policy (django-csp) on every page: only this origin's scripts, styles, fonts and
 # images; nothing may frame the sites, no plugins, forms post only here. 'unsafe-eval': unfold's
@@ -94,6 +94,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "clearance_admin.observability.RequestLogMiddleware",      # first: the request id, its log line, metrics
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -318,12 +319,27 @@ SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 SIMPLE_HISTORY_DATE_INDEX = False
 SIMPLE_HISTORY_REVERT_DISABLED = False
 
+# Logs (core/logs.py): one JSON object per line on stderr, each with the request id of the request
+# (or the task a request queued) it belongs to; LOG_FORMAT=text for lines a person reads.
+LOG_FORMAT = env("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "core.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter",
+                 "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+                 "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"],
+                             "formatter": "text" if LOG_FORMAT == "text" else "json"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+# /metrics (clearance_admin/observability.py): for a caller with `Authorization: Bearer
+# $METRICS_TOKEN`, or from these addresses or networks (comma-separated); by default this host only.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
 
 # One unfold configuration per site (clearance_admin/sites.py names them). Sidebar links reverse
 # through each site's own namespace.

@@ -28,6 +28,8 @@ class CoreConfig(AppConfig):
 
     def ready(self):
         from . import history  # noqa: F401  (connects the audit signal)
+        from .logs import connect_task_signals
+        connect_task_signals()                  # the request id goes into the tasks a request queues
         # Roles follow core/permissions.py after every migrate (the command does it on demand).
         post_migrate.connect(_sync_roles, sender=self, dispatch_uid="core.sync_roles")
         # The schedules the system runs by (the jobs sweep), after every migrate and flush.
