@@ -28,6 +28,7 @@ from core import permissions
 from core.selectors import registry as selectors
 from core.selectors.clearance import completed_but_now_held
 from core.services._common import BulkResult
+from core.services.accounts import students_invite
 from core.services.certificates import certificate_issue, certificates_issue
 from core.services.cycles import CYCLE_FIELDS, cycle_create, cycle_update
 from core.services.requests import check_cycle_open, request_revoke, requests_open_for_cohort
@@ -192,6 +193,9 @@ class RegistryModelAdmin(RoleModelAdmin):
     def has_open_clearance_permission(self, request, obj=None):
         return request.user.has_perm("core.add_clearancerequest")
 
+    def has_invite_permission(self, request, obj=None):
+        return permissions.has_role(request.user, permissions.REGISTRY)
+
 
 def _selection_label(data) -> str:
     parts = [f"cohort {data['graduation_year']}"]
@@ -264,13 +268,13 @@ class StudentRequestInline(ReadOnlyAdminMixin, TabularInline):
 @admin.register(m.Student, site=site)
 class StudentAdmin(RegistryModelAdmin):
     list_display = ["registration_number", "full_name", "school_code", "programme", "cohort",
-                    "is_resident", "current_request_status"]
+                    "is_resident", "current_request_status", "login_state"]
     list_filter = [("school", RelatedDropdownFilter), ("programme", RelatedDropdownFilter), CohortFilter,
                    ("is_resident", BooleanRadioFilter), HasOpenRequestFilter]
     search_fields = ["registration_number", "first_name", "last_name", "email"]
-    list_select_related = ["school", "programme"]
+    list_select_related = ["school", "programme", "user"]
     ordering = ["registration_number"]
-    actions = ["open_clearance_for_selected"]
+    actions = ["open_clearance_for_selected", "invite_selected"]
     inlines = [StudentRequestInline]
     fieldsets = [
         (None, {"fields": ["registration_number", "first_name", "last_name", "email", "phone"]}),
@@ -306,6 +310,21 @@ class StudentAdmin(RegistryModelAdmin):
         if not obj.current_status:
             return None
         return obj.current_status, R(obj.current_status).label
+
+    @display(description="login", label={"active": "success", "invited": "info", "none": "warning"})
+    def login_state(self, obj):
+        if obj.user_id is None:
+            return ("none", "none") if not obj.email else None
+        if obj.user.has_usable_password():
+            return "active", "active"
+        return "invited", "invited"
+
+    @action(description="Invite the selected students to sign in", permissions=["invite"])
+    def invite_selected(self, request, queryset):
+        result = run_service(self, request, students_invite, acting_user=request.user,
+                             student_ids=list(queryset.values_list("pk", flat=True)))
+        if result is not None:
+            report_bulk_result(self, request, result, done_verb="Sent an invitation to", noun="student")
 
     @action(description="Open clearance for selected students", permissions=["open_clearance"])
     def open_clearance_for_selected(self, request, queryset):

@@ -263,6 +263,11 @@ CERTIFICATE_CREST = Path(env("CERTIFICATE_CREST", default=str(BASE_DIR / "core" 
 PUBLIC_URL = env("PUBLIC_URL", default=env("SITE_URL", default="http://127.0.0.1:8000")).rstrip("/")
 # The longest a reviewer may lend their office to a colleague, in days (a delegation starts today or later).
 DELEGATION_MAX_DAYS = env.int("DELEGATION_MAX_DAYS", default=365)
+# Logins (clearance_admin/accounts.py): an invitation's or sign-up's one-time link lasts this many
+# days (a forgotten-password link: PASSWORD_RESET_TIMEOUT, 3 days); each page that sends a link
+# takes this many requests per client address and minute.
+ACCOUNT_LINK_DAYS = env.int("ACCOUNT_LINK_DAYS", default=7)
+ACCOUNT_RATE_LIMIT = env.int("ACCOUNT_RATE_LIMIT", default=10)
 # Exports (README "Reports and exports"): a report or list longer than this many rows is written by a
 # worker and listed under "My exports" (the browser would wait too long, and a list export holds its
 # rows in memory); the files are kept this many days, then deleted by the sweep.

@@ -28,6 +28,7 @@ from .exports import ListExportMixin, register_my_exports
 from .sites import student_site as site
 
 site.index_template = "student/index.html"
+site.login_template = "student/login.html"      # with the way to a first login
 
 NO_STUDENT_RECORD = ("Your login is not linked to a student record yet, so there is no clearance to show. "
                      "Ask the registry to link {email} to your registration number.")

@@ -1,15 +1,16 @@
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from core.views import health, verify_certificate
 
-from . import finance, registry, staff, student, superuser  # noqa: F401  (register each site's admins)
+from . import accounts, finance, registry, staff, student, superuser  # noqa: F401  (register each site's admins)
 from .observability import metrics_view
 from .sites import finance_site, registry_site, staff_site, student_site, superuser_site
 
 urlpatterns = [
     path("health/", health, name="health"),
     path("metrics", metrics_view, name="metrics"),
+    path("accounts/", include(accounts.urlpatterns)),      # first logins and forgotten passwords
     path("verify/<str:code>/", verify_certificate, name="verify_certificate"),
     path("staff/", staff_site.urls),
     path("finance/", finance_site.urls),

@@ -144,3 +144,10 @@ def export_report_task(export_id: int) -> str:
                  title=report_title(report, filters), sheet=report.title, log_name=report.name,
                  log_filters=filters.as_dict())
     return f"export #{export_id} written: {export.rows} rows"
+
+
+def account_link_task(user_id: int, kind: str) -> str:
+    """Email a student their one-time link to set a password (core/services/accounts.py)."""
+    from .services.accounts import account_link_send
+    sent = account_link_send(user_id=user_id, kind=kind)
+    return f"{kind} link {'sent' if sent else 'not sent (no such login, disabled, or a password already set)'}"

@@ -1,0 +1,163 @@
+"""Logins for students: by invitation from the registry, or by signing up with the registration
+number and the email address the student records hold; either way an email with a one-time link to
+set a password (a django-q2 task sends it after the transaction commits).
+
+No message here tells anyone whether a student, an account or an address exists: a sign-up that
+matches nothing looks exactly like one that matched. The link is one-time (it is bound to the
+account's password, which setting one changes) and lasts ACCOUNT_LINK_DAYS."""
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils.crypto import constant_time_compare
+from django.utils.encoding import force_bytes
+from django.utils.http import base36_to_int, urlsafe_base64_encode
+
+from .. import permissions
+from ..history import save_tracked
+from ..models import Student, User
+from ._common import BulkResult
+
+log = logging.getLogger(__name__)
+SEND_TASK = "core.tasks.account_link_task"
+
+
+class AccountLinkTokenGenerator(PasswordResetTokenGenerator):
+    """Django's password-reset token (bound to the password hash, the last login and the email, so
+    it works once), with its own salt and lifetime: ACCOUNT_LINK_DAYS."""
+
+    key_salt = "clearance.accounts.AccountLinkTokenGenerator"
+
+    def check_token(self, user, token):
+        if not (user and token):
+            return False
+        try:
+            ts_b36, _ = token.split("-")
+            ts = base36_to_int(ts_b36)
+        except ValueError:
+            return False
+        for secret in [self.secret, *self.secret_fallbacks]:
+            if constant_time_compare(self._make_token_with_timestamp(user, ts, secret), token):
+                break
+        else:
+            return False
+        return (self._num_seconds(self._now()) - ts) <= settings.ACCOUNT_LINK_DAYS * 86400
+
+
+account_link_tokens = AccountLinkTokenGenerator()
+
+
+def account_link(user) -> str:
+    """The one-time address where `user` sets their password (the site's public URL)."""
+    path = reverse("account_welcome", args=[urlsafe_base64_encode(force_bytes(user.pk)),
+                                            account_link_tokens.make_token(user)])
+    return f"{settings.PUBLIC_URL}{path}"
+
+
+def _queue_link(user, kind: str) -> None:
+    def enqueue():
+        from django_q.tasks import async_task
+        async_task(SEND_TASK, user.pk, kind, task_name=f"account link for user #{user.pk}")
+    transaction.on_commit(enqueue)
+
+
+def _login_for(student: Student, *, acting_user, reason: str) -> tuple[User | None, str | None]:
+    """The student's login, made when they have none (no password yet: the link sets it). Returns
+    (user, None), or (None, why not) when it cannot be theirs."""
+    email = (student.email or "").strip().lower()
+    if not email:
+        return None, "no email address in the student records"
+    user = student.user
+    if user is None:
+        if User.objects.filter(email__iexact=email).exists():
+            return None, "the email address belongs to another account; ask the IT office"
+        user = User(email=email, full_name=student.full_name, is_staff=False)
+        user.set_unusable_password()
+        try:
+            with transaction.atomic():
+                save_tracked(user, user=acting_user, reason=reason)
+                student.user = user
+                save_tracked(student, user=acting_user, reason=reason)
+        except IntegrityError:
+            return None, "the email address belongs to another account; ask the IT office"
+    elif user.has_usable_password():
+        return None, "already has a login (a forgotten password is reset from the sign-in page)"
+    elif not user.is_active:
+        return None, "the login is disabled; ask the IT office"
+    user.groups.add(Group.objects.get(name=permissions.STUDENT))
+    return user, None
+
+
+@transaction.atomic
+def students_invite(*, student_ids, acting_user) -> BulkResult:
+    """Send each selected student an invitation: a login (made if they have none) and a one-time
+    link to set its password. Refused row by row: no email, an address another account has, a
+    login already in use. Only the registry (or an administrator) invites."""
+    if not (acting_user is not None and (permissions.has_role(acting_user, permissions.REGISTRY)
+                                         or acting_user.is_superuser)):
+        raise ValidationError("Only the registry invites students.")
+    result = BulkResult(unseen_where="not in your list")
+    ids = list(dict.fromkeys(student_ids))
+    students = {s.pk: s for s in Student.objects.select_related("user").select_for_update(of=("self",))
+                .filter(pk__in=ids)}
+    for pk in ids:
+        student = students.get(pk)
+        if student is None:
+            result.refuse_unseen(pk)
+            continue
+        user, why = _login_for(student, acting_user=acting_user, reason=f"invited by {acting_user.email}")
+        if user is None:
+            result.refuse(pk, student.registration_number, why)
+            continue
+        _queue_link(user, "invitation")
+        result.done.append(pk)
+    return result
+
+
+def student_sign_up(*, registration_number: str, email: str) -> None:
+    """A student asks for a login: when the registration number and the email address are those the
+    student records hold (case and spaces aside) and the student has no password yet, the link goes
+    to that address. Otherwise nothing happens — and the caller cannot tell (no enumeration)."""
+    reg = " ".join((registration_number or "").split()).upper()
+    address = (email or "").strip().lower()
+    if not reg or not address:
+        return
+    with transaction.atomic():
+        student = (Student.objects.select_related("user").select_for_update(of=("self",))
+                   .filter(registration_number__iexact=reg, email__iexact=address).first())
+        if student is None:
+            log.info("sign-up for %s matched no student", reg)
+            return
+        user, why = _login_for(student, acting_user=None, reason="signed up with the registration number and email")
+        if user is None:
+            log.info("sign-up for %s: nothing sent (%s)", reg, why)
+            return
+        _queue_link(user, "sign-up")
+
+
+SUBJECTS = {"invitation": "Your Clearance login", "sign-up": "Set your Clearance password"}
+
+
+def account_link_send(*, user_id: int, kind: str) -> bool:
+    """Email the one-time link (the task's work). False when there is nothing to send any more: the
+    account is gone, disabled, or has a password already."""
+    user = User.objects.filter(pk=user_id).first()
+    if user is None or not user.is_active or user.has_usable_password():
+        return False
+    link = account_link(user)
+    days = settings.ACCOUNT_LINK_DAYS
+    body = (f"Hello {user.full_name or user.email},\n\n"
+            f"{'The registry has invited you to' if kind == 'invitation' else 'You asked to'} follow your graduation "
+            f"clearance in Clearance. Set your password here (the link works once, for {days} days):\n\n{link}\n\n"
+            f"Then sign in at {settings.PUBLIC_URL}/student/ with {user.email}.\n\n"
+            "If you did not expect this, ignore this email: nothing happens until the link is used.\n")
+    send_mail(SUBJECTS.get(kind, SUBJECTS["sign-up"]), body, None, [user.email])
+    log.info("%s link sent to user #%s", kind, user.pk)
+    return True
