@@ -147,9 +147,9 @@ def read_amount(value) -> tuple[Decimal | Ambiguous, str | None]:
             negative, text = True, text[1:]
         elif text[:1] == "+":
             text = text[1:]
+        text = _CUR_SUFFIX.sub("", _CUR_PREFIX.sub("", text))      # before the trailing minus: "12,500/-"
         if text[-1:] in _NEG:            # "1,200.00-" (some ledgers)
             negative, text = True, text[:-1]
-        text = _CUR_SUFFIX.sub("", _CUR_PREFIX.sub("", text))
         mark = _DRCR_SUFFIX.search(text) or _DRCR_PREFIX.match(text)
         if mark:
             credit, debit = credit or mark.group(1) == "CR", debit or mark.group(1) == "DR"
