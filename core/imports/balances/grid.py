@@ -17,8 +17,15 @@ from __future__ import annotations
 import csv
 import html
 import io
+import os
+import pickle
 import re
+import resource
+import select
+import signal
+import time
 import zipfile
+import zlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -75,7 +82,7 @@ def _check_zip(data: bytes) -> _Zip:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError):
+    except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError):      # "zip file version 20.7" too
         raise ImportFileError("This file looks like a ZIP archive but is damaged; save the workbook again as "
                               ".xlsx and upload it again.", code="damaged") from None
     names = {i.filename for i in infos}
@@ -116,7 +123,7 @@ def _check_zip(data: bytes) -> _Zip:
                         tail = chunk[-32:]
         except ImportFileError:
             raise
-        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError, ValueError) as exc:
+        except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError, EOFError, ValueError) as exc:
             if "encrypted" in str(exc).lower() or "password" in str(exc).lower():
                 raise ImportFileError("This workbook is password-protected; save it as .xlsx without a password "
                                       "and upload it again.", code="password") from None
@@ -194,8 +201,8 @@ def _patch_xlsx(rows: list, found: _Zip, part: str, percent: list[bytes]) -> Non
     stale = bool(re.search(rb'fullCalcOnLoad="(?:1|true)"', found.parts.get("xl/workbook.xml", b"")))
     try:
         xml = found.archive.read(part)
-    except KeyError:
-        return
+    except (KeyError, zipfile.BadZipFile, zlib.error, OSError, ValueError, NotImplementedError, RuntimeError):
+        return                                        # read by calamine already: it would have said so
     if b"<f>" in marks or b"<f " in marks:
         for m in _FORMULA_CELL.finditer(xml):
             letters, number, attrs, formula, value = m.groups()
@@ -273,9 +280,17 @@ def _ods_problems(found: _Zip) -> dict[str, list]:
                         problems.extend((r, c + i, problem) for i in range(repeat))
                     c += repeat
                     el.clear()
-    except (ET.ParseError, KeyError, ValueError):
+    except (ET.ParseError, KeyError, ValueError, zipfile.BadZipFile, zlib.error, OSError, NotImplementedError,
+            RuntimeError):
         return {}
     return out
+
+
+def _reraise_interrupts(exc: BaseException) -> None:
+    """calamine's Rust panics on some damaged files arrive as pyo3's PanicException, a
+    BaseException: those are a damaged file; a Ctrl-C or a worker's timeout are not."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+        raise exc
 
 
 def _sheets_from_workbook(data: bytes, found: _Zip | None):
@@ -283,7 +298,8 @@ def _sheets_from_workbook(data: bytes, found: _Zip | None):
     try:
         workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
         metadata = workbook.sheets_metadata
-    except Exception as exc:  # calamine raises its own error types for every kind of damage
+    except BaseException as exc:  # calamine raises its own error types for every kind of damage, and panics
+        _reraise_interrupts(exc)
         if "password" in str(exc).lower() or "encrypt" in str(exc).lower():
             raise ImportFileError("This workbook is password-protected; save it without a password (as .xlsx) and "
                                   "upload it again.", code="password") from None
@@ -304,7 +320,8 @@ def _sheets_from_workbook(data: bytes, found: _Zip | None):
                 sheet = workbook.get_sheet_by_name(name)
                 # keep leading empty rows so row numbers are the spreadsheet's; stop reading after the cap
                 rows = sheet.to_python(skip_empty_area=False, nrows=MAX_ROWS + HEADER_SCAN_ROWS + 2)
-            except Exception:
+            except BaseException as exc:                 # pyo3's PanicException is no Exception
+                _reraise_interrupts(exc)
                 return None                              # a damaged sheet: said so if no other sheet has balances
             if name in parts:
                 _patch_xlsx(rows, found, parts[name], percent)
@@ -341,6 +358,69 @@ def _check_ole2(data: bytes) -> None:
         if named(stream):
             raise ImportFileError(f"This file is {what}, not a spreadsheet. Upload the balances as {READABLE_KINDS}.",
                                   code="not_spreadsheet")
+
+
+XLS_SECONDS = 60
+XLS_MEMORY = 1024 * 1024 * 1024
+
+
+def _sheets_from_xls(data: bytes) -> list[Sheet]:
+    """A legacy .xls is read by calamine in a child process with a memory limit: on some damaged
+    BIFF records calamine asks for hundreds of gigabytes and Rust aborts the whole process, which
+    here would be the web server's worker. The child hands back every sheet's cells (an .xls holds
+    at most 65,536 rows a sheet and the upload at most 20 MB)."""
+    damaged = ImportFileError("This file cannot be read as an Excel 97-2003 (.xls) workbook: it is damaged or "
+                              "password-protected. Open it, save it without a password as .xlsx and upload it "
+                              "again.", code="damaged")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                         # the child: read, send, and leave without cleanup
+        status = 1
+        try:
+            os.close(read_end)
+            soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+            used = _address_space()
+            if used:
+                resource.setrlimit(resource.RLIMIT_AS, (used + XLS_MEMORY, hard))
+            try:
+                out = ("ok", [(s.name, s.hidden, s.load()) for s in _sheets_from_workbook(data, None)])
+            except ImportFileError as exc:
+                out = ("refused", (str(exc), exc.code))
+            with os.fdopen(write_end, "wb") as fh:
+                pickle.dump(out, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    chunks, deadline = [], time.monotonic() + XLS_SECONDS
+    with os.fdopen(read_end, "rb") as fh:
+        while True:
+            ready, _, _ = select.select([fh], [], [], max(deadline - time.monotonic(), 0))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                break
+            chunk = os.read(fh.fileno(), 1024 * 1024)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        raise damaged
+    try:
+        kind, payload = pickle.loads(b"".join(chunks))  # our own child's bytes, not the upload's
+    except Exception:
+        raise damaged from None
+    if kind == "refused":
+        raise ImportFileError(*payload)
+    return [Sheet(name, hidden, (lambda rows=rows: rows)) for name, hidden, rows in payload]
+
+
+def _address_space() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[0]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 # --- text files --------------------------------------------------------------------------------
@@ -418,7 +498,7 @@ def read_grid(data: bytes) -> list[Sheet]:
         return _sheets_from_workbook(data, _check_zip(data))
     if head.startswith(OLE2):
         _check_ole2(data)
-        return _sheets_from_workbook(data, None)
+        return _sheets_from_xls(data)
     described = _describe_binary(data[:64])
     if described:
         raise ImportFileError(described, code="not_spreadsheet")

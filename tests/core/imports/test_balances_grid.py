@@ -241,3 +241,32 @@ def test_tab_separated():
 def test_broken_csv_is_refused_with_the_line_not_a_traceback():
     data = b"Reg No,Balance\nSCE/CS/0001/2022,\"100\n" + b"x" * (200 * 1024) + b"\n"
     refused(data, "cannot be read as CSV")
+
+
+# --- hostile and damaged files ------------------------------------------------------------------
+
+def test_an_xls_that_makes_calamine_abort_kills_only_the_child_that_read_it(libreoffice, monkeypatch):
+    """Some damaged BIFF records make calamine ask for hundreds of gigabytes and Rust aborts the
+    process: the .xls is read in a child process, so the worker lives and the file is refused."""
+    import os
+    from core.imports.balances import grid
+    data = libreoffice.convert("balances.xlsx", openpyxl_bytes(_plain), "xls")
+    monkeypatch.setattr(grid, "_sheets_from_workbook", lambda *args: os.abort())
+    refused(data, "cannot be read as an Excel 97-2003 (.xls) workbook", "damaged")
+
+
+def test_mangled_files_are_refused_with_a_message_never_a_traceback():
+    import random
+    rnd = random.Random(11)
+    seeds = [openpyxl_bytes(_plain), openpyxl_bytes(_formulas), openpyxl_bytes(_last_term_hidden_first),
+             TEXT.encode("utf-16"), TEXT.encode()]
+    for _ in range(300):
+        data = bytearray(rnd.choice(seeds))
+        for _ in range(rnd.randint(1, 6)):
+            data[rnd.randrange(len(data))] = rnd.randrange(256)
+        if rnd.random() < 0.2:
+            data = data[:rnd.randrange(1, len(data))]
+        try:
+            parse_balances(bytes(data))
+        except ImportFileError:
+            pass
