@@ -25,6 +25,7 @@ from unfold.widgets import (UnfoldAdminDecimalFieldWidget, UnfoldAdminFileFieldW
 from core import permissions
 from core.exports import XLSX_CONTENT_TYPE, xlsx_bytes
 from core.files import validate_receipt
+from core.imports.balances import MAX_FILE_BYTES, READABLE_EXTENSIONS, READABLE_KINDS
 from core.models import (REASON_MAX_LENGTH, BalanceImport, FinanceRecord, Hold, Payment, Student,
                          normalize_registration_number)
 from core.selectors.finance import balance_import_applying, balance_import_progress
@@ -794,7 +795,7 @@ class BalanceImportAdmin(FinanceModelAdmin):
                 return HttpResponseRedirect(self.object_url(bi, "preview"))
         return self.form_page(request, form=form, title="Import balances", submit_label="Upload and preview",
                               multipart=True,
-                              intro="Upload the finance system's balances export (xlsx, ods, xls or csv). Nothing "
+                              intro=f"Upload the finance system's balances export ({READABLE_KINDS}). Nothing "
                                     "changes until you confirm the preview.")
 
     @action(description="Preview", permissions=["finance"], icon="fact_check", url_path="preview")
@@ -854,6 +855,8 @@ class BalanceImportAdmin(FinanceModelAdmin):
         shown = changed[:PREVIEW_ROWS]
         not_found = (bi.plan or {}).get("not_found", [])
         running = bi.status in self.RUNNING
+        # the reader's warnings: sentences about the file, and a {row, column, reason} per row read with a doubt
+        row_warnings = [w for w in bi.warnings or [] if isinstance(w, dict)]
         context = {
             **self.admin_site.each_context(request),
             "title": f"Preview of {bi}",
@@ -877,6 +880,10 @@ class BalanceImportAdmin(FinanceModelAdmin):
             "errors": [e if isinstance(e, dict) else {"row": "", "column": "", "reason": str(e)}
                        for e in (bi.errors or [])[:PREVIEW_ROWS]],
             "errors_more": max(len(bi.errors or []) - PREVIEW_ROWS, 0),
+            "notices": [w for w in bi.warnings or [] if not isinstance(w, dict)],
+            "row_warnings": row_warnings[:PREVIEW_ROWS],
+            "row_warnings_count": len(row_warnings),
+            "row_warnings_more": max(len(row_warnings) - PREVIEW_ROWS, 0),
             "not_found": not_found[:PREVIEW_ROWS],
             "not_found_more": max(len(not_found) - PREVIEW_ROWS, 0),
             "detail_url": self.object_url(bi),
@@ -915,16 +922,20 @@ def xlsx_response(rows, *, filename, title, header) -> HttpResponse:
 
 
 class BalanceUploadForm(forms.Form):
-    EXTENSIONS = (".xlsx", ".xls", ".ods", ".csv")
-    file = forms.FileField(label="Balances file", widget=UnfoldAdminFileFieldWidget,
-                           help_text="xlsx, ods, xls or csv, up to 20 MB: a registration number column and a "
-                                     "balance column; the header row need not be the first.")
+    """The file types the balances reader reads (core.imports.balances.READABLE_EXTENSIONS), no more
+    and no fewer: the browser's file picker offers them (accept=) and the name is checked against
+    them; the content is checked by the reader itself, which goes by the bytes, not the name."""
+    EXTENSIONS = READABLE_EXTENSIONS
+    file = forms.FileField(label="Balances file",
+                           widget=UnfoldAdminFileFieldWidget(attrs={"accept": ",".join(READABLE_EXTENSIONS)}),
+                           help_text=f"{READABLE_KINDS}, up to {MAX_FILE_BYTES // 1024 // 1024} MB: a registration "
+                                     "number column and a balance column; the header row need not be the first.")
 
     def clean_file(self):
         f = self.cleaned_data["file"]
         name = (f.name or "").lower()
         if not name.endswith(self.EXTENSIONS):
-            raise ValidationError(f"{f.name} is not a spreadsheet: upload an xlsx, ods, xls or csv file.",
+            raise ValidationError(f"{f.name} is not a spreadsheet: upload an {READABLE_KINDS} file.",
                                   code="extension")
         return f
 

@@ -174,10 +174,7 @@ def _preview_into(bi: BalanceImport, data: bytes, *, acting_user, progress=None,
         when = timezone.localtime(earlier.applied_at).strftime("%d %b %Y %H:%M") if earlier.applied_at else "earlier"
         warnings.append(f"This same file was already applied as import #{earlier.pk} ({when}); applying it again "
                         "changes only what has changed since.")
-    if parsed.duplicate_rows:
-        warnings.append(f"{parsed.duplicate_rows} row(s) repeat another row exactly and were counted once.")
-    if parsed.skipped_total_rows:
-        warnings.append(f"{parsed.skipped_total_rows} totals row(s) skipped.")
+    warnings.extend(parsed.preview_warnings())     # the reader's: sheets, columns, skipped rows, rows read as 0
     bi.plan = plan
     bi.warnings = warnings
     bi.errors = [e.as_dict() for e in parsed.errors]

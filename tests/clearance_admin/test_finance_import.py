@@ -495,3 +495,64 @@ def test_preview_again_needs_the_finance_officer(client, three, offices, make_us
     response = client.post(f"{BI}/{bi.pk}/preview/", {"_preview_again": "1"})
     assert response.status_code in (302, 403)
     assert BalanceImport.objects.count() == 1
+
+
+# --- what the form accepts is what the reader reads -------------------------------------------
+
+def test_the_upload_form_offers_and_accepts_exactly_what_the_reader_reads(fin_client):
+    from core.imports.balances import READABLE_EXTENSIONS
+    body = fin_client.get(f"{BI}/import/").content.decode()
+    assert f'accept="{",".join(READABLE_EXTENSIONS)}"' in body
+    assert set(READABLE_EXTENSIONS) == {".xlsx", ".xlsm", ".xls", ".ods", ".csv", ".tsv", ".txt"}
+    response = fin_client.post(f"{BI}/import/", {"file": SimpleUploadedFile("balances.numbers", b"Reg No,Balance\n")})
+    assert response.status_code == 200 and "balances.numbers is not a spreadsheet" in response.content.decode()
+    assert not BalanceImport.objects.exists()
+
+
+def test_excel_unicode_text_is_accepted_and_previewed(fin_client, three):
+    text = "Reg No\tBalance\r\nSCE/CS/0001/2022\t900\r\nSCE/CS/0002/2022\t100\r\n"
+    response = fin_client.post(f"{BI}/import/", {"file": SimpleUploadedFile("balances.txt", text.encode("utf-16"))})
+    bi = BalanceImport.objects.get()
+    assert response["Location"] == f"{BI}/{bi.pk}/preview/"
+    assert (bi.updated_count, bi.unchanged_count, bi.error_count) == (1, 1, 0)
+
+
+def test_a_legacy_xls_is_previewed_not_refused(fin_client, three):
+    from tests.core.imports.conftest import LibreOffice
+    import shutil
+    import tempfile
+    if shutil.which("soffice") is None:
+        pytest.skip("LibreOffice (soffice) is not installed here; CI installs it (.ci/system-packages)")
+    with tempfile.TemporaryDirectory() as folder:
+        data = LibreOffice(Path(folder)).convert("balances.xlsx", xlsx(GOOD).read(), "xls")
+    response = fin_client.post(f"{BI}/import/", {"file": SimpleUploadedFile("balances.xls", data)})
+    bi = BalanceImport.objects.get()
+    assert response["Location"] == f"{BI}/{bi.pk}/preview/"
+    assert (bi.updated_count, bi.not_found_count, bi.error_count) == (1, 1, 0)
+
+
+def test_the_preview_shows_skipped_rows_and_each_row_read_as_0_before_confirming(fin_client, three):
+    upload(fin_client, [["Reg No", "Balance (b/f)", "Balance (c/f)"], ["SCE/CS/0001/2022", 1, 900],
+                        ["SCE/CS/0002/2022", 1, None], ["Sub-total", 2, 900], ["Prepared by:", None, None]])
+    bi = BalanceImport.objects.get()
+    body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
+    assert "Skipped: 2 rows that are not data" in body and "rows 4, 5." in body
+    assert "The balance is read from “Balance (c/f)” (column C)" in body
+    assert 'id="warning-rows"' in body and "Rows to check (1)" in body
+    assert '<td class="px-3 py-2">3</td><td class="px-3 py-2">Balance (c/f)</td>' in body
+    assert "no amount: read as KES 0.00" in body
+    assert 'id="count-errors">0<' in body and 'id="confirm-form"' in body     # a warning does not block
+    fin_client.post(f"{BI}/{bi.pk}/preview/", {"_confirm": "1"})
+    assert balances(three) == [Decimal("900"), Decimal("0"), Decimal("100")]
+
+
+def test_a_file_the_reader_refuses_is_a_form_error_and_changes_nothing(fin_client, three):
+    wb = openpyxl.Workbook()
+    wb.active.append(["Reg No", "Balance"])
+    wb.active.append(["SCE/CS/0001/2022", "=100*9"])              # openpyxl computes nothing
+    buf = io.BytesIO()
+    wb.save(buf)
+    response = fin_client.post(f"{BI}/import/", {"file": SimpleUploadedFile("balances.xlsx", buf.getvalue())})
+    assert response.status_code == 200
+    assert "The amounts are formulas without computed values" in response.content.decode()
+    assert not BalanceImport.objects.exists() and balances(three) == [Decimal("100")] * 3

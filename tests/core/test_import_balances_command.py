@@ -97,3 +97,22 @@ def test_without_user_the_system_imports_and_history_says_so(students):
     assert (applied.history_user, applied.history_change_reason) == (None, "system: Balance import applied")
     record = FinanceRecord.objects.get(student=students[0]).history.first()
     assert (record.history_user, record.history_change_reason) == (None, f"system: Balance import #{bi.pk}")
+
+
+def test_reads_what_the_upload_form_reads_and_prints_the_warnings(students, tmp_path):
+    path = tmp_path / "balances.txt"
+    path.write_bytes("Reg No\tBalance\rSCE/IT/0001/2021\t'30,250.00 DR\rSHS/NUR/0002/2022\t\rTotal\t30250\r"
+                     .replace("'", "").encode("utf-16"))
+    code, out, err = run(str(path), "--dry-run")
+    assert code == 0, err
+    assert "2 rows; 2 to update" in out
+    assert "Warning: Skipped: 1 row that is not data" in out
+    assert "  warning: row 3, Balance: no amount: read as KES 0.00" in out
+
+
+def test_a_refused_file_exits_2_with_the_reason(students, tmp_path):
+    path = tmp_path / "balances.csv"
+    path.write_bytes(b"Reg No,Fee Balance,Amount Due\nSCE/IT/0001/2021,1,2\n")
+    code, out, err = run(str(path))
+    assert code == 2 and "Two columns could be the balance" in err
+    assert not BalanceImport.objects.exists()

@@ -14,14 +14,15 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
 from core import permissions
-from core.imports.balances import ImportFileError
+from core.imports.balances import READABLE_KINDS, ImportFileError
 from core.services.balances import balances_import_apply, balances_import_preview
 
 SHOW_ERRORS = 200
 
 
 class Command(BaseCommand):
-    help = "Import tuition balances from an xlsx or csv file (preview, then apply)."
+    help = ("Import tuition balances from a spreadsheet (preview, then apply): " + READABLE_KINDS + ", read by "
+            "content, as the finance site reads uploads.")
 
     def add_arguments(self, parser):
         parser.add_argument("file")
@@ -74,7 +75,10 @@ class Command(BaseCommand):
                           f"{bi.updated_count} to update, {bi.unchanged_count} unchanged, "
                           f"{bi.not_found_count} not found, {bi.error_count} error(s).")
         for warning in bi.warnings:
-            self.stdout.write(f"Warning: {warning}")
+            if isinstance(warning, dict):          # a row read with a doubt (a blank amount read as 0)
+                self.stdout.write(f"  warning: row {warning['row']}, {warning['column']}: {warning['reason']}")
+            else:
+                self.stdout.write(f"Warning: {warning}")
         for reg in (bi.plan or {}).get("not_found", [])[:SHOW_ERRORS]:
             self.stdout.write(f"  not found: row {reg[0]}, {reg[1]}")
         for err in bi.errors[:SHOW_ERRORS]:

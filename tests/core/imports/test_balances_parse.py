@@ -153,19 +153,20 @@ def test_row_errors_name_row_column_and_reason():
         ["SCE/CS/0003/2022", 10_000_001, "No"],      # absurd
         ["SCE/CS/0004/2022", -10_000_001, "No"],     # absurd credit
         ["SCE/CS/0005/2022", 10_000_000, "maybe"],   # not yes/no
-        ["SCE/CS/0006/2022", None, "No"],            # no balance
+        ["SCE/CS/0006/2022", None, "No"],            # no balance: 0, with a warning (not an error)
         [None, 500, "No"],                           # no registration number
         ["SCE/CS/0008/2022", -10_000_000, "No"],     # at the limit: fine
     ]))
     p = parse_balances(data)
     got = [(e.row, e.column, e.reason) for e in p.errors]
     assert [(r, c) for r, c, _ in got] == [(2, "Balance (KES)"), (3, "Reg. No."), (4, "Balance (KES)"),
-                                          (5, "Balance (KES)"), (6, "Grad Fee Paid"), (7, "Balance (KES)"),
-                                          (8, "Reg. No.")]
+                                          (5, "Balance (KES)"), (6, "Grad Fee Paid"), (8, "Reg. No.")]
     assert "twelve" in got[0][2] and "not an amount" in got[0][2]
     assert "JOHN DOE" in got[1][2] and "SCHOOL/DEPT/NNNN/YYYY" in got[1][2]
     assert "absurd" in got[2][2] and "absurd" in got[3][2]
-    assert [r.registration_number for r in p.rows] == ["SCE/CS/0008/2022"]
+    assert [(r.registration_number, r.balance) for r in p.rows] == [("SCE/CS/0006/2022", Decimal("0")),
+                                                                    ("SCE/CS/0008/2022", Decimal("-10000000"))]
+    assert [(w.row, w.column) for w in p.row_warnings] == [(7, "Balance (KES)")]
 
 
 def test_duplicates_identical_count_once_different_are_both_errors():
@@ -211,7 +212,10 @@ def test_pdf_and_image():
 
 def test_password_protected_workbook():
     ole2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504
-    _refused(ole2, "password-protected or an old .xls", "without a password")
+    _refused(ole2, "cannot be read as an Excel 97-2003 (.xls)", "damaged or password-protected", "without a password")
+    # an encrypted xlsx is an OLE2 container holding the workbook as "EncryptedPackage"
+    encrypted = ole2 + "EncryptionInfo".encode("utf-16-le") + b"\x00" * 64 + "EncryptedPackage".encode("utf-16-le")
+    _refused(encrypted, "password-protected", "without a password")
 
 
 def test_too_big():
@@ -295,8 +299,8 @@ def test_a_million_phantom_rows_are_not_materialised():
 
 
 def test_rows_beyond_the_cap_are_refused(monkeypatch):
-    from core.imports import balances
-    monkeypatch.setattr(balances, "MAX_ROWS", 5)
+    from core.imports.balances import grid
+    monkeypatch.setattr(grid, "MAX_ROWS", 5)
     data = "Reg No,Balance\n" + "".join(f"SCE/CS/{i:04d}/2022,1\n" for i in range(1, 10))
     _refused(data.encode(), "more than 5 rows")
     ok = "Reg No,Balance\n" + "".join(f"SCE/CS/{i:04d}/2022,1\n" for i in range(1, 6)) + ",\n" * 20

@@ -82,7 +82,8 @@ def test_finance_export_sample_preview_then_apply(xlsx_world, finance_user, djan
     assert (changed["SCE/IT/0001/2021"]["old_balance"], changed["SCE/IT/0001/2021"]["new_balance"]) == ("5000.00", "-1200.00")
     assert changed["SED/ART/0005/2022"]["record_id"] is None
     assert "SHS/NUR/0002/2022" not in changed
-    assert bi.warnings == ["1 totals row(s) skipped."]
+    assert bi.warnings == ["Skipped: 4 rows that are not data (totals, signature or title lines, blank rows): "
+                           "rows 30, 56, 68, 69."]
 
     with django_capture_on_commit_callbacks(execute=True):
         bi = balances_import_apply(balance_import=bi, acting_user=finance_user)
