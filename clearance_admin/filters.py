@@ -1,7 +1,8 @@
 """List filters shared by the sites: a student's school, programme and cohort, reached through
-whatever path leads from the listed model to its student."""
+whatever path leads from the listed model to its student; the rows a balance import wrote."""
 from __future__ import annotations
 
+from django.contrib import admin
 from unfold.contrib.filters.admin import DropdownFilter
 
 from core.models import Programme, School, Student
@@ -65,3 +66,56 @@ def student_filters(student_path: str = ""):
     `student_path` (e.g. "request__student"); URL parameters ?school=, ?programme=, ?cohort=."""
     return tuple(type(f"{base.__name__.strip('_')}Filter", (base,), {"student_path": student_path})
                  for base in (_School, _Programme, _Cohort))
+
+
+class WrittenByImportFilter(admin.SimpleListFilter):
+    """The rows a balance import wrote, from their history: `?import=<id>-<what>`, where `what` is
+    one of `kinds` (e.g. placed, updated, released). Offered only when asked for (the links on an
+    import's page), then shown in the filters with what it is."""
+
+    title = "written by a balance import"
+    parameter_name = "import"
+    kinds: dict[str, str] = {}
+
+    def parsed(self):
+        number, _, kind = (self.value() or "").partition("-")
+        pk = parse_id(number)
+        return (pk, kind) if pk is not None and kind in self.kinds else (None, None)
+
+    def lookups(self, request, model_admin):
+        pk, kind = self.parsed()
+        if self.value() is None:
+            return []
+        # a value no link makes is still a filter (of nothing), never dropped to show everything
+        return [(self.value(), f"Balance import #{pk}: {self.kinds[kind]}" if pk else "no such import")]
+
+    def queryset(self, request, queryset):
+        pk, kind = self.parsed()
+        if pk is None:
+            return queryset if self.value() is None else queryset.none()
+        return queryset.filter(pk__in=self.history_ids(pk, kind))
+
+    def history_ids(self, pk, kind):
+        raise NotImplementedError
+
+
+class HoldsOfImportFilter(WrittenByImportFilter):
+    kinds = {"placed": "holds placed", "updated": "holds changed", "released": "holds released"}
+
+    def history_ids(self, pk, kind):
+        from core.models import Hold
+        rows = Hold.history.model.objects.filter(balance_import_id=pk)
+        if kind == "placed":
+            rows = rows.filter(history_type="+")
+        else:
+            rows = rows.filter(history_type="~", status=Hold.Status.ACTIVE if kind == "updated" else Hold.Status.RELEASED)
+        return rows.values("id")
+
+
+class ApprovalsOfImportFilter(WrittenByImportFilter):
+    kinds = {"approved": "finance items approved", "rejected": "finance items rejected"}
+
+    def history_ids(self, pk, kind):
+        from core.models import ClearanceApproval
+        return ClearanceApproval.history.model.objects.filter(decided_by_import_id=pk, history_type="~",
+                                                              status=kind).values("id")

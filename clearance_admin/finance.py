@@ -28,7 +28,7 @@ from core.files import validate_receipt
 from core.imports.balances import MAX_FILE_BYTES, READABLE_EXTENSIONS, READABLE_KINDS
 from core.models import (REASON_MAX_LENGTH, BalanceImport, FinanceRecord, Hold, Payment, Student,
                          normalize_registration_number)
-from core.selectors.finance import balance_import_applying, balance_import_progress
+from core.selectors.finance import balance_import_applying, balance_import_outcome, balance_import_progress
 from core.services import balances as balances_service
 from core.services.balances import (balances_import_apply, balances_import_apply_async, balances_import_cancel,
                                     balances_import_submit)
@@ -40,7 +40,7 @@ from core.services.payments import (finance_records_set_graduation_fee_status, p
 from core.services.reconcile import payments_reconcile_statement
 
 from .downloads import file_link, protect
-from .filters import parse_id, student_filters
+from .filters import HoldsOfImportFilter, parse_id, student_filters
 from .mixins import RoleModelAdmin, report_bulk_result
 from .exports import register_my_exports
 from .sites import finance_site as site
@@ -379,7 +379,7 @@ class FinanceHoldAdmin(FinanceModelAdmin):
     list_select_related = ("student", "department", "placed_by", "released_by")
     search_fields = ("student__registration_number", "student__first_name", "student__last_name", "reason")
     search_help_text = "Registration number, name or reason"
-    list_filter = (HoldStatusFilter, "source", ("student__school", admin.RelatedFieldListFilter))
+    list_filter = (HoldStatusFilter, "source", ("student__school", admin.RelatedFieldListFilter), HoldsOfImportFilter)
     ordering = ("-placed_at", "-pk")
     actions = ["release_selected", "waive_selected"]
     actions_row = ["release_one", "waive_one"]
@@ -554,7 +554,7 @@ class PaymentAdmin(FinanceModelAdmin):
     list_display = ("transaction_code", "student_display", "amount_display", "method", "paid_at",
                     "verified_display")
     list_select_related = ("student", "verified_by", "recorded_by")
-    search_fields = ("transaction_code", "student__registration_number")
+    search_fields = ("transaction_code", "student__registration_number", "student__first_name", "student__last_name")
     search_help_text = "Transaction code or registration number"
     list_filter = ("method", VerifiedFilter, ("paid_at", admin.DateFieldListFilter))
     ordering = ("-paid_at", "-pk")
@@ -709,18 +709,19 @@ class BalanceImportAdmin(FinanceModelAdmin):
     list_filter = ("status", ("created_at", admin.DateFieldListFilter))
     ordering = ("-created_at", "-pk")
     actions_list = ["import_balances"]
-    actions_detail = ["preview", "download_error_report"]
+    actions_detail = ["preview", "download_error_report", "download_not_found"]
     RUNNING = (BalanceImport.Status.UPLOADED, BalanceImport.Status.QUEUED, BalanceImport.Status.APPLYING)
     fieldsets = (
         (None, {"fields": ("original_name", "stored_file", "sha256", "uploaded_by", "created_at", "status_badge",
                            "progress", "applied_at", "failure_reason", "claimed_by", "claimed_at")}),
         ("Counts", {"fields": ("rows_total", "updated_count", "unchanged_count", "not_found_count",
                                "error_count", "records_link")}),
+        ("What it did", {"fields": ("outcome_display",)}),
         ("Row errors", {"fields": ("errors_display",)}),
     )
     readonly_fields = ("original_name", "stored_file", "sha256", "uploaded_by", "created_at", "status_badge", "progress",
                        "applied_at", "failure_reason", "claimed_by", "claimed_at", "rows_total", "updated_count", "unchanged_count",
-                       "not_found_count", "error_count", "records_link", "errors_display")
+                       "not_found_count", "error_count", "records_link", "errors_display", "outcome_display")
 
     @display(description="Stored file")
     def stored_file(self, obj):
@@ -742,6 +743,28 @@ class BalanceImportAdmin(FinanceModelAdmin):
     def records_link(self, obj):
         url = reverse(f"{self.admin_site.name}:core_financerecord_changelist")
         return format_html('<a class="text-primary-600" href="{}?last_import={}">Show the records</a>', url, obj.pk)
+
+    @display(description="Holds and finance items")
+    def outcome_display(self, obj):
+        if obj.status != BalanceImport.Status.APPLIED:
+            return "Nothing yet: it has not been applied."
+        return format_html_join(format_html("<br>"), '<a class="text-primary-600" href="{}" id="outcome-{}">{} {}</a>',
+                                ((url, key, n, label) for key, n, label, url in self.outcome_links(obj)))
+
+    def outcome_links(self, obj):
+        """(key, count, what, the list of those rows) for what an applied import did."""
+        outcome = balance_import_outcome(obj)
+        holds = reverse(f"{self.admin_site.name}:core_hold_changelist")
+        queue = reverse("staff:core_clearanceapproval_changelist")
+        return [
+            ("holds-placed", outcome.holds_placed, "FIN holds placed", f"{holds}?status=all&import={obj.pk}-placed"),
+            ("holds-updated", outcome.holds_updated, "FIN holds changed (amount)",
+             f"{holds}?status=all&import={obj.pk}-updated"),
+            ("holds-released", outcome.holds_released, "FIN holds released",
+             f"{holds}?status=all&import={obj.pk}-released"),
+            ("approved", outcome.approvals_approved, "finance items approved", f"{queue}?import={obj.pk}-approved"),
+            ("rejected", outcome.approvals_rejected, "finance items rejected", f"{queue}?import={obj.pk}-rejected"),
+        ]
 
     @display(description="Errors")
     def errors_display(self, obj):
@@ -844,9 +867,13 @@ class BalanceImportAdmin(FinanceModelAdmin):
                 return HttpResponseRedirect(self.object_url(bi, "preview"))
             skipped = (f", {bi.error_count} row{'s' if bi.error_count != 1 else ''} with errors skipped"
                        if bi.error_count else "")
+            outcome = balance_import_outcome(bi)
             self.message_user(request, f"Applied {bi}: {bi.updated_count} record{'s' if bi.updated_count != 1 else ''} "
                                        f"updated, {bi.unchanged_count} unchanged, {bi.not_found_count} not "
-                                       f"found{skipped}.", messages.SUCCESS)
+                                       f"found{skipped}; FIN holds: {outcome.holds_placed} placed, "
+                                       f"{outcome.holds_updated} changed, {outcome.holds_released} released; finance "
+                                       f"items: {outcome.approvals_approved} approved, {outcome.approvals_rejected} "
+                                       "rejected.", messages.SUCCESS)
             return HttpResponseRedirect(self.object_url(bi))
         return self.preview_page(request, bi)
 
@@ -889,18 +916,41 @@ class BalanceImportAdmin(FinanceModelAdmin):
             "detail_url": self.object_url(bi),
             "changelist_url": self.changelist_url(),
             "error_report_url": self.object_url(bi, "download_error_report") if bi.error_count else None,
+            "not_found_url": self.object_url(bi, "download_not_found") if bi.not_found_count else None,
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "finance/import_preview.html", context)
 
     # --- error report ---------------------------------------------------------------------------
 
-    @action(description="Download error report (xlsx)", permissions=["finance"], icon="download",
+    def _has_rows(self, request, object_id, field) -> bool:
+        """The download is offered (and served) only for an import that has such rows; an id of
+        nothing is left to object_or_404 (a 404, as for any import that does not exist)."""
+        if not self.has_finance_permission(request):
+            return False
+        pk = parse_id(object_id) if object_id is not None else None
+        return pk is None or not BalanceImport.objects.filter(pk=pk, **{field: 0}).exists()
+
+    def has_error_report_permission(self, request, object_id=None):
+        return self._has_rows(request, object_id, "error_count")
+
+    def has_not_found_permission(self, request, object_id=None):
+        return self._has_rows(request, object_id, "not_found_count")
+
+    @action(description="Download error report (xlsx)", permissions=["error_report"], icon="download",
             url_path="error-report")
     def download_error_report(self, request, object_id):
         bi = self.object_or_404(request, object_id)
         return xlsx_response(balance_import_error_rows(bi), filename=f"import-{bi.pk}-errors.xlsx",
                              title="Errors", header=("Row", "Column", "Reason", "Value"))
+
+    @action(description="Download the rows not found (xlsx)", permissions=["not_found"], icon="person_search",
+            url_path="not-found")
+    def download_not_found(self, request, object_id):
+        bi = self.object_or_404(request, object_id)
+        rows = ((row, reg) for row, reg in (bi.plan or {}).get("not_found", []))
+        return xlsx_response(rows, filename=f"import-{bi.pk}-not-found.xlsx", title="Not found",
+                             header=("Row", "Registration number in the file"))
 
 
 PREVIEW_ROWS = 200

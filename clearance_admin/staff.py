@@ -43,7 +43,7 @@ from core.services import holds as hold_services
 from core.services._common import BulkResult
 
 from .downloads import file_link
-from .filters import parse_id, student_filters
+from .filters import ApprovalsOfImportFilter, parse_id, student_filters
 from .mixins import RoleModelAdmin, report_bulk_result, run_service
 from .exports import register_my_exports
 from .sites import staff_site as site
@@ -334,7 +334,7 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
     list_display_links = ("student_column",)
     list_select_related = ("request__student__programme", "department")
     list_filter = (DepartmentFilter, "status", StageFilter, SchoolFilter, ProgrammeFilter, CohortFilter,
-                   OverdueFilter)
+                   OverdueFilter, ApprovalsOfImportFilter)
     list_filter_submit = True
     search_fields = ("request__student__registration_number", "request__student__first_name",
                      "request__student__last_name")

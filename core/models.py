@@ -544,20 +544,20 @@ class BalanceImport(TimeStamped):
         CANCELLED = "cancelled", "Cancelled"
 
     file = models.FileField(upload_to=files.import_name, blank=True)  # random name; original_name is the upload's
-    original_name = models.CharField(max_length=255, blank=True)
-    sha256 = models.CharField(max_length=64, db_index=True)
+    original_name = models.CharField("file name", max_length=255, blank=True)
+    sha256 = models.CharField("file fingerprint (SHA-256)", max_length=64, db_index=True)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UPLOADED)
-    rows_total = models.PositiveIntegerField(default=0)
-    updated_count = models.PositiveIntegerField(default=0)
-    unchanged_count = models.PositiveIntegerField(default=0)
-    not_found_count = models.PositiveIntegerField(default=0)
-    error_count = models.PositiveIntegerField(default=0)
+    rows_total = models.PositiveIntegerField("rows read", default=0)
+    updated_count = models.PositiveIntegerField("balances changed", default=0)
+    unchanged_count = models.PositiveIntegerField("unchanged", default=0)
+    not_found_count = models.PositiveIntegerField("not found", default=0)
+    error_count = models.PositiveIntegerField("rows with errors", default=0)
     errors = models.JSONField(default=list, blank=True, help_text="Row-level errors: row, column, reason.")
-    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done while running in the background.")
-    applied_at = models.DateTimeField(null=True, blank=True)
-    failure_reason = models.TextField(blank=True)
+    progress = models.PositiveSmallIntegerField("how far (%)", default=0, help_text="Percent done while running in the background.")
+    applied_at = models.DateTimeField("applied", null=True, blank=True)
+    failure_reason = models.TextField("why it failed", blank=True)
     plan = JSONTextField(default=dict, blank=True, editable=False,
                             help_text="What the preview found, so apply never re-reads the file: changed rows "
                                       "(student, old and new balance, graduation fee), unchanged and not-found rows.")
@@ -565,9 +565,9 @@ class BalanceImport(TimeStamped):
                                                                     "applying, e.g. the same file was applied before.")
     # the last process to preview or apply it in the background or on confirm (core/services/jobs.py):
     # its claim lives as long as that process holds the import's lock, so a dead worker is seen at once
-    claimed_by = models.CharField(max_length=200, blank=True,
+    claimed_by = models.CharField("taken up by", max_length=200, blank=True,
                                   help_text="host:pid of the process that last took it up to preview or apply it.")
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField("taken up at", null=True, blank=True)
     interrupted = models.BooleanField(default=False, help_text="Failed because its worker stopped, ran out of time "
                                                                "or never started: nothing was written, the preview "
                                                                "still holds, and it can be confirmed again.")

@@ -113,3 +113,28 @@ def finance_summary(*, now: datetime.datetime | None = None) -> FinanceSummary:
 
 def unverified_payments() -> QuerySet[Payment]:
     return Payment.objects.filter(verified_at__isnull=True)
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What an applied balance import did beyond the records: FIN holds placed, changed (amount)
+    and released, and finance items it approved or rejected. Read from history (each row the
+    import wrote names it), so later imports do not change the figures of an earlier one."""
+    holds_placed: int
+    holds_updated: int
+    holds_released: int
+    approvals_approved: int
+    approvals_rejected: int
+
+
+def balance_import_outcome(bi: BalanceImport) -> ImportOutcome:
+    holds = Hold.history.model.objects.filter(balance_import_id=bi.pk)
+    placed = holds.filter(history_type="+").count()
+    changed = dict(holds.filter(history_type="~").values_list("status").annotate(n=Count("history_id"))
+                   .values_list("status", "n"))
+    decided = dict(ClearanceApproval.history.model.objects.filter(decided_by_import_id=bi.pk, history_type="~")
+                   .values_list("status").annotate(n=Count("history_id")).values_list("status", "n"))
+    return ImportOutcome(holds_placed=placed, holds_updated=changed.get(Hold.Status.ACTIVE, 0),
+                         holds_released=changed.get(Hold.Status.RELEASED, 0),
+                         approvals_approved=decided.get(ClearanceApproval.Status.APPROVED, 0),
+                         approvals_rejected=decided.get(ClearanceApproval.Status.REJECTED, 0))

@@ -556,3 +556,78 @@ def test_a_file_the_reader_refuses_is_a_form_error_and_changes_nothing(fin_clien
     assert response.status_code == 200
     assert "The amounts are formulas without computed values" in response.content.decode()
     assert not BalanceImport.objects.exists() and balances(three) == [Decimal("100")] * 3
+
+
+# --- what the officer reads: not-found rows, what an apply did, plain labels --------------------
+
+def test_not_found_rows_are_a_table_with_a_download(fin_client, three):
+    upload(fin_client, GOOD + [["SCE/CS/8888/2022", 7]])
+    bi = BalanceImport.objects.get()
+    body = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
+    assert '<td class="px-3 py-2 font-mono">SCE/CS/9999/2022</td>' in body
+    assert f'href="{BI}/{bi.pk}/not-found/"' in body
+    response = fin_client.get(f"{BI}/{bi.pk}/not-found/")
+    assert response.status_code == 200 and response["Content-Disposition"].endswith('not-found.xlsx"')
+    rows = list(openpyxl.load_workbook(io.BytesIO(response.content)).active.iter_rows(values_only=True))
+    assert rows == [("Row", "Registration number in the file"), (4, "SCE/CS/9999/2022"), (5, "SCE/CS/8888/2022")]
+
+
+def test_no_error_report_and_no_not_found_download_when_there_is_none(fin_client, three):
+    upload(fin_client, [["Reg No", "Balance"], ["SCE/CS/0001/2022", 900]])
+    bi = BalanceImport.objects.get()
+    preview = fin_client.get(f"{BI}/{bi.pk}/preview/").content.decode()
+    detail = fin_client.get(f"{BI}/{bi.pk}/change/").content.decode()
+    for body in (preview, detail):
+        assert f"{BI}/{bi.pk}/error-report/" not in body and f"{BI}/{bi.pk}/not-found/" not in body
+    assert fin_client.get(f"{BI}/{bi.pk}/error-report/").status_code == 403
+    assert fin_client.get(f"{BI}/{bi.pk}/not-found/").status_code == 403
+
+
+def test_after_apply_the_page_counts_holds_and_finance_items_with_links_to_them(fin_client, three, open_request):
+    for s in three:
+        open_request(s)
+    # 0001 owes 900 (a hold placed, FIN rejected); 0003 had 100 and a hold, now 0 (released, FIN approved)
+    hold = Hold.objects.get(student=three[2], status=Hold.Status.ACTIVE) if Hold.objects.filter(
+        student=three[2], status=Hold.Status.ACTIVE).exists() else None
+    upload(fin_client, [["Reg No", "Balance"], ["SCE/CS/0001/2022", 900], ["SCE/CS/0002/2022", 250],
+                        ["SCE/CS/0003/2022", 0]])
+    bi = BalanceImport.objects.get()
+    response = fin_client.post(f"{BI}/{bi.pk}/preview/", {"_confirm": "1"})
+    (message,) = [m for m in messages_of(response) if m.startswith("Applied")]
+    body = fin_client.get(f"{BI}/{bi.pk}/change/").content.decode()
+    placed = Hold.objects.filter(balance_import=bi, status=Hold.Status.ACTIVE)
+    released = Hold.objects.filter(balance_import=bi, status=Hold.Status.RELEASED)
+    assert "FIN holds:" in message and "finance items:" in message
+    links = {key: int(n) for key, n in __import__("re").findall(r'id="outcome-([a-z-]+)">(\d+) ', body)}
+    assert links["holds-released"] == released.count() == (1 if hold else 0)
+    assert links["holds-placed"] + links["holds-updated"] == placed.count() >= 1
+    listed = fin_client.get(f"/finance/core/hold/?status=all&import={bi.pk}-placed")
+    assert listed.status_code == 200
+    assert {h.pk for h in listed.context["cl"].result_list} == set(
+        Hold.history.model.objects.filter(balance_import_id=bi.pk, history_type="+").values_list("id", flat=True))
+    assert f"Balance import #{bi.pk}: holds placed" in listed.content.decode()
+    rejected = fin_client.get(f"/staff/core/clearanceapproval/?import={bi.pk}-rejected")
+    assert rejected.status_code == 200
+    assert len(rejected.context["cl"].result_list) == links["rejected"]
+    assert all(a.department.code == "FIN" and a.status == "rejected" for a in rejected.context["cl"].result_list)
+    # a made-up filter value lists nothing rather than everything
+    assert not fin_client.get("/finance/core/hold/?status=all&import=junk").context["cl"].result_list
+
+
+def test_the_import_page_speaks_plainly(fin_client, three):
+    upload(fin_client, GOOD)
+    bi = BalanceImport.objects.get()
+    body = fin_client.get(f"{BI}/{bi.pk}/change/").content.decode()
+    for raw in ("Sha256", "Progress:", "Claimed by", "Rows total", "Updated count", "Error count"):
+        assert raw not in body
+    for plain in ("File fingerprint (SHA-256)", "How far (%)", "Taken up by", "Rows read", "Balances changed"):
+        assert plain in body
+
+
+def test_payments_are_found_by_the_students_name(fin_client, offices):
+    student = make_student("SCE/CS/0077/2022", first_name="Zawadi", last_name="Mwikali")
+    factories.PaymentFactory(student=student, transaction_code="QZW1234567")
+    factories.PaymentFactory(transaction_code="QOTHER0001")
+    for q in ("Zawadi", "mwikali"):
+        page = fin_client.get("/finance/core/payment/", {"q": q})
+        assert [p.transaction_code for p in page.context["cl"].result_list] == ["QZW1234567"]
