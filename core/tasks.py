@@ -144,3 +144,18 @@ def export_report_task(export_id: int) -> str:
                  title=report_title(report, filters), sheet=report.title, log_name=report.name,
                  log_filters=filters.as_dict())
     return f"export #{export_id} written: {export.rows} rows"
+
+
+def backup_task() -> str:
+    """The nightly backup (schedule "Nightly backup", core/services/backups.py): the archive's
+    summary, logged; a failure is logged and raised again, so it shows under Failed tasks."""
+    from .services.backups import backup_create
+
+    try:
+        result = backup_create()
+    except Exception:
+        log.exception("the nightly backup failed")
+        raise
+    summary = result.summary()
+    log.info("nightly backup: %s", summary)
+    return summary
