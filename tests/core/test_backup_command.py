@@ -479,3 +479,50 @@ def worker_runs(task: dict) -> None:
     for q in (tasks, results):
         q.close()
         q.join_thread()
+
+
+def test_files_and_archives_in_s3_buckets_round_trip(place, settings):
+    """STORAGE_BACKEND=s3 and BACKUP_STORAGE=s3 as settings make them, against moto's S3 server."""
+    pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    from moto.server import ThreadedMotoServer
+
+    from core.services.payments import payment_record
+    from tests.core.test_storage_s3 import _free_port
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                          aws_secret_access_key="testing")
+        s3.create_bucket(Bucket="files")
+        options = {"endpoint_url": endpoint, "region_name": "us-east-1", "addressing_style": "path",
+                   "default_acl": "private", "querystring_auth": False, "file_overwrite": False,
+                   "access_key": "testing", "secret_key": "testing"}
+        settings.STORAGES = {
+            "default": {"BACKEND": "storages.backends.s3.S3Storage",
+                        "OPTIONS": {**options, "bucket_name": "files", "location": ""}},
+            "backups": {"BACKEND": "storages.backends.s3.S3Storage",
+                        "OPTIONS": {**options, "bucket_name": "files", "location": "backups"}},
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        }
+        small_world()
+        finance = User.objects.create_user(email="f@x.test", password="x" * 12, full_name="F")
+        payment = payment_record(student=Student.objects.first(), amount=1, method="bank", transaction_code="B-1",
+                                 acting_user=finance, receipt=SimpleUploadedFile("r.pdf", PDF))
+        counts = row_counts()
+        out = backup()
+        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="files")["Contents"])
+        (archive,) = [k for k in keys if k.startswith("backups/")]
+        assert "and 1 file" in out and f"storage 'backups': {archive.removeprefix('backups/')}" in out
+
+        s3.delete_object(Bucket="files", Key=payment.receipt.name)
+        Payment.objects.all().delete()
+        assert "files: 1 (1 written" in restore("--latest", "--yes")
+        assert row_counts() == counts
+        assert s3.get_object(Bucket="files", Key=payment.receipt.name)["Body"].read() == PDF
+        assert Payment.objects.get(pk=payment.pk).receipt.read() == PDF
+    finally:
+        server.stop()
