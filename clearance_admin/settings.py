@@ -211,6 +211,32 @@ STORAGES = {
     "default": _default_storage,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Backups (README "Backups"): `manage.py backup` writes the database and every stored file into one
+# archive, to the folder BACKUP_DIR, or with BACKUP_STORAGE=s3 to a bucket (BACKUP_S3_BUCKET, by
+# default the files' own) under BACKUP_PREFIX, through the STORAGES alias "backups". The newest
+# BACKUP_KEEP archives are kept (0: all). A django-q schedule runs it daily at BACKUP_TIME (local
+# time, HH:MM; empty: no schedule). Archives are built in BACKUP_TMP_DIR (empty: the system's).
+BACKUP_DIR = Path(env("BACKUP_DIR", default=str(BASE_DIR / "var" / "backups")))
+BACKUP_STORAGE = env("BACKUP_STORAGE", default="local")
+BACKUP_PREFIX = env("BACKUP_PREFIX", default="backups").strip("/")
+BACKUP_KEEP = env.int("BACKUP_KEEP", default=14)
+BACKUP_TIME = env("BACKUP_TIME", default="02:30")
+BACKUP_TMP_DIR = env("BACKUP_TMP_DIR", default="")
+BACKUP_PG_BIN = env("BACKUP_PG_BIN", default="")   # a folder holding pg_dump, pg_restore, psql; empty: PATH
+if BACKUP_STORAGE == "s3":
+    _backup_s3 = {**(_s3 if STORAGE_BACKEND == "s3" else {
+        "default_acl": "private", "querystring_auth": False,
+        "endpoint_url": env("AWS_S3_ENDPOINT_URL", default="") or None,
+        "region_name": env("AWS_S3_REGION_NAME", default="") or None,
+        "addressing_style": env("AWS_S3_ADDRESSING_STYLE", default="") or None,
+        **{k: env(var) for k, var in (("access_key", "AWS_ACCESS_KEY_ID"), ("secret_key", "AWS_SECRET_ACCESS_KEY"))
+           if env(var, default="")}})}
+    _backup_s3.update(bucket_name=env("BACKUP_S3_BUCKET", default=_backup_s3.get("bucket_name") or "") or
+                      env("AWS_STORAGE_BUCKET_NAME"),
+                      location=BACKUP_PREFIX, file_overwrite=False)
+    STORAGES["backups"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _backup_s3}
+elif BACKUP_STORAGE != "local":
+    raise ImproperlyConfigured(f"BACKUP_STORAGE={BACKUP_STORAGE!r}: use local or s3.")
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 20000  # bulk actions post one field per selected row
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

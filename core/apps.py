@@ -9,8 +9,10 @@ def _sync_roles(sender, **kwargs):
 
 
 def _ensure_schedules(sender, **kwargs):
+    from .services.backups import backup_schedule_ensure
     from .services.jobs import jobs_schedule_ensure
     jobs_schedule_ensure()
+    backup_schedule_ensure()
 
 
 def _sqlite_real_param_limit(sender, connection, **kwargs):
@@ -32,6 +34,6 @@ class CoreConfig(AppConfig):
         connect_task_signals()                  # the request id goes into the tasks a request queues
         # Roles follow core/permissions.py after every migrate (the command does it on demand).
         post_migrate.connect(_sync_roles, sender=self, dispatch_uid="core.sync_roles")
-        # The schedules the system runs by (the jobs sweep), after every migrate and flush.
+        # The schedules the system runs by (the jobs sweep, the nightly backup), after every migrate and flush.
         post_migrate.connect(_ensure_schedules, sender=self, dispatch_uid="core.ensure_schedules")
         connection_created.connect(_sqlite_real_param_limit, dispatch_uid="core.sqlite_param_limit")

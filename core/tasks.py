@@ -151,3 +151,18 @@ def account_link_task(user_id: int, kind: str) -> str:
     from .services.accounts import account_link_send
     sent = account_link_send(user_id=user_id, kind=kind)
     return f"{kind} link {'sent' if sent else 'not sent (no such login, disabled, or a password already set)'}"
+
+
+def backup_task() -> str:
+    """The nightly backup (schedule "Nightly backup", core/services/backups.py): the archive's
+    summary, logged; a failure is logged and raised again, so it shows under Failed tasks."""
+    from .services.backups import backup_create
+
+    try:
+        result = backup_create()
+    except Exception:
+        log.exception("the nightly backup failed")
+        raise
+    summary = result.summary()
+    log.info("nightly backup: %s", summary)
+    return summary
