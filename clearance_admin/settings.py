@@ -289,6 +289,13 @@ CERTIFICATE_CREST = Path(env("CERTIFICATE_CREST", default=str(BASE_DIR / "core" 
 PUBLIC_URL = env("PUBLIC_URL", default=env("SITE_URL", default="http://127.0.0.1:8000")).rstrip("/")
 # The longest a reviewer may lend their office to a colleague, in days (a delegation starts today or later).
 DELEGATION_MAX_DAYS = env.int("DELEGATION_MAX_DAYS", default=365)
+# The daily schedules (core/services/reminders.py), local times HH:MM (empty: no schedule): each
+# reviewer's digest, overdue items to office heads, ended cycles closed.
+DIGEST_TIME = env("DIGEST_TIME", default="07:00")
+ESCALATION_TIME = env("ESCALATION_TIME", default="08:00")
+CYCLE_CLOSE_TIME = env("CYCLE_CLOSE_TIME", default="00:30")
+# Emails of notifications (core/services/notifications.py): tries before giving up (2, 4, 8 … minutes apart).
+NOTIFICATION_EMAIL_ATTEMPTS = env.int("NOTIFICATION_EMAIL_ATTEMPTS", default=5)
 # Logins (clearance_admin/accounts.py): an invitation's or sign-up's one-time link lasts this many
 # days (a forgotten-password link: PASSWORD_RESET_TIMEOUT, 3 days); each page that sends a link
 # takes this many requests per client address and minute.
@@ -394,7 +401,8 @@ def _link(title, icon, url_name, **extra):
 UNFOLD_STAFF = _unfold("Clearance — offices", "fact_check", "staff_dashboard", [
     {"title": _("My office"), "items": [
         _link(_("Dashboard"), "dashboard", "staff:index"),
-        _link(_("Clearance queue"), "checklist", "staff:core_clearanceapproval_changelist"),
+        _link(_("Clearance queue"), "checklist", "staff:core_clearanceapproval_changelist",
+              badge="clearance_admin.staff.queue_badge"),
         _link(_("Holds"), "block", "staff:core_hold_changelist"),
         _link(_("Delegations"), "swap_horiz", "staff:core_delegation_changelist"),
         _link(_("Reports"), "summarize", "staff:reports"),

@@ -325,6 +325,24 @@ class DecisionForm(ServiceForm):
         return cleaned
 
 
+QUEUE_SEEN = "clearance_queue_seen"
+
+
+def queue_badge(request) -> str:
+    """Sidebar badge on "Clearance queue": items that came into the reviewer's offices since they
+    last opened the queue (all waiting items, the first time); nothing when there are none."""
+    from django.utils.dateparse import parse_datetime
+    match = getattr(request, "resolver_match", None)
+    if match is not None and match.url_name == "core_clearanceapproval_changelist":
+        return ""                       # on the queue itself: what it shows is what is new
+    seen = parse_datetime(request.get_signed_cookie(QUEUE_SEEN, default="", salt=QUEUE_SEEN) or "")
+    waiting = permissions.approvals_for(request.user).filter(status=ClearanceApproval.Status.PENDING)
+    if seen is not None:
+        waiting = waiting.filter(waiting_since__gt=seen)
+    count = waiting.count()
+    return f"{count} new" if count else ""
+
+
 @admin.register(ClearanceApproval, site=site)
 class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
     form = DecisionForm
@@ -351,6 +369,14 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
         ("History", {"fields": ("history_table",)}),
     )
     scope_refusal = "This clearance item belongs to an office you do not review."
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        if request.method == "GET" and getattr(response, "status_code", 200) == 200:
+            # the badge counts from here (a signed cookie: no write to the session on every look)
+            response.set_signed_cookie(QUEUE_SEEN, timezone.now().isoformat(), salt=QUEUE_SEEN, httponly=True,
+                                       samesite="Lax", secure=settings.SESSION_COOKIE_SECURE, max_age=90 * 86400)
+        return response
 
     def scope(self, request, queryset):
         return queryset & permissions.approvals_for(request.user)

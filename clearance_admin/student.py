@@ -20,7 +20,7 @@ from unfold.decorators import action, display
 from core.models import ClearanceApproval, ClearanceCycle, ClearanceRequest, Notification
 from core.selectors.student import student_of, unread_notification_count
 from core.services.approvals import approval_resubmit
-from core.services.notifications import notification_mark_read
+from core.services.notifications import notification_mark_read, notifications_email_set
 from core.services.requests import request_submit
 
 from .mixins import ScopedAdminMixin
@@ -95,8 +95,19 @@ def resubmit_view(request, approval_id: int):
     return _back_to_index()
 
 
+@require_POST
+def email_setting_view(request):
+    """POST on=1|0: the student's notification emails on or off (the notifications stay here)."""
+    on = request.POST.get("on") == "1"
+    notifications_email_set(user=request.user, on=on)
+    messages.success(request, "Emails of your notifications are on." if on else
+                     "Emails of your notifications are off; they are still listed here.")
+    return _back_to_index()
+
+
 def _student_urls():
     return [
+        path("settings/email/", site.admin_view(email_setting_view), name="student_email_setting"),
         path("clearance/submit/", site.admin_view(submit_view), name="student_submit"),
         path("clearance/items/<int:approval_id>/resubmit/", site.admin_view(resubmit_view),
              name="student_resubmit"),
@@ -200,6 +211,15 @@ class MyNotificationAdmin(ScopedAdminMixin, ListExportMixin, ModelAdmin):
             path("<path:object_id>/read/", self.admin_site.admin_view(self.mark_one_read_view),
                  name="%s_%s_mark_read" % info),
         ] + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """Opening a notification marks it read."""
+        if request.method == "GET":
+            notification = self.get_object(request, object_id)      # someone else's: 403, as every path
+            if notification is not None and notification.read_at is None and \
+                    self.has_mark_read_permission(request, notification):
+                notification_mark_read(notification=notification, acting_user=request.user)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def mark_one_read_view(self, request, object_id):
         """POST: mark one notification read (from its page). Another user's id is a 403."""

@@ -11,8 +11,10 @@ def _sync_roles(sender, **kwargs):
 def _ensure_schedules(sender, **kwargs):
     from .services.backups import backup_schedule_ensure
     from .services.jobs import jobs_schedule_ensure
+    from .services.reminders import reminders_schedule_ensure
     jobs_schedule_ensure()
     backup_schedule_ensure()
+    reminders_schedule_ensure()
 
 
 def _sqlite_real_param_limit(sender, connection, **kwargs):

@@ -151,6 +151,9 @@ class User(AbstractBaseUser, PermissionsMixin):
         default=False, help_text="May log in to an admin site (every role but none).")
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
+    email_notifications = models.BooleanField(
+        "email me my notifications", default=True,
+        help_text="Notifications also come by email (they are always in Clearance).")
 
     objects = UserManager()
     history = history(excluded_fields=["password", "last_login"])
@@ -718,6 +721,8 @@ class Notification(models.Model):
         COMPLETED = "completed", "Completed"
         OVERDUE = "overdue", "Overdue"
         REVOKED = "revoked", "Revoked"
+        REOPENED = "reopened", "Re-opened"
+        CERTIFICATE = "certificate", "Certificate"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     title = models.CharField(max_length=200)
@@ -726,6 +731,12 @@ class Notification(models.Model):
     link = models.CharField(max_length=300, blank=True, help_text="Where the object it is about can be seen.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    # the email of this notification (core/services/notifications.py): sent at most once — claimed
+    # before sending, so a task delivered again never sends it twice; a failure is kept here
+    email_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    emailed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    email_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+    email_error = models.TextField(blank=True, editable=False)
 
     history = history()
 
@@ -815,6 +826,22 @@ class ExportLog(models.Model):
 
     def __str__(self):
         return f"{self.report} ({self.format}, {self.rows} rows) by {self.user or self.made_by or 'system'}"
+
+
+class EmailSent(models.Model):
+    """A scheduled email sent (a reviewer's daily digest, an office head's escalation): at most one
+    per `kind`, `key` (the person or the approval) and day, whichever process runs the schedule."""
+
+    kind = models.CharField(max_length=20)
+    key = models.CharField(max_length=100)
+    day = models.DateField()
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "key", "day"], name="email_sent_once_a_day")]
+
+    def __str__(self):
+        return f"{self.kind} {self.key} {self.day}"
 
 
 class ExportFile(models.Model):

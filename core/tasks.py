@@ -166,3 +166,30 @@ def backup_task() -> str:
     summary = result.summary()
     log.info("nightly backup: %s", summary)
     return summary
+
+
+def notification_email_task(notification_ids) -> str:
+    """Email these notifications, each at most once (core/services/notifications.py)."""
+    from .services.notifications import notification_emails_send
+    ids = [notification_ids] if isinstance(notification_ids, int) else list(notification_ids)
+    return "; ".join(notification_emails_send(ids))
+
+
+def digests_task() -> str:
+    """Daily (schedule "Daily digests"): each reviewer's digest of what waits in their offices."""
+    from .services.reminders import digests_send
+    sent = [d for d in digests_send() if d.sent]
+    return f"{len(sent)} digest(s) sent"
+
+
+def escalations_task() -> str:
+    """Daily (schedule "Escalate overdue items"): overdue items to their offices' heads."""
+    from .services.reminders import escalations_send
+    sent = [e for e in escalations_send() if e.sent]
+    return f"{len(sent)} escalation email(s), {sum(e.count for e in sent)} item(s)"
+
+
+def cycles_close_task() -> str:
+    """Daily (schedule "Close ended cycles"): cycles past their end date closed."""
+    from .services.reminders import cycles_close
+    return f"{len(cycles_close())} cycle(s) closed"

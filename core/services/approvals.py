@@ -207,7 +207,14 @@ def _write(approvals, *, acting_user, reason_for_history, fields, notify_kind=No
     bulk_update_tracked(approvals, ClearanceApproval, fields, user=acting_user, reason=reason_for_history)
     _finance_stage_opened(approvals)
     requests_refresh_status({a.request_id for a in approvals}, acting_user=acting_user, reason=reason_for_history)
-    if notify_kind:
+    if notify_kind == Notification.Kind.REOPENED:
+        notifications_send([
+            dict(user_id=a.request.student.user_id, kind=notify_kind, title=f"{a.department.code}: re-opened",
+                 message=f"{a.department.name} re-opened its decision on your clearance: it is waiting for the "
+                         "office again." + (f" Note: {a.notes}" if a.notes else ""),
+                 link="/student/")
+            for a in approvals if a.request.student.user_id])
+    elif notify_kind:
         notifications_send([
             dict(user_id=a.request.student.user_id, kind=notify_kind,
                  title=f"{a.department.code}: {a.get_status_display().lower()}",
@@ -370,7 +377,8 @@ def approvals_reopen(*, approval_ids: Iterable[int], acting_user, note: str = ""
         todo.append(a)
         result.done.append(a.pk)
     _write(todo, acting_user=acting_user, reason_for_history="Re-opened by the office" + (f": {note}" if note else ""),
-           fields=DECISION_FIELDS + ["waiting_since"] + (["notes"] if note else []))
+           fields=DECISION_FIELDS + ["waiting_since"] + (["notes"] if note else []),
+           notify_kind=Notification.Kind.REOPENED)
     return result
 
 

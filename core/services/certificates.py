@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from ..history import save_tracked
-from ..models import Certificate, ClearanceRequest
+from ..models import Certificate, ClearanceRequest, Notification
 from ._common import BulkResult, lock_requests
+from .notifications import notifications_send
 
 
 @transaction.atomic
@@ -24,6 +24,7 @@ def certificates_issue(*, request_ids: Iterable[int], acting_user) -> BulkResult
     certificate, so a revocation or a second issue running at the same time waits for this one
     and then sees its certificate."""
     result = BulkResult()
+    issued = []
     ids = sorted({int(pk) for pk in request_ids})
     found = set(lock_requests(ids))
     for pk in ids:
@@ -46,6 +47,13 @@ def certificates_issue(*, request_ids: Iterable[int], acting_user) -> BulkResult
         certificate = save_tracked(Certificate(request=request, issued_by=acting_user), user=acting_user,
                                    reason="Certificate issued")
         result.done.append(certificate.pk)
+        if request.student.user_id:
+            issued.append(dict(user_id=request.student.user_id, kind=Notification.Kind.CERTIFICATE,
+                               title="Your clearance certificate is ready",
+                               message=f"Your clearance certificate (verification code {certificate.code}) can be "
+                                       "downloaded from your clearance page.",
+                               link=f"/student/certificates/{certificate.pk}/pdf/"))
+    notifications_send(issued)
     return result
 
 

@@ -577,3 +577,20 @@ def test_junk_in_what_the_clerk_saw_is_ignored_not_a_500(lib_client, clearance, 
     response = act(lib_client, QUEUE, "approve_selected", [lib.pk], seen=[junk], seen_at=junk)
     assert response.status_code == 200
     assert status_of(lib) == A.APPROVED
+
+
+def test_the_queue_badge_counts_what_came_in_since_the_reviewer_last_looked(client, lib_reviewer, open_request,
+                                                                            offices):
+    from clearance_admin.staff import queue_badge
+    from core import permissions as perms
+    from tests.conftest import _with_role
+    _with_role(lib_reviewer, perms.STAFF)
+    client.force_login(lib_reviewer)
+    first = open_request(factories.StudentFactory())
+    home = client.get("/staff/")
+    assert queue_badge(home.wsgi_request) == "1 new"
+    client.get("/staff/core/clearanceapproval/")                 # looked at the queue
+    assert queue_badge(client.get("/staff/").wsgi_request) == ""
+    open_request(factories.StudentFactory())
+    assert queue_badge(client.get("/staff/").wsgi_request) == "1 new"
+    assert first.pk
