@@ -321,9 +321,7 @@ def test_anonymous_is_sent_to_login(client, three):
 # --- M-PESA statement reconciliation ---------------------------------------------------------
 
 P = "/finance/core/payment"
-STATEMENT = Path("/work/shared/samples/mpesa_statement.csv")
-if not STATEMENT.exists():
-    STATEMENT = SAMPLES / "mpesa_statement.csv"
+STATEMENT = SAMPLES / "mpesa_statement.csv"
 
 
 def statement():
