@@ -6,6 +6,7 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -113,3 +114,79 @@ def finance_summary(*, now: datetime.datetime | None = None) -> FinanceSummary:
 
 def unverified_payments() -> QuerySet[Payment]:
     return Payment.objects.filter(verified_at__isnull=True)
+
+
+# --- does a verified payment cover the balance of the student's last import? ---------------------
+
+@dataclass(frozen=True)
+class HoldCoverage:
+    """Whether `payment` lets its student's FIN import hold go (core/services/holds.py:
+    holds_release_paid): the balance of the student's last import (`FinanceRecord.tuition_balance`)
+    minus the verified payments made after that import was applied is at most
+    FINANCE_HOLD_THRESHOLD. `refusal` says why not; empty when it does."""
+    payment: Payment
+    hold: Hold | None
+    balance: Decimal | None
+    balance_import: BalanceImport | None
+    paid_since: Decimal
+    threshold: Decimal
+    refusal: str
+
+    @property
+    def covers(self) -> bool:
+        return not self.refusal
+
+    @property
+    def remaining(self) -> Decimal | None:
+        return None if self.balance is None else self.balance - self.paid_since
+
+
+def _kes(amount) -> str:
+    return f"KES {amount:,.2f}"
+
+
+def payments_hold_coverage(payments, *, holds=None) -> dict[int, HoldCoverage]:
+    """HoldCoverage of each payment, by payment id, in three queries whatever their number (finance
+    records with their last import; active FIN import holds; verified payments since those
+    imports), unless `holds` (student id → hold, read by the caller under a lock) is given."""
+    payments = list(payments)
+    threshold = Decimal(str(settings.FINANCE_HOLD_THRESHOLD))
+    student_ids = sorted({p.student_id for p in payments})
+    records = {r.student_id: r for r in FinanceRecord.objects.filter(student_id__in=student_ids)
+               .select_related("last_import")} if student_ids else {}
+    if holds is None:
+        holds = {h.student_id: h for h in Hold.objects.filter(
+            student_id__in=student_ids, department__code=FINANCE_CODE, source=Hold.Source.BALANCE_IMPORT,
+            status=Hold.Status.ACTIVE).select_related("department", "balance_import")} if student_ids else {}
+    since = {sid: r.last_import.applied_at for sid, r in records.items()
+             if r.last_import is not None and r.last_import.applied_at is not None}
+    paid: dict[int, Decimal] = {}
+    if since:
+        for sid, paid_at, amount in (Payment.objects.filter(student_id__in=list(since), verified_at__isnull=False,
+                                                            paid_at__gt=min(since.values()))
+                                     .values_list("student_id", "paid_at", "amount")):
+            if paid_at > since[sid]:
+                paid[sid] = paid.get(sid, ZERO) + amount
+    out = {}
+    for p in payments:
+        record, hold = records.get(p.student_id), holds.get(p.student_id)
+        bi = record.last_import if record is not None else None
+        balance = record.tuition_balance if record is not None else None
+        paid_since = paid.get(p.student_id, ZERO)
+        refusal = ""
+        if not p.is_verified:
+            refusal = "it is not verified yet: verify it first"
+        elif hold is None:
+            refusal = f"{p.student.registration_number} has no active FIN hold from a balance import"
+        elif bi is None or bi.applied_at is None:
+            refusal = f"no balance import is recorded for {p.student.registration_number}'s balance"
+        elif p.paid_at <= bi.applied_at:
+            refusal = (f"it was paid before import #{bi.pk} was applied "
+                       f"({timezone.localtime(bi.applied_at):%d %b %Y %H:%M}), so that import's balance already "
+                       "counts it")
+        elif balance - paid_since > threshold:
+            refusal = (f"it does not cover the balance: import #{bi.pk} shows {_kes(balance)}, verified payments "
+                       f"since then come to {_kes(paid_since)}, {_kes(balance - paid_since)} is still owed")
+        out[p.pk] = HoldCoverage(payment=p, hold=hold, balance=balance, balance_import=bi, paid_since=paid_since,
+                                 threshold=threshold, refusal=refusal)
+    return out
