@@ -695,7 +695,7 @@ class PaymentAdmin(FinanceModelAdmin):
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
             return None
-        report_bulk_result(self, request, result, done_verb="Released the FIN hold of", noun="payment")
+        report_bulk_result(self, request, result, done_verb="Released the FIN hold for", noun="payment")
         if result.done:
             self.message_user(request, NEXT_IMPORT_AUTHORITATIVE, messages.INFO)
         return result
@@ -721,7 +721,7 @@ class PaymentAdmin(FinanceModelAdmin):
         return self.form_page(
             request, title=f"Release the FIN hold of {payment.student.registration_number}",
             submit_label="Release FIN hold", cancel_url=detail_url, intro=NEXT_IMPORT_AUTHORITATIVE,
-            items=[f"Hold: {c.hold.reason} ({kes(c.hold.amount)}), placed by import #{c.balance_import.pk}",
+            items=[f"Hold #{c.hold.pk} ({c.hold.get_source_display().lower()}): {c.hold.reason}",
                    f"Balance of import #{c.balance_import.pk}: {kes(c.balance)}",
                    f"Verified payments since it was applied "
                    f"({timezone.localtime(c.balance_import.applied_at):%d %b %Y %H:%M}): {kes(c.paid_since)}",

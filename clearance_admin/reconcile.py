@@ -81,8 +81,8 @@ def result_rows(rec: StatementReconciliation):
 
 @admin.register(StatementReconciliation, site=site)
 class StatementReconciliationAdmin(FinanceModelAdmin):
-    list_display = ("reconciliation_display", "created_by", "created_at", "period_display", "lines_total",
-                    "matched_count", "ambiguous_count", "unmatched_count", "verified_count", "mismatched_count",
+    list_display = ("reconciliation_display", "period_display", "lines_display", "matched_display",
+                    "ambiguous_display", "unmatched_display", "verified_display", "mismatched_display",
                     "statement_link")
     list_display_links = ("reconciliation_display",)
     list_select_related = ("created_by",)
@@ -92,16 +92,43 @@ class StatementReconciliationAdmin(FinanceModelAdmin):
     ordering = ("-created_at", "-pk")
     actions = None
 
-    @display(description="Statement", ordering="original_name")
+    @display(description="Statement", ordering="created_at", header=True)
     def reconciliation_display(self, obj):
-        return f"#{obj.pk} {obj.original_name}"
+        return [f"#{obj.pk} {obj.original_name}",
+                f"{timezone.localtime(obj.created_at):%d %b %Y %H:%M} by {obj.created_by or 'someone since removed'}"]
+
+    @display(description="Lines", ordering="lines_total")
+    def lines_display(self, obj):
+        return obj.lines_total
+
+    @display(description="Matched", ordering="matched_count")
+    def matched_display(self, obj):
+        return obj.matched_count
+
+    @display(description="Ambiguous", ordering="ambiguous_count")
+    def ambiguous_display(self, obj):
+        return obj.ambiguous_count
+
+    @display(description="No match", ordering="unmatched_count")
+    def unmatched_display(self, obj):
+        return obj.unmatched_count
+
+    @display(description="Verified now", ordering="verified_count")
+    def verified_display(self, obj):
+        return obj.verified_count
+
+    @display(description="Amount differs", ordering="mismatched_count")
+    def mismatched_display(self, obj):
+        return obj.mismatched_count
 
     @display(description="Period")
     def period_display(self, obj):
         if obj.period_start is None:
             return "—"
         start, end = timezone.localtime(obj.period_start), timezone.localtime(obj.period_end)
-        return f"{start:%d %b} – {end:%d %b %Y}"
+        if start.date() == end.date():
+            return f"{end:%d %b %Y}"
+        return f"{start:%d %b} – {end:%d %b %Y}" if start.year == end.year else f"{start:%d %b %Y} – {end:%d %b %Y}"
 
     @display(description="File")
     def statement_link(self, obj):

@@ -121,9 +121,10 @@ def unverified_payments() -> QuerySet[Payment]:
 @dataclass(frozen=True)
 class HoldCoverage:
     """Whether `payment` lets its student's FIN import hold go (core/services/holds.py:
-    holds_release_paid): the balance of the student's last import (`FinanceRecord.tuition_balance`)
-    minus the verified payments made after that import was applied is at most
-    FINANCE_HOLD_THRESHOLD. `refusal` says why not; empty when it does."""
+    holds_release_paid): the balance of the student's last import (`FinanceRecord.tuition_balance`;
+    the import is the later of the record's `last_import` and the one that wrote the hold) minus
+    the verified payments made after that import was applied is at most FINANCE_HOLD_THRESHOLD.
+    `refusal` says why not; empty when it does."""
     payment: Payment
     hold: Hold | None
     balance: Decimal | None
@@ -145,6 +146,15 @@ def _kes(amount) -> str:
     return f"KES {amount:,.2f}"
 
 
+def _import_in_force(record, hold):
+    """The import whose balance stands: the later of the one that last changed the record and the
+    one that last wrote the hold (an import that finds a balance unchanged rewrites neither, but a
+    first import over a balance stored otherwise places the hold and leaves the record's alone)."""
+    imports = [bi for bi in (getattr(record, "last_import", None), getattr(hold, "balance_import", None))
+               if bi is not None and bi.applied_at is not None]
+    return max(imports, key=lambda bi: bi.applied_at) if imports else None
+
+
 def payments_hold_coverage(payments, *, holds=None) -> dict[int, HoldCoverage]:
     """HoldCoverage of each payment, by payment id, in three queries whatever their number (finance
     records with their last import; active FIN import holds; verified payments since those
@@ -158,8 +168,11 @@ def payments_hold_coverage(payments, *, holds=None) -> dict[int, HoldCoverage]:
         holds = {h.student_id: h for h in Hold.objects.filter(
             student_id__in=student_ids, department__code=FINANCE_CODE, source=Hold.Source.BALANCE_IMPORT,
             status=Hold.Status.ACTIVE).select_related("department", "balance_import")} if student_ids else {}
-    since = {sid: r.last_import.applied_at for sid, r in records.items()
-             if r.last_import is not None and r.last_import.applied_at is not None}
+    since = {}
+    for sid, r in records.items():
+        bi = _import_in_force(r, holds.get(sid))
+        if bi is not None and bi.applied_at is not None:
+            since[sid] = bi.applied_at
     paid: dict[int, Decimal] = {}
     if since:
         for sid, paid_at, amount in (Payment.objects.filter(student_id__in=list(since), verified_at__isnull=False,
@@ -170,7 +183,7 @@ def payments_hold_coverage(payments, *, holds=None) -> dict[int, HoldCoverage]:
     out = {}
     for p in payments:
         record, hold = records.get(p.student_id), holds.get(p.student_id)
-        bi = record.last_import if record is not None else None
+        bi = _import_in_force(record, hold)
         balance = record.tuition_balance if record is not None else None
         paid_since = paid.get(p.student_id, ZERO)
         refusal = ""

@@ -294,7 +294,7 @@ def test_release_the_fin_hold_from_the_payment_page(fin_client, owing, student, 
     assert "places the FIN hold again" in page
     response = fin_client.post(f"{P}/{payment.pk}/release-fin-hold/")
     assert response["Location"] == f"{P}/{payment.pk}/change/"
-    assert "Released the FIN hold of 1 payment." in messages_of(response)
+    assert "Released the FIN hold for 1 payment." in messages_of(response)
     hold = fin_import_hold(student)
     assert hold.status == Hold.Status.RELEASED and hold.released_for_payment == payment
     assert approval_of(clearance, "FIN").status == ClearanceApproval.Status.APPROVED
@@ -319,7 +319,7 @@ def test_release_fin_holds_as_a_bulk_action_reports_each_refusal(fin_client, owi
     short = factories.PaymentFactory(amount=Decimal("5"), verified_at=timezone.now())   # a student with no import
     response = fin_client.post(f"{P}/", {"action": "release_fin_holds", "_selected_action": [good.pk, short.pk]})
     text = " ".join(messages_of(response))
-    assert "Released the FIN hold of 1 payment." in text and "has no active FIN hold from a balance import" in text
+    assert "Released the FIN hold for 1 payment." in text and "has no active FIN hold from a balance import" in text
     assert "The next balance import is authoritative" in text
     assert fin_import_hold(student).status == Hold.Status.RELEASED
 

@@ -160,3 +160,15 @@ def test_coverage_is_read_in_a_constant_number_of_queries(owing, finance_user, d
     with django_assert_max_num_queries(3):
         coverage = payments_hold_coverage(payments)
     assert len(coverage) == 15
+
+
+def test_an_import_that_found_the_balance_unchanged_is_still_the_one_in_force(student, clearance, finance_user):
+    """The balance was stored before (no import on the record); the import finds it unchanged, so
+    it leaves the record alone but places the hold: that import's balance is what the payment covers."""
+    FinanceRecord.objects.create(student=student, tuition_balance=Decimal("12500"))
+    bi = apply_balances(finance_user, {student.registration_number: "12500"})
+    assert FinanceRecord.objects.get(student=student).last_import is None
+    assert active_import_hold(student).balance_import == bi
+    payment = pay(student, "12500", after=bi.applied_at, by=finance_user)
+    assert payments_hold_coverage([payment])[payment.pk].balance_import == bi
+    assert hold_release_paid(payment=payment, acting_user=finance_user).release_reason.endswith(f"import #{bi.pk}")
