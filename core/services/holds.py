@@ -206,7 +206,7 @@ def holds_release_paid(*, payment_ids: Iterable[int], acting_user) -> BulkResult
             result.refuse(pk, f"#{pk}", "no such payment")
     first = payments_hold_coverage(payments.values())
     hold_ids = sorted({c.hold.pk for c in first.values() if c.hold is not None})
-    locked = {h.student_id: h for h in Hold.objects.select_for_update().filter(pk__in=hold_ids).order_by("pk")
+    locked = {h.student_id: h for h in Hold.objects.select_for_update(of=("self",)).filter(pk__in=hold_ids).order_by("pk")
               .select_related("department", "student", "balance_import") if h.status == H.ACTIVE} if hold_ids else {}
     coverage = payments_hold_coverage(payments.values(), holds=locked)
     allowed = {pk for chunk in id_chunks([h.pk for h in locked.values()])
