@@ -104,7 +104,7 @@ class HoldsOfImportFilter(WrittenByImportFilter):
 
     def history_ids(self, pk, kind):
         from core.models import Hold
-        rows = Hold.history.model.objects.filter(balance_import_id=pk)
+        rows = Hold.history.model.objects.filter(balance_import_id=pk, released_for_payment_id__isnull=True)
         if kind == "placed":
             rows = rows.filter(history_type="+")
         else:

@@ -34,7 +34,8 @@ from core.services.balances import (balances_import_apply, balances_import_apply
                                     balances_import_submit)
 from core.services.finance import FINANCE_CODE, finance_department
 from core.services.jobs import jobs_sweep_quietly
-from core.services.holds import holds_place, holds_release, holds_waive
+from core.selectors.finance import payments_hold_coverage
+from core.services.holds import holds_place, holds_release, holds_release_paid, holds_waive, paid_release_reason
 from core.services.payments import (finance_records_set_graduation_fee_status, payment_record,
                                     payment_verify_by_code, payments_verify)
 from core.services.reconcile import payments_reconcile_statement
@@ -558,12 +559,12 @@ class PaymentAdmin(FinanceModelAdmin):
     search_help_text = "Transaction code or registration number"
     list_filter = ("method", VerifiedFilter, ("paid_at", admin.DateFieldListFilter))
     ordering = ("-paid_at", "-pk")
-    actions = ["verify_selected"]
+    actions = ["verify_selected", "release_fin_holds"]
     actions_row = ["verify_one"]
-    actions_detail = ["verify_one"]
+    actions_detail = ["verify_one", "release_fin_hold_one"]
     actions_list = ["verify_by_code", "reconcile_statement"]
     fields = ("transaction_code", "student_display_detail", "amount_display", "method", "phone", "paid_at",
-              "recorded_by", "verified_badge", "verified_by", "verified_at", "receipt_link")
+              "recorded_by", "verified_badge", "verified_by", "verified_at", "receipt_link", "fin_hold_display")
     readonly_fields = fields
 
     @display(description="Receipt")
@@ -662,26 +663,74 @@ class PaymentAdmin(FinanceModelAdmin):
             else:
                 if result.verify_result.done or result.verify_result.refused:
                     report_bulk_result(self, request, result.verify_result, done_verb="Verified", noun="payment")
-                return self.reconcile_result_page(request, result)
+                # the saved result's own page: reloading it re-runs nothing
+                return HttpResponseRedirect(reverse(f"{self.admin_site.name}:core_statementreconciliation_change",
+                                                    args=[result.reconciliation.pk]))
         return self.form_page(request, form=form, title="Reconcile an M-PESA statement", submit_label="Reconcile",
                               multipart=True,
                               intro="Upload the Pay Bill statement exported from the M-PESA portal (CSV). Recorded "
                                     "payments whose code and amount match a line are marked verified; the rest is "
-                                    "listed for you to look at.")
+                                    "listed for you to look at, and the result is kept under M-PESA "
+                                    "reconciliations.")
 
-    def reconcile_result_page(self, request, result):
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Reconciliation of {result.file_name}",
-            "subtitle": None,
-            "opts": self.model._meta,
-            "result": result,
-            "changelist_url": self.changelist_url(),
-            "again_url": reverse(f"{self.admin_site.name}:core_payment_reconcile_statement"),
-            "student_url": reverse(f"{self.admin_site.name}:core_financerecord_changelist"),
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, "finance/reconcile_result.html", context)
+    # --- release the FIN hold a covering payment settles ----------------------------------------
+
+    def has_release_hold_permission(self, request, obj=None):
+        return request.user.has_perm("core.change_hold") and request.user.has_perm("core.change_payment")
+
+    @display(description="FIN hold")
+    def fin_hold_display(self, obj):
+        c = payments_hold_coverage([obj])[obj.pk]
+        if c.refusal:
+            return format_html("<span>Cannot be released with this payment: {}.</span>", c.refusal)
+        return format_html(
+            "<span>Import #{} shows {}; verified payments since it was applied: {}; left: {} (threshold {}). "
+            "“Release FIN hold” releases the hold placed by that import.</span>"
+            '<span class="block text-xs mt-1">{}</span>',
+            c.balance_import.pk, kes(c.balance), kes(c.paid_since), kes(c.remaining), kes(c.threshold),
+            NEXT_IMPORT_AUTHORITATIVE)
+
+    def _release_holds(self, request, ids):
+        try:
+            result = holds_release_paid(payment_ids=ids, acting_user=request.user)
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return None
+        report_bulk_result(self, request, result, done_verb="Released the FIN hold for", noun="payment")
+        if result.done:
+            self.message_user(request, NEXT_IMPORT_AUTHORITATIVE, messages.INFO)
+        return result
+
+    @action(description="Release FIN hold (payment covers the balance)", permissions=["release_hold"],
+            icon="lock_open")
+    def release_fin_holds(self, request, queryset):
+        self._release_holds(request, list(queryset.values_list("pk", flat=True)))
+
+    @action(description="Release FIN hold", permissions=["release_hold"], icon="lock_open",
+            url_path="release-fin-hold")
+    def release_fin_hold_one(self, request, object_id):
+        payment = self.object_or_404(request, object_id)
+        detail_url = reverse(f"{self.admin_site.name}:core_payment_change", args=[payment.pk])
+        if request.method == "POST":
+            self._release_holds(request, [payment.pk])
+            return HttpResponseRedirect(detail_url)
+        c = payments_hold_coverage([payment])[payment.pk]
+        if c.refusal:
+            self.message_user(request, f"The FIN hold cannot be released with {payment.transaction_code}: "
+                                       f"{c.refusal}.", messages.WARNING)
+            return HttpResponseRedirect(detail_url)
+        return self.form_page(
+            request, title=f"Release the FIN hold of {payment.student.registration_number}",
+            submit_label="Release FIN hold", cancel_url=detail_url, intro=NEXT_IMPORT_AUTHORITATIVE,
+            items=[f"Hold #{c.hold.pk} ({c.hold.get_source_display().lower()}): {c.hold.reason}",
+                   f"Balance of import #{c.balance_import.pk}: {kes(c.balance)}",
+                   f"Verified payments since it was applied "
+                   f"({timezone.localtime(c.balance_import.applied_at):%d %b %Y %H:%M}): {kes(c.paid_since)}",
+                   f"History reason: {paid_release_reason(payment, c.balance_import)}"])
+
+
+NEXT_IMPORT_AUTHORITATIVE = ("The next balance import is authoritative: if the finance system still shows a balance "
+                             "for the student, that import places the FIN hold again.")
 
 
 class StatementUploadForm(forms.Form):

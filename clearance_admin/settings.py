@@ -417,6 +417,7 @@ UNFOLD_FINANCE = _unfold("Clearance — finance", "payments", "finance_dashboard
         _link(_("Payments"), "receipt_long", "finance:core_payment_changelist"),
         _link(_("Verify by M-PESA code"), "qr_code_scanner", "finance:core_payment_verify_by_code"),
         _link(_("Reconcile M-PESA statement"), "fact_check", "finance:core_payment_reconcile_statement"),
+        _link(_("M-PESA reconciliations"), "history", "finance:core_statementreconciliation_changelist"),
         _link(_("Balance imports"), "upload_file", "finance:core_balanceimport_changelist"),
         _link(_("Reports"), "summarize", "finance:reports"),
         _link(_("My exports"), "download", "finance:core_exportfile_changelist"),

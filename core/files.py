@@ -6,7 +6,7 @@ browser's content type are the uploader's word, not the file's), up to `EVIDENCE
 HTML page, an SVG image or a program renamed to `.pdf` is refused with a message that says what the
 file really is, as far as we can tell.
 
-Every stored file (evidence, receipts, balance import files) gets a storage name made of its folder
+Every stored file (evidence, receipts, balance import files, M-PESA statements) gets a storage name made of its folder
 and a random token (`StoredName`): nothing about the uploader's name, the date or the order of
 uploads is in it. The uploader's name is kept in a field of the model, for the page and as the
 download name (`download_name`), never as a path.
@@ -147,6 +147,7 @@ evidence_name = StoredName("evidence", ALLOWED_EXTENSIONS)
 receipt_name = StoredName("receipts", ALLOWED_EXTENSIONS)
 import_name = StoredName("imports", SPREADSHEET_EXTENSIONS)
 export_name = StoredName("exports", (".xlsx", ".csv"))
+statement_name = StoredName("statements", (".csv",))
 
 
 def original_name(upload, default: str = "") -> str:

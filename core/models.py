@@ -513,6 +513,12 @@ class Hold(TimeStamped):
     # 100,000 holds. Imports are never deleted in the app; if one were, Django's SET_NULL runs.
     balance_import = models.ForeignKey("BalanceImport", null=True, blank=True, on_delete=models.SET_NULL,
                                        related_name="holds", editable=False, db_index=False, db_constraint=False)
+    # a FIN import hold released because a verified payment covers the balance of that import
+    # (core/services/holds.py: holds_release_paid); the next import that shows a balance places it
+    # again. Neither index nor constraint, for the same reason as balance_import.
+    released_for_payment = models.ForeignKey("Payment", null=True, blank=True, on_delete=models.SET_NULL,
+                                             related_name="+", editable=False, db_index=False,
+                                             db_constraint=False)
 
     history = history()
 
@@ -895,3 +901,88 @@ class ExportFile(models.Model):
         if self.finished_at is None or self.status != self.Status.DONE:
             return None
         return self.finished_at + datetime.timedelta(days=settings.EXPORT_KEEP_DAYS)
+
+
+class StatementReconciliation(models.Model):
+    """One M-PESA statement reconciled (core/services/reconcile.py): who, when, the statement file
+    (stored under a random name), the counts and, in its lines, what each line came to. Written
+    once; the page and the downloads are made from it, and "Record and verify" takes a line's
+    values from here, never from the page."""
+
+    file = models.FileField(upload_to=files.statement_name, blank=True, editable=False)
+    original_name = models.CharField(max_length=255, blank=True, editable=False)
+    sha256 = models.CharField(max_length=64, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+    period_start = models.DateTimeField(null=True, blank=True, editable=False)
+    period_end = models.DateTimeField(null=True, blank=True, editable=False)
+    lines_total = models.PositiveIntegerField(default=0, editable=False)
+    matched_count = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Lines tied to one student: a payment recorded with the line's code, or "
+                                             "an A/C No. that is one student's number (exact or a clear typo).")
+    unmatched_count = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Lines with no payment recorded whose A/C No. names no student.")
+    ambiguous_count = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Lines with no payment recorded whose A/C No. is as close to two or more "
+                                             "students' numbers.")
+    verified_count = models.PositiveIntegerField(default=0, editable=False)
+    already_verified_count = models.PositiveIntegerField(default=0, editable=False)
+    mismatched_count = models.PositiveIntegerField(default=0, editable=False)
+    skipped_count = models.PositiveIntegerField(default=0, editable=False)
+    errors = models.JSONField(default=list, blank=True, editable=False,
+                              help_text="Lines that could not be read: row, column, reason.")
+    missing = models.JSONField(default=list, blank=True, editable=False,
+                               help_text="Recorded, unverified M-PESA payments of the statement's days with no line "
+                                         "in it: payment id, code, registration number, amount, paid at.")
+
+    history = history()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "M-PESA reconciliation"
+        verbose_name_plural = "M-PESA reconciliations"
+
+    def __str__(self):
+        return f"Reconciliation #{self.pk} {self.original_name}"
+
+
+class ReconciliationLine(models.Model):
+    """One completed line of a reconciled statement, as it was read, and what it came to then.
+    Written once with its reconciliation (no history of its own: it never changes; a payment
+    recorded from it has its own history naming the statement)."""
+
+    class Outcome(models.TextChoices):
+        VERIFIED = "verified", "Verified now"
+        ALREADY_VERIFIED = "already_verified", "Already verified"
+        MISMATCH = "mismatch", "Amount differs"
+        UNRECORDED = "unrecorded", "No payment recorded"
+
+    class Match(models.TextChoices):
+        PAYMENT = "payment", "Recorded payment"
+        EXACT = "exact", "Exact registration number"
+        TYPO = "typo", "Clear typo of one number"
+        AMBIGUOUS = "ambiguous", "Ambiguous"
+        NONE = "none", "No match"
+
+    reconciliation = models.ForeignKey(StatementReconciliation, on_delete=models.CASCADE, related_name="lines")
+    row = models.PositiveIntegerField(help_text="The line number in the statement file.")
+    receipt = models.CharField(max_length=10)
+    completed_at = models.DateTimeField()
+    amount = models.DecimalField("amount (KES)", **KES)
+    account = models.CharField(max_length=255, blank=True, help_text="The A/C No. as the payer typed it.")
+    phone = models.CharField(max_length=20, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    match = models.CharField(max_length=10, choices=Match.choices)
+    match_detail = models.CharField(max_length=200, blank=True)
+    student = models.ForeignKey(Student, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    candidates = models.JSONField(default=list, blank=True, help_text="Ambiguous: the candidate students' ids.")
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                help_text="The payment recorded with the line's code when it was reconciled.")
+
+    class Meta:
+        ordering = ["reconciliation", "row"]
+        constraints = [models.UniqueConstraint(fields=["reconciliation", "row"], name="one_reconciliation_line_per_row")]
+
+    def __str__(self):
+        return f"Line {self.row}: {self.receipt} KES {self.amount:,.2f}"

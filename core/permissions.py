@@ -22,7 +22,7 @@ from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
 
 from .models import (BalanceImport, Certificate, ClearanceApproval, Delegation, Department, ExportFile, Hold, Payment,
-                     School)
+                     School, StatementReconciliation)
 
 STAFF = "Department staff"
 FINANCE = "Finance officer"
@@ -58,6 +58,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_crud("hold", "view", "add", "change"),
         *_crud("payment", "view", "add", "change"),
         *_crud("balanceimport", "view", "add", "change"),
+        *_crud("statementreconciliation", "view", "add"),
         *_crud("clearanceapproval", "view", "change"),
         *_crud("student", "view"),
         *_crud("clearancerequest", "view"),
@@ -89,7 +90,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *[p for model in ("user", "school", "academicdepartment", "programme", "student", "department",
                           "clearancecycle", "clearancerequest", "clearanceapproval", "hold", "financerecord",
                           "balanceimport", "payment", "gownissuance", "notification", "certificate",
-                          "delegation") for p in _crud(model, *ALL)],
+                          "delegation", "statementreconciliation") for p in _crud(model, *ALL)],
         *[f"auth.{p}" for p in _crud("group", *ALL)],
         *[f"django_q.{p}" for model in ("schedule", "task", "success", "failure", "ormq")
           for p in _crud(model, *ALL)],
@@ -344,6 +345,16 @@ def may_download_import(user, balance_import: BalanceImport, *, as_role: str | N
     return any(_as(as_role, role) and in_group(user, role) for role in (FINANCE, REGISTRY))
 
 
+def may_download_statement(user, reconciliation: StatementReconciliation, *, as_role: str | None = None) -> bool:
+    """A reconciled M-PESA statement and its result (every payer's phone and name is in it): finance
+    officers and superusers only."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if user.is_superuser:
+        return True
+    return _as(as_role, FINANCE) and in_group(user, FINANCE)
+
+
 def may_download_certificate(user, certificate: Certificate, *, as_role: str | None = None) -> bool:
     """A certificate's PDF: the registry (valid or revoked: a revoked one is stamped REVOKED);
     the student it belongs to while it is valid (a revoked certificate is not theirs to hand on);
@@ -370,9 +381,10 @@ def may_download_export(user, export: ExportFile, *, as_role: str | None = None)
 
 def may_download(user, obj, *, as_role: str | None = None) -> bool:
     """The rule for this object's stored file (an approval's evidence, a payment's receipt, an
-    import's file, an export); anything else: no."""
+    import's file, an export, a reconciled statement); anything else: no."""
     rule = {ClearanceApproval: may_download_evidence, Payment: may_download_receipt,
-            BalanceImport: may_download_import, ExportFile: may_download_export}.get(type(obj))
+            BalanceImport: may_download_import, ExportFile: may_download_export,
+            StatementReconciliation: may_download_statement}.get(type(obj))
     return rule is not None and rule(user, obj, as_role=as_role)
 
 

@@ -7,6 +7,9 @@ found, not assumed on line 1 (the portal writes a few lines about the account ab
 that pay nothing in (charges, withdrawals) are skipped. What cannot be read at all raises
 `ImportFileError`; a line with a bad code, time or amount becomes a `RowError` and the rest of the
 file is still read.
+
+Which student a line's `A/C No.` names is decided by `AccountIndex.match`, by the rule in
+`ACCOUNT_RULE` (shown on the reconcile page as it is written here).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Iterable
 
 from django.utils import timezone
 
@@ -42,6 +46,7 @@ COLUMNS = {
     "details": {"details", "description"},
     "other_party": {"otherpartyinfo", "otherparty"},
 }
+PHONE_RE = re.compile(r"^(\+?[0-9][0-9*]{8,14})\b")
 REQUIRED = ("receipt", "time", "paid_in", "account")
 LABELS = {"receipt": "Receipt No.", "time": "Completion Time", "paid_in": "Paid In", "account": "A/C No."}
 
@@ -55,6 +60,17 @@ class StatementLine:
     account: str                    # as the payer typed it
     details: str = ""
     other_party: str = ""
+
+    @property
+    def phone(self) -> str:
+        """The payer's phone as the statement shows it (`Other Party Info`, else `Details`:
+        "2547… - NAME"); empty when neither starts with one. Masked digits (2547****123) are kept
+        as shown."""
+        for text in (self.other_party, self.details.removeprefix("Pay Bill from ")):
+            match = PHONE_RE.match(text.strip())
+            if match:
+                return match.group(1)[:20]
+        return ""
 
 
 @dataclass
@@ -172,3 +188,106 @@ def parse_mpesa_statement(data: bytes) -> ParsedStatement:
     if not parsed.lines and not parsed.errors:
         raise ImportFileError("The statement has no completed payments in it.", code="no_lines")
     return parsed
+
+
+# --- which student an A/C No. names -------------------------------------------------------------
+
+ACCOUNT_RULE = (
+    "The A/C No. the payer typed is compared with registration numbers after dropping case, spaces, the "
+    "separators / - . \\ _ and a leading apostrophe (so “'sce cs 0042-2022” reads SCECS00422022). It is the "
+    "student's when it is exactly one student's number; or when it differs from exactly one student's number by "
+    "one wrong character or two neighbouring characters swapped, and no other student's number is within one "
+    "edit of it (a wrong, swapped, missing or extra character). When two or more numbers are that close it is "
+    "ambiguous: the candidates are listed and none is proposed. Anything further is no match.")
+
+ACCOUNT_SEPARATORS = re.compile(r"[\s/\-.\\_]+")
+KEY_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def account_key(text) -> str:
+    """`'sce/cs 0042-2022` → `SCECS00422022`: what is compared (see ACCOUNT_RULE)."""
+    text = str(text or "").strip().lstrip("'’`")
+    return ACCOUNT_SEPARATORS.sub("", text).upper()
+
+
+def substitutions_and_swaps(key: str) -> Iterable[str]:
+    """Every key one wrong character or one swap of two neighbouring characters away from `key`."""
+    for i, c in enumerate(key):
+        head, tail = key[:i], key[i + 1:]
+        for other in KEY_ALPHABET:
+            if other != c:
+                yield head + other + tail
+    for i in range(len(key) - 1):
+        if key[i] != key[i + 1]:
+            yield key[:i] + key[i + 1] + key[i] + key[i + 2:]
+
+
+def insertions_and_deletions(key: str) -> Iterable[str]:
+    """Every key one missing or one extra character away from `key`."""
+    for i in range(len(key)):
+        yield key[:i] + key[i + 1:]
+    for i in range(len(key) + 1):
+        for other in KEY_ALPHABET:
+            yield key[:i] + other + key[i:]
+
+
+@dataclass(frozen=True)
+class AccountMatch:
+    kind: str                         # "exact", "typo", "ambiguous" or "none"
+    student_ids: tuple[int, ...] = ()  # the student (exact, typo) or the candidates (ambiguous)
+    how: str = ""                     # for a typo: what differs, in words
+
+    @property
+    def student_id(self) -> int | None:
+        return self.student_ids[0] if self.kind in ("exact", "typo") else None
+
+
+NO_MATCH = AccountMatch("none")
+
+
+class AccountIndex:
+    """Registration numbers by their key (`account_key`), to match many A/C Nos. against once."""
+
+    def __init__(self, students: Iterable[tuple[int, str]]):
+        self.by_key: dict[str, list[int]] = {}
+        for pk, registration_number in students:
+            self.by_key.setdefault(account_key(registration_number), []).append(pk)
+        self._memo: dict[str, AccountMatch] = {}
+
+    def _ids(self, keys: Iterable[str]) -> dict[int, str]:
+        found = {}
+        for k in keys:
+            for pk in self.by_key.get(k, ()):
+                found.setdefault(pk, k)
+        return found
+
+    def match(self, account: str) -> AccountMatch:
+        """The student the A/C No. names, by ACCOUNT_RULE."""
+        key = account_key(account)
+        if not key:
+            return NO_MATCH
+        if key not in self._memo:
+            self._memo[key] = self._match(key)
+        return self._memo[key]
+
+    def _match(self, key: str) -> AccountMatch:
+        exact = self.by_key.get(key, [])
+        if len(exact) == 1:
+            return AccountMatch("exact", (exact[0],))
+        if exact:       # two numbers that differ only in separators: the payer's text cannot tell them apart
+            return AccountMatch("ambiguous", tuple(sorted(exact)))
+        typo = self._ids(substitutions_and_swaps(key))
+        if not typo:
+            return NO_MATCH
+        near = {**self._ids(insertions_and_deletions(key)), **typo}
+        if len(near) > 1:
+            return AccountMatch("ambiguous", tuple(sorted(near)))
+        (pk, other), = typo.items()
+        return AccountMatch("typo", (pk,), how=_difference(key, other))
+
+
+def _difference(typed: str, number: str) -> str:
+    at = [i for i, (a, b) in enumerate(zip(typed, number)) if a != b]
+    if len(at) == 2:
+        return f"“{typed[at[0]:at[1] + 1]}” typed for “{number[at[0]:at[1] + 1]}” (two characters swapped)"
+    return f"“{typed[at[0]]}” typed for “{number[at[0]]}” (one character wrong)"

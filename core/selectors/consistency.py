@@ -4,7 +4,10 @@
    `derive_request_status` gives its approvals; a completed one has `completed_at`, a revoked one
    `revoked_at` (rule 4: otherwise they stay as they are).
 2. balance-hold (rule 5, when FIN exists and is active): a stored balance above
-   FINANCE_HOLD_THRESHOLD ⇔ exactly one active FIN hold from the balance import, of that amount.
+   FINANCE_HOLD_THRESHOLD ⇔ exactly one active FIN hold from the balance import, of that amount —
+   or none, when the student's latest FIN import hold was released for a verified payment that
+   covers that balance (core/services/holds.py: holds_release_paid; the next import places it
+   again if the finance system still shows the balance).
 3. finance-decision (rule 5, when FINANCE_AUTO_CLEAR is on and FIN exists): the FIN approval of
    an open request is rejected while any FIN hold is active, else approved — unless it was waived,
    or an earlier stage is still open (then the approve is not due yet, and an approval made before
@@ -26,7 +29,7 @@ from typing import Iterable, Iterator
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Value
+from django.db.models import Count, Exists, Max, OuterRef, Value
 
 from ..models import ClearanceApproval, ClearanceRequest, Department, Hold, Student
 from ..services._common import id_chunks
@@ -156,14 +159,17 @@ def hold_threshold() -> Decimal:
 
 
 def balance_hold_problems(balance: Decimal | None, holds: list[tuple[int, Decimal | None]],
-                          threshold: Decimal) -> list[tuple[str, int | None, str]]:
+                          threshold: Decimal, *, paid_release: bool = False) -> list[tuple[str, int | None, str]]:
     """What is wrong between a student's stored balance (None: no finance record) and their active
     FIN holds from the balance import, given as (hold id, amount): a list of (model, pk, message);
-    pk None means the student's own row."""
+    pk None means the student's own row. `paid_release`: the student's latest FIN import hold was
+    released for a payment covering the balance (then no active hold is right)."""
     holds = sorted(holds, key=lambda h: h[0])
     listed = ", ".join(f"#{pk} of {_kes(amount)}" for pk, amount in holds)
     if balance is not None and balance > threshold:
         owed = f"balance {_kes(balance)} is above the threshold ({_kes(threshold)})"
+        if not holds and paid_release:
+            return []
         if not holds:
             return [("Student", None, f"{owed}, but no active FIN hold from the balance import")]
         if len(holds) > 1:
@@ -192,12 +198,27 @@ def balance_hold_violations() -> Iterator[Violation]:
                 student_id__gte=rows[0][0], student_id__lte=rows[-1][0]).order_by().values_list(
                 "pk", "student_id", "amount"):
             holds[student_id].append((pk, amount))
+        unheld = [sid for sid, _, balance in rows if balance is not None and balance > threshold and sid not in holds]
+        paid = _released_for_payment(fin, unheld)
         for student_id, reg, balance in rows:
             if balance is None or balance <= threshold:
                 if student_id not in holds:
                     continue            # the common case, decided without a call
-            for model, pk, message in balance_hold_problems(balance, holds.get(student_id, []), threshold):
+            for model, pk, message in balance_hold_problems(balance, holds.get(student_id, []), threshold,
+                                                            paid_release=student_id in paid):
                 yield Violation(RULE_BALANCE_HOLD, model, pk or student_id, reg, message)
+
+
+def _released_for_payment(fin, student_ids) -> set[int]:
+    """Those of the students whose latest FIN import hold was released for a payment (two queries
+    per chunk, none when there are no students to ask about)."""
+    out = set()
+    for ids in id_chunks(student_ids):
+        latest = (Hold.objects.filter(department_id=fin.pk, source=Hold.Source.BALANCE_IMPORT, student_id__in=ids)
+                  .order_by().values("student_id").annotate(last=Max("pk")).values_list("last", flat=True))
+        out |= set(Hold.objects.filter(pk__in=list(latest), released_for_payment__isnull=False)
+                   .values_list("student_id", flat=True))
+    return out
 
 
 # --- 3. rule 5: the finance decision follows the holds ------------------------------------------

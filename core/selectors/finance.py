@@ -6,6 +6,7 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -128,7 +129,8 @@ class ImportOutcome:
 
 
 def balance_import_outcome(bi: BalanceImport) -> ImportOutcome:
-    holds = Hold.history.model.objects.filter(balance_import_id=bi.pk)
+    # a hold released for a payment keeps the import that placed it: that release is not the import's
+    holds = Hold.history.model.objects.filter(balance_import_id=bi.pk, released_for_payment_id__isnull=True)
     placed = holds.filter(history_type="+").count()
     changed = dict(holds.filter(history_type="~").values_list("status").annotate(n=Count("history_id"))
                    .values_list("status", "n"))
@@ -138,3 +140,92 @@ def balance_import_outcome(bi: BalanceImport) -> ImportOutcome:
                          holds_released=changed.get(Hold.Status.RELEASED, 0),
                          approvals_approved=decided.get(ClearanceApproval.Status.APPROVED, 0),
                          approvals_rejected=decided.get(ClearanceApproval.Status.REJECTED, 0))
+
+
+# --- does a verified payment cover the balance of the student's last import? ---------------------
+
+@dataclass(frozen=True)
+class HoldCoverage:
+    """Whether `payment` lets its student's FIN import hold go (core/services/holds.py:
+    holds_release_paid): the balance of the student's last import (`FinanceRecord.tuition_balance`;
+    the import is the later of the record's `last_import` and the one that wrote the hold) minus
+    the verified payments made after that import was applied is at most FINANCE_HOLD_THRESHOLD.
+    `refusal` says why not; empty when it does."""
+    payment: Payment
+    hold: Hold | None
+    balance: Decimal | None
+    balance_import: BalanceImport | None
+    paid_since: Decimal
+    threshold: Decimal
+    refusal: str
+
+    @property
+    def covers(self) -> bool:
+        return not self.refusal
+
+    @property
+    def remaining(self) -> Decimal | None:
+        return None if self.balance is None else self.balance - self.paid_since
+
+
+def _kes(amount) -> str:
+    return f"KES {amount:,.2f}"
+
+
+def _import_in_force(record, hold):
+    """The import whose balance stands: the later of the one that last changed the record and the
+    one that last wrote the hold (an import that finds a balance unchanged rewrites neither, but a
+    first import over a balance stored otherwise places the hold and leaves the record's alone)."""
+    imports = [bi for bi in (getattr(record, "last_import", None), getattr(hold, "balance_import", None))
+               if bi is not None and bi.applied_at is not None]
+    return max(imports, key=lambda bi: bi.applied_at) if imports else None
+
+
+def payments_hold_coverage(payments, *, holds=None) -> dict[int, HoldCoverage]:
+    """HoldCoverage of each payment, by payment id, in three queries whatever their number (finance
+    records with their last import; active FIN import holds; verified payments since those
+    imports), unless `holds` (student id → hold, read by the caller under a lock) is given."""
+    payments = list(payments)
+    threshold = Decimal(str(settings.FINANCE_HOLD_THRESHOLD))
+    student_ids = sorted({p.student_id for p in payments})
+    records = {r.student_id: r for r in FinanceRecord.objects.filter(student_id__in=student_ids)
+               .select_related("last_import")} if student_ids else {}
+    if holds is None:
+        holds = {h.student_id: h for h in Hold.objects.filter(
+            student_id__in=student_ids, department__code=FINANCE_CODE, source=Hold.Source.BALANCE_IMPORT,
+            status=Hold.Status.ACTIVE).select_related("department", "balance_import")} if student_ids else {}
+    since = {}
+    for sid, r in records.items():
+        bi = _import_in_force(r, holds.get(sid))
+        if bi is not None and bi.applied_at is not None:
+            since[sid] = bi.applied_at
+    paid: dict[int, Decimal] = {}
+    if since:
+        for sid, paid_at, amount in (Payment.objects.filter(student_id__in=list(since), verified_at__isnull=False,
+                                                            paid_at__gt=min(since.values()))
+                                     .values_list("student_id", "paid_at", "amount")):
+            if paid_at > since[sid]:
+                paid[sid] = paid.get(sid, ZERO) + amount
+    out = {}
+    for p in payments:
+        record, hold = records.get(p.student_id), holds.get(p.student_id)
+        bi = _import_in_force(record, hold)
+        balance = record.tuition_balance if record is not None else None
+        paid_since = paid.get(p.student_id, ZERO)
+        refusal = ""
+        if not p.is_verified:
+            refusal = "it is not verified yet: verify it first"
+        elif hold is None:
+            refusal = f"{p.student.registration_number} has no active FIN hold from a balance import"
+        elif bi is None or bi.applied_at is None:
+            refusal = f"no balance import is recorded for {p.student.registration_number}'s balance"
+        elif p.paid_at <= bi.applied_at:
+            refusal = (f"it was paid before import #{bi.pk} was applied "
+                       f"({timezone.localtime(bi.applied_at):%d %b %Y %H:%M}), so that import's balance already "
+                       "counts it")
+        elif balance - paid_since > threshold:
+            refusal = (f"it does not cover the balance: import #{bi.pk} shows {_kes(balance)}, verified payments "
+                       f"since then come to {_kes(paid_since)}, {_kes(balance - paid_since)} is still owed")
+        out[p.pk] = HoldCoverage(payment=p, hold=hold, balance=balance, balance_import=bi, paid_since=paid_since,
+                                 threshold=threshold, refusal=refusal)
+    return out

@@ -9,9 +9,10 @@ from django.utils import timezone
 
 from .. import permissions
 from ..history import as_system as _said, bulk_create_tracked, bulk_update_tracked
-from ..models import Department, Hold, Notification, Student
+from ..models import Department, Hold, Notification, Payment, Student
+from ..selectors.finance import payments_hold_coverage
 from ._common import BulkResult, bulk_service, id_chunks, lock_rows, require_reason, text_within
-from .finance import FINANCE_CODE, finance_clearance_follow
+from .finance import FINANCE_CODE, finance_clearance_follow, finance_department
 from .notifications import notifications_send
 
 H = Hold.Status
@@ -170,3 +171,82 @@ def hold_waive(*, hold: Hold, acting_user, reason: str) -> Hold:
     holds_waive(hold_ids=[hold.pk], acting_user=acting_user, reason=reason).raise_if_refused("hold")
     hold.refresh_from_db()
     return hold
+
+
+def paid_release_reason(payment: Payment, balance_import) -> str:
+    return f"released: payment {payment.transaction_code} covers the balance of import #{balance_import.pk}"
+
+
+@bulk_service
+def holds_release_paid(*, payment_ids: Iterable[int], acting_user) -> BulkResult:
+    """Release the FIN hold a balance import placed on a student when a verified payment covers
+    the balance of that student's last import (core/selectors/finance.py: HoldCoverage: the stored
+    balance minus the verified payments made after the import was applied is at most
+    FINANCE_HOLD_THRESHOLD). The release reason and the history name the payment and the import;
+    the hold records the payment (`released_for_payment`), and the FIN approval then follows as
+    for any FIN hold released (finance_clearance_follow). The next balance import is authoritative:
+    if the finance system still shows a balance it places the hold again.
+
+    The result is per payment. Refused: no user, or one who may not both release holds and verify
+    payments; per payment: no such payment; not verified; no active FIN import hold on the
+    student; no import recorded for the balance, or paid before that import was applied; does not
+    cover the balance (naming what is still owed); the hold is not among the user's offices'
+    holds (counted, not named); its hold released by another payment of the same batch.
+
+    Locks the holds (ascending ids) and then reads the balances and payments again: an import
+    applied meanwhile rewrites these holds, so it is either seen whole or waited for."""
+    if acting_user is None or not (acting_user.has_perm("core.change_hold") and acting_user.has_perm("core.change_payment")):
+        raise ValidationError("Only finance officers can release a finance hold for a payment.", code="forbidden")
+    fin = finance_department()
+    ids = list(dict.fromkeys(payment_ids))
+    result = BulkResult(unseen_where="not among your offices' holds")
+    payments = {p.pk: p for chunk in id_chunks(ids) for p in Payment.objects.filter(pk__in=chunk).select_related("student")}
+    for pk in ids:
+        if pk not in payments:
+            result.refuse(pk, f"#{pk}", "no such payment")
+    first = payments_hold_coverage(payments.values())
+    hold_ids = sorted({c.hold.pk for c in first.values() if c.hold is not None})
+    locked = {h.student_id: h for h in Hold.objects.select_for_update(of=("self",)).filter(pk__in=hold_ids).order_by("pk")
+              .select_related("department", "student", "balance_import") if h.status == H.ACTIVE} if hold_ids else {}
+    coverage = payments_hold_coverage(payments.values(), holds=locked)
+    allowed = {pk for chunk in id_chunks([h.pk for h in locked.values()])
+               for pk in permissions.holds_for(acting_user).filter(pk__in=chunk).values_list("pk", flat=True)}
+    now = timezone.now()
+    released: dict[int, Payment] = {}
+    for pk in ids:
+        c = coverage.get(pk)
+        if c is None:
+            continue
+        p = c.payment
+        if c.refusal:
+            result.refuse(pk, p.transaction_code, c.refusal)
+        elif fin is None or c.hold.department_id != fin.pk or c.hold.pk not in allowed:
+            result.refuse_unseen(pk)
+        elif c.hold.pk in released:
+            result.refuse(pk, p.transaction_code, f"the FIN hold was released for payment "
+                                                  f"{released[c.hold.pk].transaction_code} of the same selection")
+        else:
+            h = c.hold
+            reason = paid_release_reason(p, c.balance_import)
+            h.status, h.released_by, h.released_at, h.release_reason = H.RELEASED, acting_user, now, reason
+            h.released_for_payment = p
+            # one write each: the history's reason names each hold's own payment
+            bulk_update_tracked([h], Hold, ["status", "released_by", "released_at", "release_reason",
+                                            "released_for_payment"], user=acting_user, reason=reason)
+            released[h.pk] = p
+            result.done.append(pk)
+    holds = [c.hold for c in coverage.values() if c.hold is not None and c.hold.pk in released]
+    notifications_send([dict(user_id=h.student.user_id, kind=Notification.Kind.HOLD,
+                             title=f"{h.department.code} released a hold",
+                             message=f"Your payment {released[h.pk].transaction_code} covers the balance.",
+                             link="/student/") for h in holds if h.student.user_id])
+    if holds:
+        _after_change(fin, [h.student_id for h in holds], acting_user=acting_user,
+                      reason="Hold released: a payment covers the balance")
+    return result
+
+
+def hold_release_paid(*, payment: Payment, acting_user) -> Hold:
+    """Release one payment's FIN hold; refused as holds_release_paid refuses."""
+    holds_release_paid(payment_ids=[payment.pk], acting_user=acting_user).raise_if_refused("hold")
+    return Hold.objects.filter(released_for_payment=payment).latest("pk")

@@ -22,12 +22,12 @@ def normalize_code(code: str) -> str:
 
 @transaction.atomic
 def payment_record(*, student: Student, amount, method: str, transaction_code: str, acting_user,
-                   phone: str = "", paid_at=None, receipt=None) -> Payment:
+                   phone: str = "", paid_at=None, receipt=None, reason: str = "Payment recorded") -> Payment:
     """Record a payment. Refused: amount not positive or absurd; an M-PESA code that is not 10
     letters/digits; a code already recorded for this method (naming whose); a receipt that is not
     a PDF, PNG or JPEG of at most 5 MB, by its content (core/files.py: an HTML or SVG page is
     refused, naming what it is). The receipt is stored under a random name; its own name is kept
-    as the download name."""
+    as the download name. `reason` is the history's (where the payment came from)."""
     if receipt is not None:
         files.validate_receipt(receipt)
     code = normalize_code(transaction_code)
@@ -49,7 +49,7 @@ def payment_record(*, student: Student, amount, method: str, transaction_code: s
     if receipt is not None:
         payment.receipt_name = files.original_name(receipt, "receipt")
         payment.receipt.save(payment.receipt_name, receipt, save=False)
-    return save_tracked(payment, user=acting_user, reason="Payment recorded")
+    return save_tracked(payment, user=acting_user, reason=reason)
 
 
 @bulk_service

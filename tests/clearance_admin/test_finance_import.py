@@ -2,7 +2,6 @@
 report, and the refusals (other roles, bad files, confirming twice, errors without the skip box)."""
 from __future__ import annotations
 
-import datetime
 import io
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from core.models import BalanceImport, FinanceRecord, Hold, Payment
+from core.models import BalanceImport, FinanceRecord, Hold
 from core.services import balances as balances_service
 from tests import factories
 from tests.factories import student_with_reg as make_student
@@ -316,72 +315,6 @@ def test_anonymous_is_sent_to_login(client, three):
     for url in [f"{BI}/import/", f"{BI}/{bi.pk}/preview/", f"{BI}/{bi.pk}/error-report/"]:
         response = client.get(url)
         assert response.status_code == 302 and "/finance/login/" in response["Location"]
-
-
-# --- M-PESA statement reconciliation ---------------------------------------------------------
-
-P = "/finance/core/payment"
-STATEMENT = Path("/work/shared/samples/mpesa_statement.csv")
-if not STATEMENT.exists():
-    STATEMENT = SAMPLES / "mpesa_statement.csv"
-
-
-def statement():
-    return SimpleUploadedFile("mpesa_statement.csv", STATEMENT.read_bytes())
-
-
-@pytest.fixture
-def paid(offices):
-    s1, s2, s5 = (make_student(r) for r in ("SCE/IT/0001/2021", "SHS/NUR/0002/2022", "SED/ART/0005/2022"))
-    make_student("SCE/IT/0006/2027")
-    return {
-        "one": factories.PaymentFactory(student=s1, transaction_code="TL44LDQBWZ", amount=Decimal("12500")),
-        "two": factories.PaymentFactory(student=s2, transaction_code="TXYA2CLMHP", amount=Decimal("999")),
-        "missing": factories.PaymentFactory(student=s5, transaction_code="TZZZZZZZZ1",
-                                            paid_at=timezone.make_aware(datetime.datetime(2026, 11, 12, 9))),
-    }
-
-
-def test_the_payment_list_has_the_reconcile_button(fin_client):
-    body = fin_client.get(f"{P}/").content.decode()
-    assert f"{P}/reconcile/" in body and "Reconcile M-PESA statement" in body
-    assert fin_client.get(f"{P}/reconcile/").status_code == 200
-
-
-def test_reconcile_a_statement(fin_client, paid, finance_user):
-    response = fin_client.post(f"{P}/reconcile/", {"file": statement()})
-    assert response.status_code == 200
-    body = response.content.decode()
-    assert 'id="count-verified">1<' in body and 'id="count-mismatched">1<' in body
-    assert 'id="count-unrecorded">18<' in body and 'id="count-missing">1<' in body
-    assert "Amount differs: not verified" in body and "TZZZZZZZZ1" in body
-    assert "TJT4KDF8ZC" in body and "(exact)" in body and "(closest match: check)" in body
-    assert any("Verified 1 payment" in m for m in messages_of(response))
-    assert Payment.objects.get(pk=paid["one"].pk).verified_by == finance_user
-    assert not Payment.objects.get(pk=paid["two"].pk).is_verified
-    assert not Payment.objects.get(pk=paid["missing"].pk).is_verified
-
-
-@pytest.mark.parametrize("name,data,words", [
-    ("s.csv", b"Name,Amount\nA,1\n", "No header row"),
-    ("s.csv", b"", "empty"),
-    ("s.xlsx", b"PK\x03\x04", "not a CSV"),
-])
-def test_a_bad_statement_is_a_form_error(fin_client, paid, name, data, words):
-    response = fin_client.post(f"{P}/reconcile/", {"file": SimpleUploadedFile(name, data)})
-    assert response.status_code == 200 and words.lower() in response.content.decode().lower()
-    assert not Payment.objects.filter(verified_at__isnull=False).exists()
-
-
-@pytest.mark.parametrize("who", ["lib_reviewer", "student", "registry_user"])
-def test_other_roles_cannot_reconcile(client, who, request, paid):
-    user = request.getfixturevalue(who)
-    client.force_login(user.user if who == "student" else user)
-    for response in (client.get(f"{P}/reconcile/"), client.post(f"{P}/reconcile/", {"file": statement()})):
-        assert response.status_code in (302, 403)
-        if response.status_code == 302:
-            assert "/finance/login/" in response["Location"]
-    assert not Payment.objects.filter(verified_at__isnull=False).exists()
 
 
 # --- jobs: a worker that died, one apply at a time, the cache down ---------------------------------

@@ -437,3 +437,24 @@ def test_one_snapshot_on_postgresql():
             cursor.execute("SHOW transaction_read_only")
             assert cursor.fetchone()[0] == "on"
     assert not connection.in_atomic_block
+
+
+def test_no_import_hold_above_the_threshold_is_right_only_after_a_release_for_a_payment():
+    assert balance_hold_problems(Decimal("900"), [], Decimal("0"), paid_release=True) == []
+    [(model, _, message)] = balance_hold_problems(Decimal("900"), [], Decimal("0"))
+    assert model == "Student" and "no active FIN hold" in message
+
+
+def test_an_import_hold_released_by_hand_is_still_a_violation(db, offices, finance_user):
+    """Only a release for a payment excuses the missing hold; the latest import hold decides."""
+    from core.models import FinanceRecord, Hold
+    s = factories.StudentFactory()
+    FinanceRecord.objects.create(student=s, tuition_balance=Decimal("500"))
+    old = factories.HoldFactory(student=s, department=offices["FIN"], source=Hold.Source.BALANCE_IMPORT,
+                                amount=Decimal("500"), status=Hold.Status.RELEASED,
+                                released_for_payment=factories.PaymentFactory(student=s))
+    assert not [v for v in consistency_violations() if v.rule == "balance-hold"]
+    factories.HoldFactory(student=s, department=offices["FIN"], source=Hold.Source.BALANCE_IMPORT,
+                          amount=Decimal("500"), status=Hold.Status.RELEASED)     # a later import's, released
+    assert [v.label for v in consistency_violations() if v.rule == "balance-hold"] == [s.registration_number]
+    assert old.pk
