@@ -10,6 +10,7 @@ export DEBUG ?= true
 .PHONY: run test test-pg install migrate seed worker serve bench clean
 
 $(STAMP): requirements.txt
+	@echo "Installing the Python packages into $(VENV) (a couple of minutes the first time)…"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -23,14 +24,10 @@ migrate: install
 seed: migrate
 	$(PY) manage.py seed_demo
 
-# Web server and task worker together; Ctrl-C stops both.
+# Web server and task worker together; Ctrl-C (or SIGTERM) stops both within 10 s (scripts/run.py).
 run: seed
 	@echo "Clearance on http://$(HOST):$(PORT)/  (Ctrl-C stops the server and the worker)"
-	@trap 'kill $$(jobs -p) 2>/dev/null' INT TERM EXIT; \
-	$(PY) manage.py qcluster & \
-	$(VENV)/bin/gunicorn clearance_admin.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 \
-	    --access-logfile - --graceful-timeout 5 & \
-	wait
+	@$(PY) scripts/run.py --host $(HOST) --port $(PORT) --venv $(VENV)
 
 test: install
 	$(PY) -m pytest -q -n 2

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.templatetags.static import static
 from django.urls import reverse_lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -386,6 +387,8 @@ def _unfold(title, symbol, dashboard, navigation, **extra):
         "SITE_TITLE": title,
         "SITE_HEADER": title,
         "SITE_SYMBOL": symbol,
+        "SITE_FAVICONS": [{"rel": "icon", "sizes": "32x32", "type": "image/x-icon",
+                           "href": lambda request: static("core/favicon.ico")}],
         "SHOW_HISTORY": True,
         "SHOW_VIEW_ON_SITE": False,
         "DASHBOARD_CALLBACK": f"clearance_admin.dashboards.{dashboard}",

@@ -1,3 +1,4 @@
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -17,6 +18,7 @@ urlpatterns = [
     path("registry/", registry_site.urls),
     path("student/", student_site.urls),
     path("admin/", superuser_site.urls),
+    path("favicon.ico", RedirectView.as_view(url=static("core/favicon.ico"), permanent=True)),
     path("", RedirectView.as_view(url="/student/", permanent=False)),
 ]
 # No route serves MEDIA_ROOT, in any mode: stored files reach people only through each site's

@@ -105,3 +105,12 @@ def test_health_sweeps_imports_whose_worker_died_and_says_so(client, own_lock_di
     assert response.json()["jobs"] == {"ok": True, "swept": [
         {"import": bi.pk, "reason": f"Import #{bi.pk}: the worker stopped; nothing was changed — confirm again."}]}
     assert BalanceImport.objects.get(pk=bi.pk).status == BalanceImport.Status.FAILED
+
+
+def test_the_favicon_is_there(client, db):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"] == "/static/core/favicon.ico"
+    from django.contrib.staticfiles import finders
+    assert finders.find("core/favicon.ico")
+    page = client.get("/student/login/", follow=True).content.decode()
+    assert 'href="/static/core/favicon.ico"' in page
