@@ -23,3 +23,7 @@ urlpatterns = [
 ]
 # No route serves MEDIA_ROOT, in any mode: stored files reach people only through each site's
 # access-checked download view (clearance_admin/downloads.py, `<site>/files/<kind>/<id>/`).
+
+# a refusal or a missing page inside a role site is shown in that site (clearance_admin/errors.py)
+handler403 = "clearance_admin.errors.permission_denied"
+handler404 = "clearance_admin.errors.page_not_found"
