@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 KINDS = {
     "balance-import-apply": 0x434C0001,     # at most one balance import applies at a time
     "balance-import-job": 0x434C0002,       # held by whoever previews or applies import <number>
+    "hold-import-apply": 0x434C0003,        # <department id>: at most one hold import applies per office
 }
 POLL_SECONDS = 0.1
 _temporary: set[Path] = set()

@@ -156,6 +156,7 @@ class RowWalk:
         self.values = tuple(v for v in values if v is not None)
         self.errors: list[RowError] = []
         self.skipped: list[int] = []
+        self.why: dict[int, str] = {}             # skipped row → "blank", "total", "footer", "header" or "title"
         self.formulas: list[tuple[int, str]] = []
         self.rows_read = self.totals = 0
 
@@ -172,7 +173,9 @@ class RowWalk:
                 blank_run += 1                    # counted as skipped only if data follows: not the trailing ones
                 continue
             if blank_run:
-                self.skipped.extend(range(number - blank_run, number))
+                blanks = range(number - blank_run, number)
+                self.skipped.extend(blanks)
+                self.why.update(dict.fromkeys(blanks, "blank"))
                 blank_run = 0
             reg_problem = isinstance(reg_value, CellProblem)
             reg = "" if reg_blank or reg_problem else normalize_reg(reg_value)
@@ -181,6 +184,7 @@ class RowWalk:
                 kind = _not_data(row, reg_value, reg, values_blank)
                 if kind:
                     self.skipped.append(number)
+                    self.why[number] = kind
                     self.totals += kind == "total"
                     continue
             self.rows_read += 1
