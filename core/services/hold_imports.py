@@ -85,7 +85,7 @@ def _active_holds(department: Department, *, lock: bool = False):
 def _compare(parsed: ParsedHolds, department: Department, full_list: bool) -> dict:
     """Sort the file's rows into place / update / unchanged / not found, and the import holds the
     full list no longer names into release. Two queries: the students, the office's active holds."""
-    students = students_by_registration(r.registration_number for r in parsed.rows)
+    students = students_by_registration([*(r.registration_number for r in parsed.rows), *parsed.error_students])
     active = _active_holds(department)
     imported, by_hand = {}, {}
     for h in active:
