@@ -15,7 +15,7 @@ from django.utils.html import format_html
 
 from core import files, permissions
 from core.certificates_pdf import certificate_filename, certificate_pdf
-from core.models import BalanceImport, ClearanceApproval, ExportFile, Payment
+from core.models import BalanceImport, ClearanceApproval, ExportFile, HoldImport, Payment
 from core.selectors.clearance import certificate_for_document
 
 SANDBOX_CSP = "sandbox; default-src 'none'"
@@ -25,10 +25,12 @@ KINDS = {
     "evidence": (ClearanceApproval, "evidence", "evidence_name", files.document_type, "evidence"),
     "receipt": (Payment, "receipt", "receipt_name", files.document_type, "receipt"),
     "import": (BalanceImport, "file", "original_name", files.spreadsheet_type, "balances"),
+    "hold-import": (HoldImport, "file", "original_name", files.spreadsheet_type, "holds"),
     "export": (ExportFile, "file", "file_name", files.spreadsheet_type, "export"),
 }
 KIND_OF = {model: kind for kind, (model, *_) in KINDS.items()}
-SELECT_RELATED = {"evidence": ("request__student",), "receipt": ("student",), "import": (), "export": ()}
+SELECT_RELATED = {"evidence": ("request__student",), "receipt": ("student",), "import": (), "hold-import": (),
+                  "export": ()}
 
 
 def download_view(request, kind: str, pk: int, *, site):
