@@ -226,7 +226,7 @@ class HoldImportAdmin(RoleModelAdmin):
         may_import = permissions.may_import_holds(request.user, hi.department)
         return self._page(
             request, "staff/hold_import_preview.html", title=f"Preview of {hi}", hi=hi,
-            detail_url=self.object_url(hi),
+            detail_url=self.object_url(hi), applied=hi.status == HoldImport.Status.APPLIED,
             can_confirm=hi.status == HoldImport.Status.PREVIEWED and may_import,
             can_preview_again=hi.status == HoldImport.Status.FAILED and bool(hi.file) and may_import,
             holds=self.holds_urls(hi),
