@@ -225,7 +225,8 @@ class HoldImportAdmin(RoleModelAdmin):
         by_hand = [item for item in plan.get("unchanged", []) if item[-1]]
         may_import = permissions.may_import_holds(request.user, hi.department)
         return self._page(
-            request, "staff/hold_import_preview.html", title=f"Preview of {hi}", hi=hi,
+            request, "staff/hold_import_preview.html", hi=hi,
+            title=f"Preview of {hi}" if hi.status == HoldImport.Status.PREVIEWED else str(hi),
             detail_url=self.object_url(hi), applied=hi.status == HoldImport.Status.APPLIED,
             can_confirm=hi.status == HoldImport.Status.PREVIEWED and may_import,
             can_preview_again=hi.status == HoldImport.Status.FAILED and bool(hi.file) and may_import,

@@ -427,6 +427,7 @@ UNFOLD = _unfold("Clearance — administration", "admin_panel_settings", "admin_
         _link(_("Finance records"), "account_balance_wallet", "admin:core_financerecord_changelist"),
         _link(_("Payments"), "receipt_long", "admin:core_payment_changelist"),
         _link(_("Balance imports"), "upload_file", "admin:core_balanceimport_changelist"),
+        _link(_("Hold imports"), "upload_file", "admin:core_holdimport_changelist"),
         _link(_("Gowns"), "checkroom", "admin:core_gownissuance_changelist"),
         _link(_("Certificates"), "workspace_premium", "admin:core_certificate_changelist"),
     ]},
