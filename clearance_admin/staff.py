@@ -612,6 +612,24 @@ class HoldPlaceForm(ServiceForm):
         return cleaned
 
 
+class HoldImportFilter(admin.SimpleListFilter):
+    """Holds an import placed, updated or released last (the links of a hold import's page)."""
+    title = "hold import"
+    parameter_name = "hold_import"
+
+    def lookups(self, request, model_admin):
+        recent = list(permissions.hold_imports_for(request.user).order_by("-created_at", "-pk")
+                      .values_list("pk", "original_name")[:10])
+        value = parse_id(self.value())
+        if value is not None and value not in {pk for pk, _ in recent}:
+            recent.append((value, ""))
+        return [(str(pk), f"#{pk} {name}".strip()) for pk, name in recent]
+
+    def queryset(self, request, queryset):
+        value = parse_id(self.value())
+        return queryset if value is None else queryset.filter(hold_import_id=value)
+
+
 @admin.register(Hold, site=site)
 class HoldAdmin(ServiceAdminMixin, RoleModelAdmin):
     form = HoldPlaceForm
@@ -619,7 +637,7 @@ class HoldAdmin(ServiceAdminMixin, RoleModelAdmin):
     list_display = ("student_column", "department", "reason", "amount_column", "status_badge", "placed_at",
                     "placed_by")
     list_select_related = ("student", "department", "placed_by")
-    list_filter = ("status", DepartmentFilter, "source")
+    list_filter = ("status", DepartmentFilter, "source", HoldImportFilter)
     list_filter_submit = True
     search_fields = ("student__registration_number", "student__first_name", "student__last_name", "reason")
     search_help_text = "Registration number, student name or reason"
@@ -627,7 +645,7 @@ class HoldAdmin(ServiceAdminMixin, RoleModelAdmin):
     actions = ["release_selected", "waive_selected"]
     ordering = ("-placed_at", "-pk")
     readonly_fields = ("student", "department", "reason", "amount", "source", "status", "placed_by", "placed_at",
-                       "released_by", "released_at", "release_reason", "balance_import")
+                       "released_by", "released_at", "release_reason", "balance_import", "hold_import")
     scope_refusal = "This hold belongs to an office you do not review."
 
     def scope(self, request, queryset):

@@ -327,6 +327,20 @@ class BalanceImportAdmin(ReadOnlyHistoryAdmin):
         return file_link(site.name, obj)
 
 
+@admin.register(m.HoldImport, site=site)
+class HoldImportAdmin(ReadOnlyHistoryAdmin):
+    list_display = ["pk", "original_name", "department", "status", "full_list", "uploaded_by", "created_at",
+                    "placed_count", "updated_count", "released_count", "error_count"]
+    list_filter = ["status", "department"]
+    list_select_related = ["department", "uploaded_by"]
+    exclude = ["file"]
+    readonly_fields = ["stored_file"]
+
+    @display(description="stored file")
+    def stored_file(self, obj):
+        return file_link(site.name, obj)
+
+
 @admin.register(m.Payment, site=site)
 class PaymentAdmin(ReadOnlyHistoryAdmin):
     list_display = ["transaction_code", "student", "amount", "method", "paid_at", "verified_at"]

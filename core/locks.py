@@ -36,6 +36,7 @@ KINDS = {
     "balance-import-apply": 0x434C0001,     # at most one balance import applies at a time
     "balance-import-job": 0x434C0002,       # held by whoever previews or applies import <number>
     "backup": 0x434C0003,                   # one backup at a time (core/services/backups.py)
+    "hold-import-apply": 0x434C0004,        # <department id>: at most one hold import applies per office
     "escalations": 0x434C0010,              # one process escalates <day> (core/services/reminders.py)
 }
 POLL_SECONDS = 0.1

@@ -484,6 +484,7 @@ class Hold(TimeStamped):
     class Source(models.TextChoices):
         MANUAL = "manual", "Placed by the office"
         BALANCE_IMPORT = "balance_import", "Balance import"
+        HOLD_IMPORT = "hold_import", "Hold import"
         RULE = "rule", "Rule"
 
     class Status(models.TextChoices):
@@ -519,6 +520,10 @@ class Hold(TimeStamped):
     released_for_payment = models.ForeignKey("Payment", null=True, blank=True, on_delete=models.SET_NULL,
                                              related_name="+", editable=False, db_index=False,
                                              db_constraint=False)
+    # which hold import last placed, updated or released this hold (source hold_import); the same
+    # reasons as above for no constraint nor index
+    hold_import = models.ForeignKey("HoldImport", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="holds", editable=False, db_index=False, db_constraint=False)
 
     history = history()
 
@@ -595,6 +600,51 @@ class BalanceImport(TimeStamped):
         keys = ("student_id", "record_id", "registration_number", "row", "old_balance", "new_balance",
                 "old_graduation_fee_status", "new_graduation_fee_status", "notes")
         return [dict(zip(keys, item)) for item in (self.plan or {}).get("changed", [])]
+
+
+class HoldImport(TimeStamped):
+    """One office's list of holds, imported (core/services/hold_imports.py): uploaded and previewed,
+    then applied or cancelled. The plan is what the preview found, so apply never re-reads the file."""
+
+    class Status(models.TextChoices):
+        PREVIEWED = "previewed", "Previewed"
+        APPLIED = "applied", "Applied"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="hold_imports")
+    file = models.FileField(upload_to=files.import_name, blank=True)  # random name; original_name is the upload's
+    original_name = models.CharField(max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PREVIEWED)
+    full_list = models.BooleanField("the file is the full list", default=False,
+                                    help_text="Holds this import mechanism placed earlier for students and reasons "
+                                              "no longer in the file are released.")
+    rows_total = models.PositiveIntegerField("rows read", default=0)
+    placed_count = models.PositiveIntegerField("placed", default=0)
+    updated_count = models.PositiveIntegerField("updated", default=0)
+    unchanged_count = models.PositiveIntegerField("unchanged", default=0)
+    released_count = models.PositiveIntegerField("released", default=0)
+    not_found_count = models.PositiveIntegerField("not found", default=0)
+    error_count = models.PositiveIntegerField("rows with errors", default=0)
+    skipped_count = models.PositiveIntegerField("rows skipped", default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="Row-level errors: row, column, reason.")
+    warnings = models.JSONField(default=list, blank=True)
+    plan = JSONTextField(default=dict, blank=True, editable=False,
+                         help_text="What the preview found: holds to place, update and release, rows not found "
+                                   "and skipped, and the office's holds as the preview saw them.")
+    applied_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True)
+
+    history = history(excluded_fields=["plan"])
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Hold import #{self.pk}" + (f" ({self.original_name})" if self.original_name else "")
 
 
 class FinanceRecord(models.Model):

@@ -21,8 +21,8 @@ from django.utils import timezone
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
 
-from .models import (BalanceImport, Certificate, ClearanceApproval, Delegation, Department, ExportFile, Hold, Payment,
-                     School, StatementReconciliation)
+from .models import (BalanceImport, Certificate, ClearanceApproval, Delegation, Department, ExportFile, Hold,
+                     HoldImport, Payment, School, StatementReconciliation)
 
 STAFF = "Department staff"
 FINANCE = "Finance officer"
@@ -47,6 +47,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     STAFF: [
         *_crud("clearanceapproval", "view", "change"),
         *_crud("hold", "view", "add", "change"),
+        *_crud("holdimport", "view", "add", "change"),
         *_crud("student", "view"),
         *_crud("clearancerequest", "view"),
         *_crud("department", "view"),
@@ -89,7 +90,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     ADMINISTRATOR: [
         *[p for model in ("user", "school", "academicdepartment", "programme", "student", "department",
                           "clearancecycle", "clearancerequest", "clearanceapproval", "hold", "financerecord",
-                          "balanceimport", "payment", "gownissuance", "notification", "certificate",
+                          "balanceimport", "holdimport", "payment", "gownissuance", "notification", "certificate",
                           "delegation", "statementreconciliation") for p in _crud(model, *ALL)],
         *[f"auth.{p}" for p in _crud("group", *ALL)],
         *[f"django_q.{p}" for model in ("schedule", "task", "success", "failure", "ormq")
@@ -299,6 +300,41 @@ def may_import_balances(user, perm: str = "change") -> bool:
                 and user.has_perm(f"core.{perm}_balanceimport"))
 
 
+def reviews_whole_office(user, department_id: int) -> bool:
+    """Does the user review this office for every student (their own right or a delegation, not
+    narrowed to some schools)?"""
+    scope = review_scope(user)
+    return scope.all_departments or department_id in scope.everyone
+
+
+def may_import_holds(user, department: Department) -> bool:
+    """May `user` import a list of holds into `department` (upload, preview, confirm, cancel)? Only
+    into an office they review for every student: a file is the office's whole list, and a full
+    list releases holds of students of every school. Asked again at confirm and by the command."""
+    return bool(user is not None and user.is_authenticated and user.is_active
+                and user.has_perm("core.add_holdimport") and reviews_whole_office(user, department.pk))
+
+
+def importable_departments(user) -> QuerySet[Department]:
+    """The offices `user` may import holds into (the upload form's choices)."""
+    if not (user is not None and user.is_authenticated and user.is_active and user.has_perm("core.add_holdimport")):
+        return Department.objects.none()
+    scope = review_scope(user)
+    if scope.all_departments:
+        return Department.objects.filter(is_active=True)
+    return Department.objects.filter(pk__in=sorted(scope.everyone), is_active=True)
+
+
+def hold_imports_for(user) -> QuerySet[HoldImport]:
+    """Hold imports of the offices the user reviews for every student."""
+    if not _can_review(user):
+        return HoldImport.objects.none()
+    scope = review_scope(user)
+    if scope.all_departments:
+        return HoldImport.objects.all()
+    return HoldImport.objects.filter(department_id__in=sorted(scope.everyone))
+
+
 # --- stored files -------------------------------------------------------------------------------
 # Who may download a stored file, asked by every site's download view (clearance_admin/downloads.py)
 # after the site's own gate. `as_role` is the site's role: each site serves what its role may see
@@ -355,6 +391,16 @@ def may_download_statement(user, reconciliation: StatementReconciliation, *, as_
     return _as(as_role, FINANCE) and in_group(user, FINANCE)
 
 
+def may_download_hold_import(user, hold_import: HoldImport, *, as_role: str | None = None) -> bool:
+    """A hold import's file: reviewers of that office (for every student, as `may_import_holds`),
+    on the staff site; superusers."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if user.is_superuser:
+        return True
+    return _as(as_role, STAFF) and reviews_whole_office(user, hold_import.department_id)
+
+
 def may_download_certificate(user, certificate: Certificate, *, as_role: str | None = None) -> bool:
     """A certificate's PDF: the registry (valid or revoked: a revoked one is stamped REVOKED);
     the student it belongs to while it is valid (a revoked certificate is not theirs to hand on);
@@ -383,8 +429,8 @@ def may_download(user, obj, *, as_role: str | None = None) -> bool:
     """The rule for this object's stored file (an approval's evidence, a payment's receipt, an
     import's file, an export, a reconciled statement); anything else: no."""
     rule = {ClearanceApproval: may_download_evidence, Payment: may_download_receipt,
-            BalanceImport: may_download_import, ExportFile: may_download_export,
-            StatementReconciliation: may_download_statement}.get(type(obj))
+            BalanceImport: may_download_import, HoldImport: may_download_hold_import,
+            ExportFile: may_download_export, StatementReconciliation: may_download_statement}.get(type(obj))
     return rule is not None and rule(user, obj, as_role=as_role)
 
 

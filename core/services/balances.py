@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from decimal import Decimal
 
 from django.conf import settings
@@ -26,12 +25,13 @@ from .. import progress as progress_cache
 from ..bulk_load import (History, any_of, decimal_of, fetch_in, insert_history_select, insert_new, memo, quote,
                          update_from_values)
 from ..history import as_system, audit_context, save_tracked
-from ..imports.balances import MAX_FILE_BYTES, ImportFileError, ParsedBalances, estimate_rows, parse_balances
+from ..imports.balances import MAX_FILE_BYTES, ParsedBalances, estimate_rows, parse_balances
 from ..models import BalanceImport, FinanceRecord, Hold, Student
 from ..selectors.finance import balance_import_applying
 from . import jobs
 from ._common import chunked, gc_paused
 from .finance import finance_clearance_follow, finance_department, finance_hold_reason
+from .imports import read_upload
 
 B = BalanceImport.Status
 CENT = Decimal("0.01")
@@ -65,27 +65,7 @@ def import_reason(balance_import: BalanceImport) -> str:
 
 
 def _read_upload(file) -> tuple[bytes, str]:
-    """The upload's bytes and base name; refuses a file over the size limit without reading it all."""
-    if isinstance(file, (bytes, bytearray)):
-        data, name = bytes(file), "balances"
-    else:
-        name = os.path.basename(getattr(file, "name", "") or "balances")
-        size = getattr(file, "size", None)
-        if size is not None and size > MAX_FILE_BYTES:
-            raise ImportFileError(f"The file is {size / 1024 / 1024:.1f} MB; the limit is "
-                                  f"{MAX_FILE_BYTES // 1024 // 1024} MB. Split it or remove extra sheets.",
-                                  code="too_big")
-        if hasattr(file, "seek"):
-            file.seek(0)
-        data = file.read(MAX_FILE_BYTES + 1)
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-    if len(data) > MAX_FILE_BYTES:
-        raise ImportFileError(f"The file is larger than {MAX_FILE_BYTES // 1024 // 1024} MB. Split it or remove "
-                              "extra sheets.", code="too_big")
-    if not data:
-        raise ImportFileError("The file is empty.", code="empty")
-    return data, name[:255]
+    return read_upload(file, default_name="balances")
 
 
 def _check_may_import(acting_user, perm: str, system: bool = False) -> None:

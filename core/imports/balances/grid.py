@@ -468,7 +468,7 @@ def _csv_rows(text: str, delimiter: str, limit: int) -> list[list[str]]:
     return rows
 
 
-def _sheets_from_csv(data: bytes):
+def _sheets_from_csv(data: bytes, find=find_header):
     text = _decode_text(data)
     best = None
     head_text = text[:64 * 1024]
@@ -477,7 +477,7 @@ def _sheets_from_csv(data: bytes):
             head = _csv_rows(head_text, delimiter, HEADER_SCAN_ROWS)
         except ImportFileError:
             continue                                     # cut in the middle of a quoted field: not this one
-        header = find_header(head)
+        header = find(head)
         if header and (best is None or len(head[header.row - 1]) > best[1]):
             best = (delimiter, len(head[header.row - 1]))
     delimiter = best[0] if best else ","
@@ -485,9 +485,11 @@ def _sheets_from_csv(data: bytes):
     return [Sheet("CSV", False, lambda: rows, kind="text")]
 
 
-def read_grid(data: bytes) -> list[Sheet]:
+def read_grid(data: bytes, find=find_header) -> list[Sheet]:
     """The sheets of the file, visible ones first, after the checks every upload gets. A sheet's
-    cells are read when its `load()` is called."""
+    cells are read when its `load()` is called. `find(rows)` finds the header row of the kind of
+    file expected (the balances' by default): a text file's separator is the one under which it
+    finds the widest header."""
     if not data:
         raise ImportFileError("The file is empty.", code="empty")
     if len(data) > MAX_FILE_BYTES:
@@ -502,7 +504,7 @@ def read_grid(data: bytes) -> list[Sheet]:
     described = _describe_binary(data[:64])
     if described:
         raise ImportFileError(described, code="not_spreadsheet")
-    return _sheets_from_csv(data)
+    return _sheets_from_csv(data, find)
 
 
 def estimate_rows(data: bytes) -> int:

@@ -132,3 +132,71 @@ def find_header(rows: list[list]) -> Header | None:
                           notes=found.get("notes"), note=note, problem=problem,
                           labels={name: str(row[col]).strip() for name, col in found.items()})
     return None
+
+
+# --- any other kind of file: a spec of named columns ------------------------------------------
+# The balances' header has its own rule for choosing among balance columns (above). Other imports
+# (an office's holds, the student records system's graduands) say which columns they read as a
+# `HeaderSpec`; `find_columns` finds the header row by it, with the same key folding and scan.
+
+@dataclass(frozen=True)
+class Column:
+    name: str                       # the reader's own name for it ("reg", "reason", "amount")
+    keys: frozenset                 # the header_key()s that head it
+    required: bool = True
+    shown: str = ""                 # how the "expected …" message names it, with examples
+
+
+@dataclass(frozen=True)
+class HeaderSpec:
+    columns: tuple[Column, ...]
+
+    @property
+    def expected(self) -> str:
+        """The columns a header row must have, for the "No header row found" message."""
+        need = [c.shown or c.name for c in self.columns if c.required]
+        optional = [c.shown or c.name for c in self.columns if not c.required]
+        text = " and ".join(need)
+        return text + (f"; optionally {' and '.join(optional)}" if optional else "")
+
+
+@dataclass
+class Columns:
+    """The header row found by a HeaderSpec: where each of its columns is."""
+    row: int                                       # 1-based, as the spreadsheet shows it
+    index: dict = field(default_factory=dict)      # column name → 0-based index
+    labels: dict = field(default_factory=dict)     # column name → header text as in the file
+    notes: list = field(default_factory=list)      # columns that could have been read and were not
+
+    def get(self, name: str) -> int | None:
+        return self.index.get(name)
+
+
+REG_COLUMN = Column("reg", frozenset(REG_HEADERS), shown="a registration number column (Reg No, Reg. No., "
+                    "Registration Number, Adm No, Admission No, Student No)")
+
+
+def find_columns(rows: list[list], spec: HeaderSpec) -> Columns | None:
+    """The first of the first HEADER_SCAN_ROWS rows that heads every required column of `spec`.
+    Where two columns of the row could be the same one, the leftmost is read and the other is named
+    in `notes`, for the preview."""
+    for index, row in enumerate(rows[:HEADER_SCAN_ROWS]):
+        found: dict[str, int] = {}
+        extra: dict[str, list[int]] = {}
+        for col, cell in enumerate(row):
+            if not isinstance(cell, str) or not cell.strip():
+                continue
+            key = header_key(cell)
+            for column in spec.columns:
+                if key in column.keys:
+                    if column.name in found:
+                        extra.setdefault(column.name, []).append(col)
+                    else:
+                        found[column.name] = col
+                    break
+        if all(c.name in found for c in spec.columns if c.required):
+            notes = [f"The {name} is read from {_named(row, found[name])}; " + " and ".join(_named(row, c) for c in cols)
+                     + " not read." for name, cols in extra.items()]
+            return Columns(row=index + 1, index=found, notes=notes,
+                           labels={name: str(row[col]).strip() for name, col in found.items()})
+    return None

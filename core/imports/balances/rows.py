@@ -126,85 +126,122 @@ class _Decimals:
         raise ValueError(f"“{amb.text}” could be {amb.readings()}: {why}; write it without a thousands separator")
 
 
+def _is_blank(value) -> bool:
+    return value is None or value == "" or (isinstance(value, str) and not value.strip())
+
+
+def data_rows(rows: list[list], header_row: int) -> list[list]:
+    """The rows below the header, refused when more than MAX_ROWS of them hold anything."""
+    below = rows[header_row:]
+    if len(below) > grid.MAX_ROWS:
+        if any(not all(blank(c) for c in r) for r in below[grid.MAX_ROWS:]):
+            raise ImportFileError(f"The file has more than {grid.MAX_ROWS:,} rows; split it into smaller files.",
+                                  code="too_many_rows")
+        below = below[:grid.MAX_ROWS]
+    return below
+
+
+class RowWalk:
+    """The rows below a header, as every import reads them: iterating yields `(number, row, reg,
+    ok)` for each data row — its number as the spreadsheet shows it, its cells, the registration
+    number as stored ("" when it cannot be read) and whether it could be (when not, the error is in
+    `errors` already). Rows that are not data (blank, totals, footers, captions, the header again)
+    are left out and counted in `skipped`/`totals`; registration numbers that are formulas without
+    a computed value are collected in `formulas` (the caller refuses the file with them, with its
+    own columns' alongside). `values` are the columns that make a row with no registration number
+    data rather than a caption: a row blank in the registration number and all of them is blank."""
+
+    def __init__(self, rows: list[list], header_row: int, reg: int, reg_label: str, values: tuple[int, ...]):
+        self.rows, self.header_row, self.reg, self.reg_label = rows, header_row, reg, reg_label
+        self.values = tuple(v for v in values if v is not None)
+        self.errors: list[RowError] = []
+        self.skipped: list[int] = []
+        self.why: dict[int, str] = {}             # skipped row → "blank", "total", "footer", "header" or "title"
+        self.formulas: list[tuple[int, str]] = []
+        self.rows_read = self.totals = 0
+
+    def __iter__(self):
+        reg_i, label_reg, values, errors = self.reg, self.reg_label, self.values, self.errors
+        shape = REG_NUMBER_SHAPE.match
+        blank_run = 0
+        for offset, row in enumerate(data_rows(self.rows, self.header_row)):
+            reg_value = row[reg_i] if reg_i < len(row) else None
+            reg_blank = _is_blank(reg_value)
+            values_blank = all(_is_blank(_cell(row, i)) for i in values)
+            number = self.header_row + 1 + offset
+            if reg_blank and values_blank:
+                blank_run += 1                    # counted as skipped only if data follows: not the trailing ones
+                continue
+            if blank_run:
+                blanks = range(number - blank_run, number)
+                self.skipped.extend(blanks)
+                self.why.update(dict.fromkeys(blanks, "blank"))
+                blank_run = 0
+            reg_problem = isinstance(reg_value, CellProblem)
+            reg = "" if reg_blank or reg_problem else normalize_reg(reg_value)
+            reg_ok = bool(reg) and shape(reg) is not None
+            if not reg_ok:
+                kind = _not_data(row, reg_value, reg, values_blank)
+                if kind:
+                    self.skipped.append(number)
+                    self.why[number] = kind
+                    self.totals += kind == "total"
+                    continue
+            self.rows_read += 1
+            if reg_problem:
+                if reg_value.kind == CellProblem.FORMULA:
+                    self.formulas.append((number, label_reg))
+                else:
+                    errors.append(RowError(number, label_reg, reg_value.reason("a registration number"), reg_value))
+            elif reg_blank:
+                errors.append(RowError(number, label_reg, "no registration number", reg_value))
+            elif not reg_ok:
+                errors.append(RowError(number, label_reg, f"“{str(reg_value).strip()}” is not a registration "
+                                                          "number of the form SCHOOL/DEPT/NNNN/YYYY", reg_value))
+            yield number, row, (reg if reg_ok else ""), reg_ok
+
+
+def amount_in(value, number: int, label: str, walk: RowWalk, decimals: _Decimals):
+    """A cell that is not blank, read as an amount: (Decimal, or Ambiguous for the column to
+    decide, True), or (None, False) with the error — or the formula without a computed value —
+    recorded in `walk`. The separator it shows for decimals is noted in `decimals`."""
+    if type(value) is float and value - value == 0:            # finite: not nan, not ±inf
+        return Decimal(repr(value)).quantize(CENT, ROUND_HALF_UP), True   # the common case, kept cheap
+    if isinstance(value, CellProblem) and value.kind == CellProblem.FORMULA:
+        walk.formulas.append((number, label))
+        return None, False
+    try:
+        amount, decimal = read_amount(value)
+    except ValueError as exc:
+        walk.errors.append(RowError(number, label, str(exc), value))
+        return None, False
+    if decimal is not None:
+        decimals.saw(decimal, number, value)
+    return amount, True
+
+
 def parse_rows(rows: list[list], header: Header, sheet: str) -> ParsedBalances:
-    errors: list[RowError] = []
     parsed: list[BalanceRow] = []
     row_warnings: list[RowError] = []
-    skipped: list[int] = []
-    formulas: list[tuple[int, str]] = []          # (row, column) of formulas without a computed value
     ambiguous: list[tuple[BalanceRow | None, Ambiguous, int, object]] = []
     decimals = _Decimals()
     label_reg, label_balance = header.labels["reg"], header.labels["balance"]
     label_grad = header.labels.get("grad")
-    reg_i, bal_i, grad_i, notes_i = header.reg, header.balance, header.grad, header.notes
-    rows_read = totals = blank_run = 0
-    shape = REG_NUMBER_SHAPE.match
-    data_rows = rows[header.row:]
-    if len(data_rows) > grid.MAX_ROWS:
-        tail = data_rows[grid.MAX_ROWS:]
-        if any(not all(blank(c) for c in r) for r in tail):
-            raise ImportFileError(f"The file has more than {grid.MAX_ROWS:,} rows; split it into smaller files.",
-                                  code="too_many_rows")
-        data_rows = data_rows[:grid.MAX_ROWS]
-    width = max(reg_i, bal_i) + 1
-    for offset, row in enumerate(data_rows):
-        if len(row) >= width:
-            reg_value, bal_value = row[reg_i], row[bal_i]
-        else:
-            reg_value, bal_value = _cell(row, reg_i), _cell(row, bal_i)
-        reg_blank = reg_value is None or reg_value == "" or (isinstance(reg_value, str) and not reg_value.strip())
-        bal_blank = bal_value is None or bal_value == "" or (isinstance(bal_value, str) and not bal_value.strip())
-        number = header.row + 1 + offset
-        if reg_blank and bal_blank:
-            blank_run += 1                        # counted as skipped only if data follows: not the trailing ones
-            continue
-        if blank_run:
-            skipped.extend(range(number - blank_run, number))
-            blank_run = 0
-        reg_problem = isinstance(reg_value, CellProblem)
-        reg = "" if reg_blank or reg_problem else normalize_reg(reg_value)
-        reg_ok = bool(reg) and shape(reg) is not None
-        if not reg_ok:
-            kind = _not_data(row, reg_value, reg, bal_blank)
-            if kind:
-                skipped.append(number)
-                totals += kind == "total"
-                continue
-        rows_read += 1
-        ok = True
-        if reg_problem:
-            if reg_value.kind == CellProblem.FORMULA:
-                formulas.append((number, label_reg))
-            else:
-                errors.append(RowError(number, label_reg, reg_value.reason("a registration number"), reg_value))
-            ok = False
-        elif reg_blank:
-            errors.append(RowError(number, label_reg, "no registration number", reg_value))
-            ok = False
-        elif not reg_ok:
-            errors.append(RowError(number, label_reg, f"“{str(reg_value).strip()}” is not a registration "
-                                                      "number of the form SCHOOL/DEPT/NNNN/YYYY", reg_value))
-            ok = False
+    bal_i, grad_i, notes_i = header.balance, header.grad, header.notes
+    walk = RowWalk(rows, header.row, header.reg, label_reg, (bal_i,))
+    errors, formulas = walk.errors, walk.formulas
+    for number, row, reg, ok in walk:
+        bal_value = row[bal_i] if bal_i < len(row) else None
+        bal_blank = _is_blank(bal_value)
         amount = None
-        if type(bal_value) is float and bal_value - bal_value == 0:           # finite: not nan, not ±inf
-            amount = Decimal(repr(bal_value)).quantize(CENT, ROUND_HALF_UP)  # the common case, kept cheap
-        elif bal_blank:
+        if bal_blank:
             if ok:
                 amount = ZERO
                 row_warnings.append(RowError(number, label_balance, "no amount: read as KES 0.00 (a zero shown as "
                                                                     "blank is written as an empty cell)", ""))
-        elif isinstance(bal_value, CellProblem) and bal_value.kind == CellProblem.FORMULA:
-            formulas.append((number, label_balance))
-            ok = False
         else:
-            try:
-                amount, decimal = read_amount(bal_value)
-            except ValueError as exc:
-                errors.append(RowError(number, label_balance, str(exc), bal_value))
-                ok = False
-            else:
-                if decimal is not None:
-                    decimals.saw(decimal, number, bal_value)
+            amount, read = amount_in(bal_value, number, label_balance, walk, decimals)
+            ok = ok and read
         if amount is not None and not isinstance(amount, Ambiguous):
             absurd = amount_limit_error(amount)
             if absurd:
@@ -231,23 +268,27 @@ def parse_rows(rows: list[list], header: Header, sheet: str) -> ParsedBalances:
         if isinstance(amount, Ambiguous):
             ambiguous.append((kept, amount, number, bal_value))
     if formulas:
-        raise _formulas_refused(formulas)
+        raise formulas_refused(formulas)
     if ambiguous:
-        parsed = _decide(parsed, ambiguous, decimals, errors, label_balance)
+        parsed = decide_amounts(parsed, ambiguous, decimals, errors, label_balance)
     rows_out, duplicates = _dedupe(parsed, errors, label_reg)
     errors.sort(key=lambda e: (e.row, e.column))
-    return ParsedBalances(rows=rows_out, errors=errors, sheet=sheet, header=header, rows_read=rows_read,
-                          skipped_total_rows=totals, duplicate_rows=duplicates, skipped_rows=skipped,
+    return ParsedBalances(rows=rows_out, errors=errors, sheet=sheet, header=header, rows_read=walk.rows_read,
+                          skipped_total_rows=walk.totals, duplicate_rows=duplicates, skipped_rows=walk.skipped,
                           row_warnings=row_warnings, warnings=[header.note] if header.note else [])
 
 
-def _decide(parsed, ambiguous, decimals: _Decimals, errors: list[RowError], label: str) -> list[BalanceRow]:
-    """The amounts only the column could decide, now that it has been read to the end."""
+def decide_amounts(parsed: list, ambiguous, decimals: _Decimals, errors: list[RowError], label: str, *,
+                   attr: str = "balance", limit=amount_limit_error) -> list:
+    """The amounts only the column could decide, now that it has been read to the end:
+    `ambiguous` holds (kept row or None, Ambiguous, row number, cell); each decided amount is set
+    as the kept row's `attr`, or — when the column does not tell, or `limit(amount)` names a
+    problem — an error, and the row is dropped."""
     dropped = set()
     for kept, amb, number, value in ambiguous:
         try:
             amount = decimals.read(amb)
-            reason = amount_limit_error(amount)
+            reason = limit(amount)
         except ValueError as exc:
             reason = str(exc)
         if reason:
@@ -255,7 +296,7 @@ def _decide(parsed, ambiguous, decimals: _Decimals, errors: list[RowError], labe
             if kept is not None:
                 dropped.add(id(kept))
         elif kept is not None:
-            kept.balance = amount
+            setattr(kept, attr, amount)
     return [r for r in parsed if id(r) not in dropped] if dropped else parsed
 
 
@@ -276,7 +317,7 @@ def _spans(numbers: list[int]) -> str:
     return text + (", …" if len(spans) > 6 else "")
 
 
-def _formulas_refused(formulas: list[tuple[int, str]]) -> ImportFileError:
+def formulas_refused(formulas: list[tuple[int, str]]) -> ImportFileError:
     by_column: dict[str, list[int]] = {}
     for number, column in formulas:
         by_column.setdefault(column, []).append(number)
@@ -317,12 +358,13 @@ def _dedupe(parsed: list[BalanceRow], errors: list[RowError], label_reg: str):
     return out, duplicates
 
 
-def parse_balances(data: bytes) -> ParsedBalances:
-    """Read and check a balances file. Raises ImportFileError when it cannot be read at all, or
-    when reading it would mean guessing: balances only on a hidden sheet, no way to tell which of
-    two columns is the balance, formulas without computed values."""
+def read_sheet(data: bytes, find, *, what: str, expected: str):
+    """(sheet, rows, header, warnings): the first visible sheet where `find(rows)` finds a header,
+    read from `data`; `warnings` name the sheets not read. Raises ImportFileError when it cannot be
+    read at all, or when reading it would mean guessing: the data only on a hidden sheet (`what`
+    names it: "balances", "holds"), no header row on any sheet (`expected` says what one heads)."""
     tried, damaged = [], []
-    sheets = grid.read_grid(data)
+    sheets = grid.read_grid(data, find)
     for index, sheet in enumerate(sheets):
         if sheet.hidden:
             break
@@ -330,28 +372,26 @@ def parse_balances(data: bytes) -> ParsedBalances:
         if rows is None:
             damaged.append(sheet.name)
             continue
-        header = find_header(rows)
+        header = find(rows)
         if header is None:
             tried.append(sheet.name)
             continue
-        if header.problem:
-            raise ImportFileError(header.problem, code="columns")
-        parsed = parse_rows(rows, header, sheet.name)
+        warnings = []
         unread = [s for s in sheets[index + 1:] if not s.hidden]
         hidden = [s for s in sheets if s.hidden]
         if unread:
-            parsed.warnings.append(f"Read the sheet “{sheet.name}”; the other sheet{'s' if len(unread) > 1 else ''} "
-                                   + ", ".join(f"“{s.name}”" for s in unread) + " not read.")
+            warnings.append(f"Read the sheet “{sheet.name}”; the other sheet{'s' if len(unread) > 1 else ''} "
+                            + ", ".join(f"“{s.name}”" for s in unread) + " not read.")
         if hidden:
-            parsed.warnings.append("Hidden sheet" + ("s " if len(hidden) > 1 else " ")
-                                   + ", ".join(f"“{s.name}”" for s in hidden) + " not read.")
-        return parsed
+            warnings.append("Hidden sheet" + ("s " if len(hidden) > 1 else " ")
+                            + ", ".join(f"“{s.name}”" for s in hidden) + " not read.")
+        return sheet, rows, header, warnings
     for sheet in (s for s in sheets if s.hidden):
         rows = sheet.load()
-        if rows is not None and find_header(rows) is not None:
+        if rows is not None and find(rows) is not None:
             raise ImportFileError(
-                f"The balances are on the hidden sheet “{sheet.name}”, and hidden sheets are not read (they often "
-                "hold last term's figures). If it holds this term's balances, unhide it (right-click a sheet tab → "
+                f"The {what} are on the hidden sheet “{sheet.name}”, and hidden sheets are not read (they often "
+                f"hold last term's figures). If it holds this term's {what}, unhide it (right-click a sheet tab → "
                 "Unhide, or Show Sheet), save the file and upload it again.", code="hidden_sheet")
     if damaged:
         raise ImportFileError(f"The sheet {', '.join(damaged)} is damaged and cannot be read; open the workbook, "
@@ -359,5 +399,17 @@ def parse_balances(data: bytes) -> ParsedBalances:
     if not tried:
         raise ImportFileError("The workbook has no sheets with data.", code="no_header")
     where = f" (sheets looked at: {', '.join(tried)})" if len(tried) > 1 else ""
-    raise ImportFileError(f"No header row found in the first {HEADER_SCAN_ROWS} rows{where}: expected {EXPECTED}.",
+    raise ImportFileError(f"No header row found in the first {HEADER_SCAN_ROWS} rows{where}: expected {expected}.",
                           code="no_header")
+
+
+def parse_balances(data: bytes) -> ParsedBalances:
+    """Read and check a balances file. Raises ImportFileError when it cannot be read at all, or
+    when reading it would mean guessing: balances only on a hidden sheet, no way to tell which of
+    two columns is the balance, formulas without computed values."""
+    sheet, rows, header, warnings = read_sheet(data, find_header, what="balances", expected=EXPECTED)
+    if header.problem:
+        raise ImportFileError(header.problem, code="columns")
+    parsed = parse_rows(rows, header, sheet.name)
+    parsed.warnings.extend(warnings)
+    return parsed
