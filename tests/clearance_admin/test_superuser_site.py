@@ -190,7 +190,8 @@ def test_dashboard_figures(admin_client, clearance, registry_user, lib_reviewer,
     assert roles[permissions.STAFF] >= 1
     assert roles[permissions.STUDENT] == 1
     assert ctx["queue"]["failures"] == 1
-    assert ctx["queue"]["schedules"] == 2            # the fixture's and the jobs sweep (core/services/jobs.py)
+    # the fixture's, and the system's own: the jobs sweep, the nightly backup, digests, escalation, closing cycles
+    assert ctx["queue"]["schedules"] == 6
     assert ctx["queue"]["queued"] == 1
     assert {k["title"]: k["value"] for k in ctx["kpis"]}["Open requests"] == "1"
     body = response.content.decode()
