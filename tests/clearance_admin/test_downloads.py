@@ -6,9 +6,8 @@ settings_test runs with DEBUG=False, so every download here works as in producti
 """
 from __future__ import annotations
 
-import re
-
 import importlib
+import re
 
 import pytest
 from django.contrib.auth.models import Group
