@@ -16,6 +16,7 @@ env = environ.Env(
     FINANCE_HOLD_THRESHOLD=(float, 0),
     FINANCE_AUTO_CLEAR=(bool, True),
     GOWN_REQUIRES_COMPLETED=(bool, True),
+    GOWN_RETURN_DAYS=(int, 14),
     MAX_RESUBMISSIONS=(int, 3),
     TRUST_X_FORWARDED_FOR=(bool, False),
     Q_WORKERS=(int, 2),
@@ -281,6 +282,8 @@ BALANCE_IMPORT_CONFIRM_WAIT = env("BALANCE_IMPORT_CONFIRM_WAIT")
 FINANCE_HOLD_THRESHOLD = env("FINANCE_HOLD_THRESHOLD")
 FINANCE_AUTO_CLEAR = env("FINANCE_AUTO_CLEAR")
 GOWN_REQUIRES_COMPLETED = env("GOWN_REQUIRES_COMPLETED")
+# the expected return date the gown store's issue form offers: this many days after the issue
+GOWN_RETURN_DAYS = env("GOWN_RETURN_DAYS")
 MAX_RESUBMISSIONS = env("MAX_RESUBMISSIONS")
 # Certificates (core/certificates_pdf.py): the name and crest printed on each PDF, and the public
 # address its QR code and verification line point to (`<PUBLIC_URL>/verify/<code>/`).

@@ -33,6 +33,8 @@ ROLES = (STAFF, FINANCE, REGISTRY, STUDENT, ADMINISTRATOR)
 
 REVIEW_DEPARTMENT = "core.review_department"
 REVIEW_SCHOOL = "core.review_school"
+# the office that runs the gown store (DESIGN.md, rule 6): its reviewers issue and take back gowns
+GOWN_DEPARTMENT_CODE = "GOWN"
 
 
 def _crud(model, *verbs):
@@ -52,6 +54,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_crud("department", "view"),
         *_crud("delegation", "view", "add"),
         *_crud("notification", "view", "change"),
+        # the gown store's clerks (reviewers of GOWN_DEPARTMENT_CODE, see may_run_gown_store)
+        *_crud("gownissuance", "view", "add", "change"),
     ],
     FINANCE: [
         *_crud("financerecord", "view", "change"),
@@ -288,6 +292,29 @@ def can_decide(user, approval: ClearanceApproval) -> bool:
 def can_manage_holds(user, department: Department, student=None) -> bool:
     """May the user place holds of `department` (on `student`, when given: school limits apply)."""
     return review_scope(user).covers(department.pk, None if student is None else student.school_id)
+
+
+def may_run_gown_store(user, *, on=None) -> bool:
+    """May `user` issue gowns, take them back and refund deposits? Department staff whose review
+    scope today (own object permission or an active delegation) covers the GOWN office; superusers.
+    Asked by every page and action of the gown store and by its services; cached per request with
+    the review scope."""
+    if not (user is not None and user.is_authenticated and user.is_active):
+        return False
+    if user.is_superuser:
+        return True
+    if not in_group(user, STAFF):
+        return False
+    key = (user.pk, "gown_store", on or timezone.localdate())
+    cache = _scope_cache.get()
+    if cache is not None and key in cache:
+        return cache[key]
+    department_ids = review_scope(user, on=on).department_ids
+    allowed = bool(department_ids) and Department.objects.filter(
+        code=GOWN_DEPARTMENT_CODE, pk__in=sorted(department_ids)).exists()
+    if cache is not None:
+        cache[key] = allowed
+    return allowed
 
 
 def may_import_balances(user, perm: str = "change") -> bool:
