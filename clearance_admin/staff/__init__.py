@@ -42,11 +42,11 @@ from core.services import delegations as delegation_services
 from core.services import holds as hold_services
 from core.services._common import BulkResult
 
-from .downloads import file_link
-from .filters import ApprovalsOfImportFilter, parse_id, student_filters
-from .mixins import RoleModelAdmin, report_bulk_result, run_service
-from .exports import register_my_exports
-from .sites import staff_site as site
+from ..downloads import file_link
+from ..filters import ApprovalsOfImportFilter, parse_id, student_filters
+from ..mixins import RoleModelAdmin, report_bulk_result, run_service
+from ..exports import register_my_exports
+from ..sites import staff_site as site
 
 site.index_template = "staff/index.html"
 
