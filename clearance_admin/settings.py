@@ -5,6 +5,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse_lazy
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -390,8 +391,12 @@ def _unfold(title, symbol, dashboard, navigation, **extra):
     }
 
 
-def _link(title, icon, url_name, **extra):
-    return {"title": title, "icon": icon, "link": reverse_lazy(url_name), **extra}
+def _link(title, icon, url_name, *, query="", **extra):
+    link = format_lazy("{}?{}", reverse_lazy(url_name), query) if query else reverse_lazy(url_name)
+    return {"title": title, "icon": icon, "link": link, **extra}
+
+
+_GOWN = {"permission": "clearance_admin.staff.gown_sidebar_permission"}
 
 
 UNFOLD_STAFF = _unfold("Clearance — offices", "fact_check", "staff_dashboard", [
@@ -402,6 +407,17 @@ UNFOLD_STAFF = _unfold("Clearance — offices", "fact_check", "staff_dashboard",
         _link(_("Delegations"), "swap_horiz", "staff:core_delegation_changelist"),
         _link(_("Reports"), "summarize", "staff:reports"),
         _link(_("My exports"), "download", "staff:core_exportfile_changelist"),
+    ]},
+    # the gown store: only for the GOWN office's reviewers (permissions.may_run_gown_store)
+    {"title": _("Gown store"), "items": [
+        _link(_("Issue or take back"), "qr_code_scanner", "staff:core_gownissuance_scan", **_GOWN,
+              active="clearance_admin.staff.gowns.sidebar_active_scan"),
+        _link(_("Gowns out"), "checkroom", "staff:core_gownissuance_changelist", query="view=out", **_GOWN,
+              active="clearance_admin.staff.gowns.sidebar_active_out"),
+        _link(_("Overdue returns"), "alarm", "staff:core_gownissuance_changelist", query="view=overdue", **_GOWN,
+              active="clearance_admin.staff.gowns.sidebar_active_overdue"),
+        _link(_("Deposits held"), "savings", "staff:core_gownissuance_changelist", query="view=held", **_GOWN,
+              active="clearance_admin.staff.gowns.sidebar_active_held"),
     ]},
 ])
 UNFOLD_FINANCE = _unfold("Clearance — finance", "payments", "finance_dashboard", [

@@ -698,6 +698,8 @@ class GownIssuance(TimeStamped):
 
     class Meta:
         ordering = ["-issued_at"]
+        verbose_name = "gown"
+        verbose_name_plural = "gowns"
         constraints = [
             models.UniqueConstraint(fields=["gown_code"], condition=Q(returned_at__isnull=True),
                                     name="gown_out_once"),

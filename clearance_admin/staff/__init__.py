@@ -795,3 +795,7 @@ class DelegationAdmin(ServiceAdminMixin, RoleModelAdmin):
 
 # long exports wait here (clearance_admin/exports.py)
 register_my_exports(site)
+
+# the gown store, for the GOWN office's reviewers (registers its admin; the sidebar asks its permission)
+from . import gowns  # noqa: E402
+gown_sidebar_permission = gowns.gown_sidebar_permission
