@@ -182,9 +182,21 @@ def registry_dashboard(request, context):
 
 
 def staff_dashboard(request, context):
-    """/staff/: my queue by office (pending, overdue), overdue total, oldest waiting, decided this week."""
+    """/staff/: my queue by office (pending, overdue), overdue total, oldest waiting, decided this week;
+    for the gown store's clerks, gowns out, overdue returns and deposits held with the scan box."""
+    from django.urls import reverse
+
+    from core import permissions
+    from core.selectors.gowns import gown_store_figures
     from core.selectors.staff import staff_dashboard_figures
     figures = staff_dashboard_figures(request.user)
+    if permissions.may_run_gown_store(request.user):
+        changelist = reverse("staff:core_gownissuance_changelist", current_app="staff")
+        context.update(gown_store={
+            "figures": gown_store_figures(),
+            "scan_url": reverse("staff:core_gownissuance_scan", current_app="staff"),
+            "view_urls": {view: f"{changelist}?view={view}" for view in ("out", "overdue", "held")},
+        })
     context.update(queue=figures, kpis=[
         {"title": "Pending", "value": f"{figures['pending']:,}", "icon": "pending_actions"},
         {"title": "Overdue", "value": f"{figures['overdue']:,}", "icon": "alarm", "alert": figures["overdue"] > 0},

@@ -6,6 +6,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.templatetags.static import static
 from django.urls import reverse_lazy
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -17,6 +18,7 @@ env = environ.Env(
     FINANCE_HOLD_THRESHOLD=(float, 0),
     FINANCE_AUTO_CLEAR=(bool, True),
     GOWN_REQUIRES_COMPLETED=(bool, True),
+    GOWN_RETURN_DAYS=(int, 14),
     MAX_RESUBMISSIONS=(int, 3),
     TRUST_X_FORWARDED_FOR=(bool, False),
     Q_WORKERS=(int, 2),
@@ -282,6 +284,8 @@ BALANCE_IMPORT_CONFIRM_WAIT = env("BALANCE_IMPORT_CONFIRM_WAIT")
 FINANCE_HOLD_THRESHOLD = env("FINANCE_HOLD_THRESHOLD")
 FINANCE_AUTO_CLEAR = env("FINANCE_AUTO_CLEAR")
 GOWN_REQUIRES_COMPLETED = env("GOWN_REQUIRES_COMPLETED")
+# the expected return date the gown store's issue form offers: this many days after the issue
+GOWN_RETURN_DAYS = env("GOWN_RETURN_DAYS")
 MAX_RESUBMISSIONS = env("MAX_RESUBMISSIONS")
 # Certificates (core/certificates_pdf.py): the name and crest printed on each PDF, and the public
 # address its QR code and verification line point to (`<PUBLIC_URL>/verify/<code>/`).
@@ -397,8 +401,12 @@ def _unfold(title, symbol, dashboard, navigation, **extra):
     }
 
 
-def _link(title, icon, url_name, **extra):
-    return {"title": title, "icon": icon, "link": reverse_lazy(url_name), **extra}
+def _link(title, icon, url_name, *, query="", **extra):
+    link = format_lazy("{}?{}", reverse_lazy(url_name), query) if query else reverse_lazy(url_name)
+    return {"title": title, "icon": icon, "link": link, **extra}
+
+
+_GOWN = {"permission": "clearance_admin.staff.gown_sidebar_permission"}
 
 
 UNFOLD_STAFF = _unfold("Clearance — offices", "fact_check", "staff_dashboard", [
@@ -411,6 +419,17 @@ UNFOLD_STAFF = _unfold("Clearance — offices", "fact_check", "staff_dashboard",
         _link(_("Delegations"), "swap_horiz", "staff:core_delegation_changelist"),
         _link(_("Reports"), "summarize", "staff:reports"),
         _link(_("My exports"), "download", "staff:core_exportfile_changelist"),
+    ]},
+    # the gown store: only for the GOWN office's reviewers (permissions.may_run_gown_store)
+    {"title": _("Gown store"), "items": [
+        _link(_("Issue or take back"), "qr_code_scanner", "staff:core_gownissuance_scan", **_GOWN,
+              active="clearance_admin.staff.gowns.sidebar_active_scan"),
+        _link(_("Gowns out"), "checkroom", "staff:core_gownissuance_changelist", query="view=out", **_GOWN,
+              active="clearance_admin.staff.gowns.sidebar_active_out"),
+        _link(_("Overdue returns"), "alarm", "staff:core_gownissuance_changelist", query="view=overdue", **_GOWN,
+              active="clearance_admin.staff.gowns.sidebar_active_overdue"),
+        _link(_("Deposits held"), "savings", "staff:core_gownissuance_changelist", query="view=held", **_GOWN,
+              active="clearance_admin.staff.gowns.sidebar_active_held"),
     ]},
 ])
 UNFOLD_FINANCE = _unfold("Clearance — finance", "payments", "finance_dashboard", [

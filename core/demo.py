@@ -318,7 +318,8 @@ def _write_chunk(b: _Builder, students: list[dict], states: list[str], fixed_pla
                     issued_at=now - waited / 4, expected_return_on=timezone.localdate() + timedelta(days=30),
                     returned_at=now if returned else None, deposit=Decimal("2000"),
                     deposit_status=GownIssuance.DepositStatus.REFUNDED if returned else GownIssuance.DepositStatus.HELD,
-                    refunded_amount=Decimal("2000") if returned else Decimal("0")))
+                    refunded_amount=Decimal("2000") if returned else Decimal("0"),
+                    deposit_settled_at=now if returned else None, deposit_settled_by_id=admin.pk if returned else None))
         elif rng.random() < 0.3:
             balance = Decimal(rng.choice([12500, 35000, 4500.50])).quantize(Decimal("0.01"))
             holds.append(dict(department_id=b.offices["FIN"].pk, student_id=sid, reason=finance_hold_reason(balance),

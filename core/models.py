@@ -747,11 +747,18 @@ class GownIssuance(TimeStamped):
                                       editable=False)
     refunded_amount = models.DecimalField(default=Decimal("0"), editable=False, **KES)
     damage_notes = models.TextField(blank=True, max_length=NOTES_MAX_LENGTH)
+    # why part (or all) of the deposit was kept: required when less than the deposit is refunded
+    retained_reason = models.TextField(blank=True, max_length=REASON_MAX_LENGTH, editable=False)
+    deposit_settled_at = models.DateTimeField("deposit settled at", null=True, blank=True, editable=False)
+    deposit_settled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                           related_name="+", editable=False)
 
     history = history()
 
     class Meta:
         ordering = ["-issued_at"]
+        verbose_name = "gown"
+        verbose_name_plural = "gowns"
         constraints = [
             models.UniqueConstraint(fields=["gown_code"], condition=Q(returned_at__isnull=True),
                                     name="gown_out_once"),
@@ -761,6 +768,14 @@ class GownIssuance(TimeStamped):
                                    name="gown_refund_within_deposit"),
         ]
         indexes = [models.Index(fields=["deposit_status"])]
+
+    @property
+    def is_out(self) -> bool:
+        return self.returned_at is None
+
+    def is_overdue(self, today=None) -> bool:
+        """Out past its expected return date (the same rule as core.selectors.gowns.gowns_overdue)."""
+        return self.returned_at is None and self.expected_return_on < (today or timezone.localdate())
 
     def __str__(self):
         return f"Gown {self.gown_code} ({self.size}) — {self.student.registration_number}"

@@ -33,6 +33,8 @@ ROLES = (STAFF, FINANCE, REGISTRY, STUDENT, ADMINISTRATOR)
 
 REVIEW_DEPARTMENT = "core.review_department"
 REVIEW_SCHOOL = "core.review_school"
+# the office that runs the gown store (DESIGN.md, rule 6): its reviewers issue and take back gowns
+GOWN_DEPARTMENT_CODE = "GOWN"
 
 
 def _crud(model, *verbs):
@@ -53,6 +55,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_crud("department", "view"),
         *_crud("delegation", "view", "add"),
         *_crud("notification", "view", "change"),
+        # the gown store's clerks (reviewers of GOWN_DEPARTMENT_CODE, see may_run_gown_store)
+        *_crud("gownissuance", "view", "add", "change"),
     ],
     FINANCE: [
         *_crud("financerecord", "view", "change"),
@@ -175,6 +179,8 @@ class ReviewScope:
     everyone: frozenset[int] = frozenset()
     limited: tuple[tuple[int, frozenset[int]], ...] = ()
     all_departments: bool = False
+    # the codes of those offices (read with them): "does this user run the gown store" costs no query
+    department_codes: frozenset[str] = frozenset()
 
     @property
     def department_ids(self) -> set[int]:
@@ -243,18 +249,21 @@ def review_scope(user, *, on=None) -> ReviewScope:
     cache = _scope_cache.get()
     if cache is not None and (user.pk, key) in cache:
         return cache[(user.pk, key)]
-    granted = list(granted_departments(user).values_list("pk", "type"))
-    delegated = list(_active_delegations(user, key).values_list("department_id", "department__type", "from_user_id"))
-    limits = _school_limits({user.pk} | {from_user for _, _, from_user in delegated})
+    granted = list(granted_departments(user).values_list("pk", "type", "code"))
+    delegated = list(_active_delegations(user, key).values_list("department_id", "department__type", "from_user_id",
+                                                                "department__code"))
+    limits = _school_limits({user.pk} | {from_user for _, _, from_user, _ in delegated})
     everyone, limited = set(), defaultdict(set)
-    rights = [(d, t, user.pk) for d, t in granted] + delegated
-    for department_id, type_, holder in rights:
+    rights = [(d, t, user.pk, c) for d, t, c in granted] + delegated
+    codes = frozenset(code for *_, code in rights)
+    for department_id, type_, holder, _ in rights:
         if type_ != Department.Type.FACULTY or not limits.get(holder):
             everyone.add(department_id)
         else:
             limited[department_id] |= limits[holder]
     scope = ReviewScope(everyone=frozenset(everyone), limited=tuple(
-        (d, frozenset(schools)) for d, schools in sorted(limited.items()) if d not in everyone))
+        (d, frozenset(schools)) for d, schools in sorted(limited.items()) if d not in everyone),
+        department_codes=codes)
     if cache is not None:
         cache[(user.pk, key)] = scope
     return scope
@@ -290,6 +299,18 @@ def can_decide(user, approval: ClearanceApproval) -> bool:
 def can_manage_holds(user, department: Department, student=None) -> bool:
     """May the user place holds of `department` (on `student`, when given: school limits apply)."""
     return review_scope(user).covers(department.pk, None if student is None else student.school_id)
+
+
+def may_run_gown_store(user, *, on=None) -> bool:
+    """May `user` issue gowns, take them back and refund deposits? Department staff whose review
+    scope today (own object permission or an active delegation) covers the GOWN office; superusers.
+    Asked by every page and action of the gown store, its sidebar links and its services: no query
+    beyond the review scope's own (cached per request)."""
+    if not (user is not None and user.is_authenticated and user.is_active):
+        return False
+    if user.is_superuser:
+        return True
+    return in_group(user, STAFF) and GOWN_DEPARTMENT_CODE in review_scope(user, on=on).department_codes
 
 
 def may_import_balances(user, perm: str = "change") -> bool:

@@ -23,9 +23,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from ..bulk_load import stream_values
-from ..models import (ClearanceApproval, ClearanceCycle, ClearanceRequest, Department, FinanceRecord, GownIssuance,
+from ..models import (ClearanceApproval, ClearanceCycle, ClearanceRequest, Department, FinanceRecord,
                       Hold, Payment, Programme, School, Student)
 from .clearance import completed_but_now_held
+from .gowns import gowns_out_or_deposit_held
 from .staff import approvals_overdue
 
 CHUNK = 2000
@@ -383,12 +384,13 @@ def financial_summary(f: ReportFilters) -> Iterator[tuple]:
          Column("Deposit status", width=13), Column("Refunded", MONEY, 11), Column("Return overdue", width=8)])
 def gowns(f: ReportFilters, *, today=None) -> Iterator[tuple]:
     today = today or timezone.localdate()
-    qs = (GownIssuance.objects.filter(Q(returned_at__isnull=True) | Q(deposit_status=GownIssuance.DepositStatus.HELD))
-          .filter(_student_q(f, "student")).order_by("issued_at", "pk")
+    # the same gowns as the gown store's lists (core/selectors/gowns.py)
+    qs = (gowns_out_or_deposit_held().filter(_student_q(f, "student")).order_by("issued_at", "pk")
           .values_list("gown_code", "size", *_student_fields("student"), "issued_at", "expected_return_on",
                        "returned_at", "deposit", "deposit_status", "refunded_amount"))
     for code, size, *rest in qs.iterator(chunk_size=CHUNK):
         issued, due, returned, deposit, status, refunded = rest[6:]
+        # GownIssuance.is_overdue's rule, on plain values
         yield (code, size, *_student_cells(rest[:6]), issued, due, returned, deposit, status, refunded,
                "yes" if returned is None and due < today else "no")
 

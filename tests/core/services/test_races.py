@@ -172,3 +172,72 @@ def test_a_finance_hold_placed_while_an_import_clears_the_student_keeps_the_fina
         request.refresh_from_db()
         assert request.status == R.ON_HOLD
         assert_consistent()
+
+
+# --- the gown store: two clerks at once ------------------------------------------------------------
+
+def _slowed_gowns(monkeypatch, name):
+    """Pause inside a gown service after it has read what it decides on (after its locks)."""
+    from core.services import gowns as gown_services
+    original = getattr(gown_services, name)
+
+    def slow(*args, **kwargs):
+        result = original(*args, **kwargs)
+        time.sleep(PAUSE)
+        return result
+    monkeypatch.setattr(gown_services, name, slow)
+
+
+def test_two_clerks_issuing_one_gown_code_at_once_issue_it_once(offices, make_reviewer, settings, monkeypatch):
+    """Both check that the code is not out, then insert: the code's partial unique index referees
+    and the loser is told the gown is out, never a database error (a 500)."""
+    from core.models import GownIssuance
+    from core.services.gowns import gown_issue
+    settings.GOWN_REQUIRES_COMPLETED = False
+    clerks = make_reviewer("GOWN"), make_reviewer("GOWN")
+    _slowed_gowns(monkeypatch, "not_cleared_reason")
+    for round_ in range(ROUNDS):
+        students = factories.StudentFactory(), factories.StudentFactory()
+        code = f"RACE-{round_}"
+        results = _at_once(*[lambda s=s, c=c: gown_issue(student=s, gown_code=code, size="M", acting_user=c)
+                             for s, c in zip(students, clerks)])
+        refused = [r for r in results if isinstance(r, ValidationError)]
+        assert len(refused) == 1 and len([r for r in results if isinstance(r, GownIssuance)]) == 1, results
+        assert refused[0].messages[0].startswith(f"Gown {code} is out with another student")
+        assert GownIssuance.objects.filter(gown_code=code, returned_at__isnull=True).count() == 1
+
+
+def test_two_gowns_issued_to_one_student_at_once_issue_one(offices, make_reviewer, settings, monkeypatch):
+    from core.models import GownIssuance
+    from core.services.gowns import gown_issue
+    settings.GOWN_REQUIRES_COMPLETED = False
+    clerks = make_reviewer("GOWN"), make_reviewer("GOWN")
+    _slowed_gowns(monkeypatch, "not_cleared_reason")
+    for round_ in range(ROUNDS):
+        student = factories.StudentFactory()
+        results = _at_once(*[lambda c=c, i=i: gown_issue(student=student, gown_code=f"ONE-{round_}-{i}", size="M",
+                                                         acting_user=c) for i, c in enumerate(clerks)])
+        refused = [r for r in results if isinstance(r, ValidationError)]
+        assert len(refused) == 1, results
+        assert "already has a gown that has not been returned" in refused[0].messages[0]
+        assert GownIssuance.objects.filter(student=student).count() == 1
+
+
+def test_two_clerks_refunding_one_deposit_at_once_refund_it_once(offices, make_reviewer, monkeypatch):
+    from decimal import Decimal
+
+    from core.models import GownIssuance
+    from core.services.gowns import gown_deposit_refund, gown_return
+    clerks = make_reviewer("GOWN"), make_reviewer("GOWN")
+    _slowed_gowns(monkeypatch, "_amount")
+    for round_ in range(ROUNDS):
+        gown = factories.GownIssuanceFactory(gown_code=f"REFUND-{round_}")
+        results = _at_once(*[lambda c=c: gown_return(gown=gown, acting_user=c) for c in clerks])
+        refused = [r for r in results if isinstance(r, ValidationError)]
+        assert len(refused) == 1 and "already returned" in refused[0].messages[0], results
+        results = _at_once(*[lambda c=c: gown_deposit_refund(gown=gown, acting_user=c) for c in clerks])
+        refused = [r for r in results if isinstance(r, ValidationError)]
+        assert len(refused) == 1 and "already settled (refunded)" in refused[0].messages[0], results
+        stored = GownIssuance.objects.get(pk=gown.pk)
+        assert (stored.deposit_status, stored.refunded_amount) == (GownIssuance.DepositStatus.REFUNDED, Decimal("2000"))
+        assert stored.history.filter(history_change_reason="Deposit refunded").count() == 1

@@ -42,11 +42,11 @@ from core.services import delegations as delegation_services
 from core.services import holds as hold_services
 from core.services._common import BulkResult
 
-from .downloads import file_link
-from .filters import ApprovalsOfImportFilter, parse_id, student_filters
-from .mixins import RoleModelAdmin, report_bulk_result, run_service
-from .exports import register_my_exports
-from .sites import staff_site as site
+from ..downloads import file_link
+from ..filters import ApprovalsOfImportFilter, parse_id, student_filters
+from ..mixins import RoleModelAdmin, report_bulk_result, run_service
+from ..exports import register_my_exports
+from ..sites import staff_site as site
 
 site.index_template = "staff/index.html"
 
@@ -839,3 +839,7 @@ class DelegationAdmin(ServiceAdminMixin, RoleModelAdmin):
 
 # long exports wait here (clearance_admin/exports.py)
 register_my_exports(site)
+
+# the gown store, for the GOWN office's reviewers (registers its admin; the sidebar asks its permission)
+from . import gowns  # noqa: E402
+gown_sidebar_permission = gowns.gown_sidebar_permission
