@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('core', '0012_plain_import_labels'),
+        ('core', '0015_hold_imports'),
     ]
 
     operations = [
