@@ -159,6 +159,21 @@ def _active_delegations(user, on=None):
     return Delegation.objects.filter(to_user=user, starts_on__lte=on, ends_on__gte=on, revoked_at__isnull=True)
 
 
+def on_behalf_of(user, department_ids) -> dict[int, str]:
+    """For each of these offices that `user` reviews today only by delegation (not in their own
+    right), the delegator(s) they act for: what history records as "on behalf of …"."""
+    ids = set(department_ids)
+    if not ids or not getattr(user, "is_authenticated", False) or user.is_superuser:
+        return {}
+    own = set(granted_departments(user).filter(pk__in=ids).values_list("pk", flat=True))
+    names: dict[int, list[str]] = {}
+    for department_id, full_name, email in (_active_delegations(user).filter(department_id__in=ids - own)
+                                            .values_list("department_id", "from_user__full_name", "from_user__email")
+                                            .order_by("from_user__email")):
+        names.setdefault(department_id, []).append(full_name or email)
+    return {d: ", ".join(n) for d, n in names.items()}
+
+
 def granted_departments(user) -> QuerySet[Department]:
     """Departments the user reviews by their own object permission (not by delegation)."""
     if not (user.is_authenticated and user.is_active):

@@ -177,9 +177,11 @@ def notification_email_task(notification_ids) -> str:
 
 def digests_task() -> str:
     """Daily (schedule "Daily digests"): each reviewer's digest of what waits in their offices."""
+    from .services.delegations import delegations_started_send
     from .services.reminders import digests_send
     sent = [d for d in digests_send() if d.sent]
-    return f"{len(sent)} digest(s) sent"
+    starting = delegations_started_send()
+    return f"{len(sent)} digest(s) sent; {len(starting)} delegation(s) starting today told"
 
 
 def escalations_task() -> str:

@@ -204,7 +204,14 @@ def _finance_stage_opened(approvals):
 
 
 def _write(approvals, *, acting_user, reason_for_history, fields, notify_kind=None):
-    bulk_update_tracked(approvals, ClearanceApproval, fields, user=acting_user, reason=reason_for_history)
+    # a delegate's decisions say whom they were made for
+    behalf = permissions.on_behalf_of(acting_user, {a.department_id for a in approvals}) if acting_user else {}
+    groups: dict[str, list] = {}
+    for a in approvals:
+        suffix = f" (on behalf of {behalf[a.department_id]})" if a.department_id in behalf else ""
+        groups.setdefault(suffix, []).append(a)
+    for suffix, rows in groups.items():
+        bulk_update_tracked(rows, ClearanceApproval, fields, user=acting_user, reason=reason_for_history + suffix)
     _finance_stage_opened(approvals)
     requests_refresh_status({a.request_id for a in approvals}, acting_user=acting_user, reason=reason_for_history)
     if notify_kind == Notification.Kind.REOPENED:

@@ -25,6 +25,9 @@ def delegation_create(*, department: Department, from_user, to_user, starts_on: 
         raise ValidationError("Only the reviewer themselves or an administrator can delegate their rights.")
     if from_user.pk == to_user.pk:
         raise ValidationError("Delegate to someone else.")
+    if not (to_user.is_active and to_user.is_staff and permissions.in_group(to_user, permissions.STAFF)):
+        raise ValidationError(f"{to_user} is not active office staff, so cannot review an office: delegate to a "
+                              "colleague with a staff login.", code="not_staff")
     reason = text_within(reason, limit=Delegation._meta.get_field("reason").max_length, what="reason")
     today = timezone.localdate()
     if ends_on < starts_on:
@@ -42,10 +45,44 @@ def delegation_create(*, department: Department, from_user, to_user, starts_on: 
         # rights held only by delegation are not passed on again
         raise ValidationError(f"{from_user} does not review {department.code} in their own right, so cannot "
                               "delegate it.")
+    overlapping = Delegation.objects.filter(department=department, to_user=to_user, revoked_at__isnull=True,
+                                            starts_on__lte=ends_on, ends_on__gte=starts_on).first()
+    if overlapping is not None:
+        raise ValidationError(f"{to_user} already has {department.code} from {overlapping.starts_on:%d %b %Y} to "
+                              f"{overlapping.ends_on:%d %b %Y}; end that delegation or choose other dates.",
+                              code="overlap")
     delegation = Delegation(department=department, from_user=from_user, to_user=to_user, starts_on=starts_on,
                             ends_on=ends_on, reason=reason)
     permissions.forget_scope(to_user)  # the delegate's rights changed
-    return save_tracked(delegation, user=acting_user, reason=f"Delegated {department.code} to {to_user}")
+    delegation = save_tracked(delegation, user=acting_user, reason=f"Delegated {department.code} to {to_user}")
+    if starts_on == today:
+        transaction.on_commit(delegations_started_send)      # the two are told today; later ones the day they start
+    return delegation
+
+
+def delegations_started_send(*, today: date | None = None, dry_run: bool = False) -> list[Delegation]:
+    """Email the delegate and the delegator of each delegation starting `today` (once each: the
+    daily digests' schedule runs it too)."""
+    from django.core.mail import send_mail
+
+    from .reminders import _claim
+    today = today or timezone.localdate()
+    starting = list(Delegation.objects.filter(starts_on=today, revoked_at__isnull=True)
+                    .select_related("department", "from_user", "to_user").order_by("pk"))
+    if dry_run:
+        return starting
+    for d in starting:
+        if not _claim("delegation", f"delegation:{d.pk}", today):
+            continue
+        dates = f"{d.starts_on:%d %b %Y} to {d.ends_on:%d %b %Y}"
+        send_mail(f"Clearance: {d.department.code} delegated to {d.to_user} from today",
+                  f"{d.from_user} delegated the {d.department.name} office's clearance queue to {d.to_user}, "
+                  f"{dates}.\n\n{d.to_user} sees and decides its items meanwhile; each decision's history says "
+                  f"\"on behalf of {d.from_user}\". It ends by itself after {d.ends_on:%d %b %Y}.\n"
+                  + (f"\nReason: {d.reason}\n" if d.reason else "")
+                  + f"\n{settings.PUBLIC_URL}/staff/core/delegation/\n",
+                  None, [d.to_user.email, d.from_user.email])
+    return starting
 
 
 @transaction.atomic
