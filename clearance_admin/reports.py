@@ -18,8 +18,8 @@ from django.urls import reverse
 from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextInputWidget
 
 from core import permissions
-from core.exports import Counted, csv_chunks, xlsx_write
-from core.exports.reports import FORMATS, file_name, report_title
+from core.exports import Counted, xlsx_write
+from core.exports.reports import FORMATS, csv_report, file_name, report_title
 from core.history import audit_context, current_ip
 from core.models import ClearanceCycle, Department, Programme, School, Student
 from core.selectors.reports import FILTER_NAMES, REPORTS
@@ -157,8 +157,8 @@ class ReportsView:
             return protect(FileResponse(out, as_attachment=True, filename=name, content_type=FORMATS[fmt]))
 
         def stream():
-            rows = Counted(report.rows(filters))
-            yield from csv_chunks(rows, columns=report.columns(filters))
+            rows, chunks = csv_report(report, filters)
+            yield from chunks
             # logged once the last row went out (the response outlives the request's audit context)
             with audit_context(ip=ip):
                 export_log_record(report=report.name, filters=filters.as_dict(), format=fmt, rows=rows.count,

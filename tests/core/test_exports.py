@@ -113,3 +113,24 @@ def test_csv_chunks_is_lazy():
         yield ("a", 1, 1, None, None, None)
         raise AssertionError("read past the first chunk")
     assert next(csv_chunks(rows(), columns=COLUMNS)).startswith("\ufeff")  # header before any row is read
+
+
+# --- moments as csv text, one zone look-up per minute (core.bulk_load.LocalText) ------------------
+
+from core.bulk_load import LocalText, moment_text  # noqa: E402
+
+
+@pytest.mark.parametrize("zone", ["Africa/Nairobi", "Europe/London", "Asia/Kolkata", "America/St_Johns"])
+def test_local_text_is_moment_text_across_transitions_and_odd_offsets(zone):
+    import zoneinfo
+    tz = zoneinfo.ZoneInfo(zone)
+    utc = datetime.timezone.utc
+    local = LocalText(tz, limit=50)
+    start = datetime.datetime(2026, 3, 29, 0, 0, 0, 999_999, tzinfo=utc)     # London moves at 01:00 UTC
+    instants = [start + datetime.timedelta(seconds=37 * i) for i in range(400)]
+    instants += [datetime.datetime(1890, 6, 1, 12, 0, 30, tzinfo=utc),         # local mean time: odd seconds
+                 datetime.datetime(2026, 10, 25, 0, 59, 59, tzinfo=utc), datetime.datetime(2026, 10, 25, 1, 0, tzinfo=utc)]
+    for moment in instants:
+        stored = str(moment.replace(tzinfo=None))          # what SQLite holds: naive UTC text
+        assert local(stored) == moment_text(moment, tz), stored
+    assert local(None) is None
