@@ -134,3 +134,12 @@ def test_local_text_is_moment_text_across_transitions_and_odd_offsets(zone):
         stored = str(moment.replace(tzinfo=None))          # what SQLite holds: naive UTC text
         assert local(stored) == moment_text(moment, tz), stored
     assert local(None) is None
+
+
+def test_csv_rows_with_moments_as_text_are_still_neutralised_and_left_as_written():
+    rows = [("=1+1", Decimal("-3.50"), 1, "2026-03-01 10:30:00", datetime.date(2026, 3, 2), 50.0),
+            ("plain", None, 2, None, None, None)]
+    text = "".join(csv_chunks(rows, columns=COLUMNS, moments_as_text=True))
+    parsed = list(csv.reader(io.StringIO(text[1:])))
+    assert parsed[1] == ["'=1+1", "-3.50", "1", "2026-03-01 10:30:00", "2026-03-02", "50.0"]
+    assert parsed[2] == ["plain", "", "2", "", "", ""]
