@@ -238,9 +238,11 @@ def _graduation_columns(f):
 def _graduation_rows(f: ReportFilters, *, as_text: bool) -> Iterator[tuple]:
     """The graduation list's rows; `as_text`: each moment as the local time text the csv shows
     ("YYYY-MM-DD HH:MM:SS"), else an aware datetime."""
+    # the csv is written whole, by a writer that touches no database: the query may read ahead
     return graduation_list_rows(office_ids=[d.pk for d in _offices()], status=R.COMPLETED, cycle=f.cycle,
                                 cohort=f.cohort, school=f.school, programme=f.programme,
-                                zone=timezone.get_current_timezone() if as_text else None, chunk=CHUNK)
+                                zone=timezone.get_current_timezone() if as_text else None, chunk=CHUNK,
+                                read_ahead=as_text)
 
 
 @report("graduation_list", "Graduation list",

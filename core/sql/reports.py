@@ -16,12 +16,13 @@ def _table(model) -> str:
 
 def graduation_list_rows(*, office_ids: list[int], status: str, cycle: int | None = None, cohort: int | None = None,
                          school: str | None = None, programme: str | None = None, zone=None,
-                         chunk: int = 2000) -> Iterator[tuple]:
+                         chunk: int = 2000, read_ahead: bool = False) -> Iterator[tuple]:
     """Requests of `status`, ordered by registration number then id, as plain tuples:
     (registration number, student's name, school code, programme code, cohort, cycle name,
     completed at, then when each office of `office_ids` decided — None where it has no item or
     has not decided). Moments are aware UTC datetimes, or with `zone` (a tzinfo with a `key`)
     the text of their local time there, "YYYY-MM-DD HH:MM:SS" (core.bulk_load.moment_text).
+    `read_ahead`: see core.bulk_load.stream_rows (only for a caller reading every row).
 
     Each request's approvals are read once, through the (request, department) index, in the
     query itself — no GROUP BY over every selected column, and the cost follows the rows
@@ -77,7 +78,7 @@ def graduation_list_rows(*, office_ids: list[int], status: str, cycle: int | Non
     if postgres:
         moments = () if zone is not None else tuple(range(7, 8 + len(office_ids)))
         return _named(stream_rows(sql, params, moments=moments, chunk=chunk))
-    return _sqlite_rows(stream_rows(sql, params, chunk=chunk), bool(office_ids), zone)
+    return _sqlite_rows(stream_rows(sql, params, chunk=chunk, read_ahead=read_ahead), bool(office_ids), zone)
 
 
 def _named(rows) -> Iterator[tuple]:

@@ -143,3 +143,20 @@ def test_csv_rows_with_moments_as_text_are_still_neutralised_and_left_as_written
     parsed = list(csv.reader(io.StringIO(text[1:])))
     assert parsed[1] == ["'=1+1", "-3.50", "1", "2026-03-01 10:30:00", "2026-03-02", "50.0"]
     assert parsed[2] == ["plain", "", "2", "", "", ""]
+
+
+def test_read_ahead_gives_every_chunk_stops_when_closed_and_raises_what_the_reader_raised():
+    import threading
+
+    from core.bulk_load import _read_ahead
+    chunks = iter([[1, 2], [3], []])
+    assert list(_read_ahead(lambda: next(chunks))) == [[1, 2], [3]]
+    endless = _read_ahead(lambda: [0])
+    assert next(endless) == [0]
+    endless.close()                        # the caller stops early: the thread is stopped and joined
+    assert not [t for t in threading.enumerate() if t.name == "stream_rows read-ahead"]
+
+    def broken():
+        raise ValueError("disk I/O error")
+    with pytest.raises(ValueError, match="disk I/O error"):
+        list(_read_ahead(broken))
