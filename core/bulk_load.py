@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import queue
+import threading
 from decimal import Decimal
 from dataclasses import dataclass
+from operator import itemgetter
 
 from django.core.management.color import no_style
 from django.db import connection, models
@@ -205,9 +208,12 @@ def update_from_values(model, fields: list[str], rows: list[tuple], *, batch_siz
     written, holding what was stored: on PostgreSQL in the same statement (`WITH u AS (UPDATE …
     RETURNING *) INSERT INTO <history> … FROM u`, no second pass over the rows), on SQLite copied
     right after each batch. `constants` (attname → value) are set alike on every row, as one
-    parameter each rather than a column of identical values. Returns the number of rows sent."""
+    parameter each rather than a column of identical values. Rows go in ascending primary key:
+    on SQLite, 50,000 updates in key order took half the time of the same in the callers' order
+    (neighbouring rows share pages). Returns the number of rows sent."""
     if not rows:
         return 0
+    rows = sorted(rows, key=itemgetter(0))
     ops = connection.ops
     opts = model._meta
     field_objs = [opts.get_field(name) for name in fields]
@@ -331,9 +337,11 @@ def update_ids(model, ids: list, constants: dict, *, history: History | None = N
     """Set the same values (`constants`, attname → value) on every row whose primary key is in
     `ids`: one UPDATE per batch (one array parameter on PostgreSQL, where the whole list is one
     batch), and with `history` one historical row per row written, copied from what was stored (in
-    the same statement on PostgreSQL). Returns the number of rows sent."""
+    the same statement on PostgreSQL). In ascending key order (see `update_from_values`). Returns
+    the number of rows sent."""
     if not ids or not constants:
         return 0
+    ids = sorted(ids)
     ops = connection.ops
     opts = model._meta
     table = ops.quote_name(opts.db_table)
@@ -396,26 +404,129 @@ def decimal_of(value) -> Decimal | None:
     return Decimal(value).quantize(Decimal("0.01"))
 
 
-def stream_values(queryset, *, moments: tuple[int, ...] = (), chunk: int = 2000):
-    """The rows of a `values_list` queryset, streamed a chunk at a time, without Django's
-    converters on every cell: the columns at positions `moments` (DateTimeFields, plain or
-    aggregated) come back as aware UTC datetimes (PostgreSQL gives them so; SQLite gives naive UTC
-    or, for an aggregate, text), every other column as the database gives it (text,
-    numbers). At 100,000 rows of eight moments Django's per-cell conversion costs more than the
-    query; use it only where every other column needs no conversion."""
-    sql, params = queryset.query.sql_with_params()
+def stream_rows(sql: str, params, *, moments: tuple[int, ...] = (), chunk: int = 2000, read_ahead: bool = False):
+    """The rows of a query, streamed a chunk at a time, memory flat whatever their number — on
+    PostgreSQL through psycopg's `stream` (libpq's chunked rows mode: the query planned as any
+    other, the rows sent as they come; a server-side cursor is planned for the first rows, which
+    on fresh statistics nested-looped a 100,000-row export for minutes, and a plain client-side
+    one holds the whole result) — without Django's converters on every cell: the columns at
+    positions `moments` (DateTimeFields) come back as aware UTC datetimes (PostgreSQL gives them
+    so; SQLite gives naive UTC, or text for an expression), every other column as the database
+    gives it (text, numbers). At 100,000 rows of eight moments Django's per-cell conversion costs
+    more than the query; use it only where every other column needs no conversion. The
+    connection runs nothing else until the rows are read or the iterator is closed.
+
+    `read_ahead` (SQLite; for a caller that reads every row and touches no database meanwhile, such
+    as a csv export): the next chunk is read by a thread while the caller works on this one —
+    SQLite runs the query without Python's lock, so on two cores the query and the caller's work
+    overlap instead of adding up. The thread is stopped and waited for when the iterator ends or
+    is closed, before the cursor is."""
     utc = datetime.timezone.utc
     parse = datetime.datetime.fromisoformat
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        while rows := cursor.fetchmany(chunk):
-            for row in rows:
-                if moments:
-                    row = list(row)
-                    for i in moments:
-                        value = row[i]
-                        if isinstance(value, str):          # SQLite, an aggregate: UTC text
-                            row[i] = parse(value).replace(tzinfo=utc)
-                        elif value is not None and value.tzinfo is None:    # SQLite, a column: naive UTC
-                            row[i] = value.replace(tzinfo=utc)
-                yield tuple(row)
+        if connection.vendor == "postgresql":
+            rows = cursor.cursor.stream(sql, params, size=chunk)
+        else:
+            cursor.execute(sql, params)
+            raw = cursor.cursor                     # the DB-API cursor: no Django wrapper in the thread
+            chunks = _read_ahead(lambda: raw.fetchmany(chunk)) if read_ahead else iter(lambda: raw.fetchmany(chunk), [])
+            rows = (row for rows in chunks for row in rows)
+        if not moments:
+            yield from rows
+            return
+        for row in rows:
+            row = list(row)
+            for i in moments:
+                value = row[i]
+                if isinstance(value, str):          # SQLite, an expression: UTC text
+                    row[i] = parse(value).replace(tzinfo=utc)
+                elif value is not None and value.tzinfo is None:    # SQLite, a column: naive UTC
+                    row[i] = value.replace(tzinfo=utc)
+            yield tuple(row)
+
+
+def _read_ahead(fetch):
+    """The lists `fetch()` returns until an empty one, each fetched by a thread one step ahead."""
+    ready: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def work():
+        try:
+            while not stop.is_set():
+                rows = fetch()
+                ready.put(rows)
+                if not rows:
+                    return
+        except BaseException as exc:            # raised again in the caller's thread
+            ready.put(exc)
+
+    thread = threading.Thread(target=work, name="stream_rows read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            rows = ready.get()
+            if isinstance(rows, BaseException):
+                raise rows
+            if not rows:
+                return
+            yield rows
+    finally:
+        stop.set()
+        while thread.is_alive():                # a chunk it is putting must not block it
+            try:
+                ready.get(timeout=0.01)
+            except queue.Empty:
+                pass
+        thread.join()
+
+
+# --- moments as the text a csv shows -----------------------------------------------------------
+# A csv shows a moment as its local time, "YYYY-MM-DD HH:MM:SS". Converting and formatting 800,000
+# datetimes one by one costs more than the rest of a 100,000-row export.
+
+def moment_text(value: datetime.datetime, zone) -> str:
+    """An aware datetime as the text of its local time in `zone`, seconds truncated: what
+    isoformat(sep=" ", timespec="seconds") writes of the local time."""
+    return value.astimezone(zone).replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")
+
+
+def local_text_sql(sql: str, zone: str) -> tuple[str, list]:
+    """PostgreSQL: SQL (and the parameters that follow `sql`'s own) giving the moment `sql` (a
+    timestamptz column, subquery or aggregate) as `moment_text` would write it in the zone named
+    `zone` — to_char truncates the fraction as isoformat does."""
+    return f"to_char(({sql}) AT TIME ZONE %s, 'YYYY-MM-DD HH24:MI:SS')", [zone]
+
+
+class LocalText:
+    """Calls turn SQLite's stored UTC text of a moment ("YYYY-MM-DD HH:MM:SS[.ffffff]") into
+    `moment_text` of it in `zone` (None stays None). The zone's offset is looked up once per
+    distinct minute, not per value: a minute's local text is remembered and the seconds appended.
+    A minute in which the offset changes, or an offset that is not whole minutes (local mean
+    times of the 19th century), is converted value by value. At most `limit` minutes are kept."""
+
+    def __init__(self, zone, limit: int = 200_000):
+        self.zone = zone
+        self.limit = limit
+        self.minutes: dict[str, str | None] = {}
+
+    def __call__(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        head = self.minutes.get(text[:16], "")
+        if head == "":
+            head = self._minute(text[:16])
+        if head is None:
+            return moment_text(datetime.datetime.fromisoformat(text).replace(tzinfo=datetime.timezone.utc),
+                               self.zone)
+        return head + text[16:19]
+
+    def _minute(self, key: str) -> str | None:
+        start = datetime.datetime.fromisoformat(key).replace(tzinfo=datetime.timezone.utc)
+        first = start.astimezone(self.zone)
+        last = (start + datetime.timedelta(seconds=59, microseconds=999_999)).astimezone(self.zone)
+        offset = first.utcoffset()
+        whole = offset == last.utcoffset() and offset.total_seconds() % 60 == 0
+        if len(self.minutes) >= self.limit:
+            self.minutes.clear()
+        self.minutes[key] = head = first.replace(tzinfo=None).isoformat(sep=" ", timespec="minutes") if whole else None
+        return head

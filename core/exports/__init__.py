@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 
 from django.utils import timezone
@@ -135,15 +136,23 @@ def xlsx_write(rows: Iterable[Sequence], *, columns, title: str, out, sheet: str
     wb.save(out)
 
 
-class _Line:
-    def write(self, text):
-        return text
+def neutralise_row(row) -> list:
+    """`neutralise` on every cell of a row, in one pass (no call per cell: a 100,000-row export has
+    1.4 million cells), except that None stays None — an empty cell to csv.writer and openpyxl."""
+    starts = FORMULA_STARTS
+    return [("'" + v) if isinstance(v, str) and v.startswith(starts) else v for v in row]
 
 
-def csv_chunks(rows: Iterable[Sequence], *, columns) -> Iterator[str]:
+def csv_chunks(rows: Iterable[Sequence], *, columns, moments_as_text: bool = False) -> Iterator[str]:
     """Rows as CSV text, in chunks of `CSV_CHUNK_ROWS` rows (for a StreamingHttpResponse or a
     file): a UTF-8 byte-order mark (Excel then reads the accents right), the header, the rows;
-    every cell neutralised, moments in the site's local time."""
+    every cell neutralised, moments in the site's local time, "YYYY-MM-DD HH:MM:SS".
+
+    A datetime column holds datetimes (written so here, or None), or with `moments_as_text` only
+    that text already (`Report.rows_for_csv`: written by the database from a timestamp, so it never
+    begins like a formula, and is not looked at again). The other columns are looked at cell by
+    cell, and a row with a formula-like cell is neutralised whole (rare: most rows go out as they
+    came)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")
@@ -151,19 +160,36 @@ def csv_chunks(rows: Iterable[Sequence], *, columns) -> Iterator[str]:
     yield buffer.getvalue()         # the response starts before the first row is read
     buffer.seek(0)
     buffer.truncate()
-    moments = [i for i, c in enumerate(columns) if c.kind == "datetime"]
+    kinds = [c.kind for c in columns]
+    moments = [] if moments_as_text else [i for i, kind in enumerate(kinds) if kind == "datetime"]
+    others = [i for i, kind in enumerate(kinds) if kind != "datetime"] if moments_as_text else range(len(kinds))
     tz = timezone.get_current_timezone()
-    n = 0
-    for row in rows:
-        if moments:
-            row = list(row)
+    starts = FORMULA_STARTS
+    rows = iter(rows)
+    while True:
+        lines = []
+        for row in itertools.islice(rows, CSV_CHUNK_ROWS):
             for i in moments:
-                if row[i] is not None:
-                    row[i] = _local_naive(row[i], tz).isoformat(sep=" ", timespec="seconds")
-        writer.writerow([neutralise(v) for v in row])
-        n += 1
-        if n % CSV_CHUNK_ROWS == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+                if isinstance(row[i], datetime.datetime):
+                    row = _moments_as_text(row, moments, tz)
+                    break
+            for i in others:
+                value = row[i]
+                if isinstance(value, str) and value.startswith(starts):
+                    row = neutralise_row(row)
+                    break
+            lines.append(row)
+        if not lines:
+            return
+        writer.writerows(lines)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+
+
+def _moments_as_text(row, moments, tz) -> list:
+    row = list(row)
+    for i in moments:
+        if isinstance(row[i], datetime.datetime):
+            row[i] = _local_naive(row[i], tz).isoformat(sep=" ", timespec="seconds")
+    return row

@@ -2,6 +2,8 @@
 pages and the background export, so every copy of a report is the same."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from django.utils import timezone
 
 from . import CSV_CONTENT_TYPE, XLSX_CONTENT_TYPE, Counted, csv_chunks, xlsx_write
@@ -29,14 +31,21 @@ def scoped_filters(filters, *, user, role):
     return filters
 
 
+def csv_report(report, filters) -> tuple[Counted, Iterator[str]]:
+    """The report as csv text in chunks, and the counter of its rows (full once the chunks are)."""
+    rows = Counted(report.rows_for_csv(filters))
+    return rows, csv_chunks(rows, columns=report.columns(filters), moments_as_text=report.csv_moments_as_text)
+
+
 def write_report(report, filters, fmt: str, out) -> int:
     """Write the report to the binary file `out` as xlsx or csv; return the number of rows."""
-    rows = Counted(report.rows(filters))
-    columns = report.columns(filters)
     if fmt == "xlsx":
-        xlsx_write(rows, columns=columns, title=report_title(report, filters), out=out, sheet=report.title)
+        rows = Counted(report.rows(filters))
+        xlsx_write(rows, columns=report.columns(filters), title=report_title(report, filters), out=out,
+                   sheet=report.title)
     elif fmt == "csv":
-        for chunk in csv_chunks(rows, columns=columns):
+        rows, chunks = csv_report(report, filters)
+        for chunk in chunks:
             out.write(chunk.encode("utf-8"))
     else:
         raise ValueError(f"no format {fmt!r}: xlsx or csv")

@@ -18,11 +18,11 @@ from decimal import Decimal
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Exists, Min, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
-from ..bulk_load import stream_values
+from ..sql.reports import graduation_list_rows
 from ..models import (ClearanceApproval, ClearanceCycle, ClearanceRequest, Department, FinanceRecord,
                       Hold, Payment, Programme, School, Student)
 from .clearance import completed_but_now_held
@@ -176,6 +176,9 @@ class Report:
     filters: tuple[str, ...]
     _columns: Callable[[ReportFilters], list[Column]]
     _rows: Callable[[ReportFilters], Iterator[tuple]]
+    # the same rows with every moment already written as the csv shows it (local time text), for a
+    # report whose database can do it; None: `rows`
+    _csv_rows: Callable[[ReportFilters], Iterator[tuple]] | None = None
 
     def columns(self, filters: ReportFilters | None = None) -> list[Column]:
         return self._columns(filters or ReportFilters())
@@ -186,6 +189,16 @@ class Report:
     def rows(self, filters: ReportFilters | None = None) -> Iterator[tuple]:
         return self._rows(filters or ReportFilters())
 
+    @property
+    def csv_moments_as_text(self) -> bool:
+        """Whether `rows_for_csv` gives every moment as text."""
+        return self._csv_rows is not None
+
+    def rows_for_csv(self, filters: ReportFilters | None = None) -> Iterator[tuple]:
+        """`rows`, where a report can with each moment as the text the csv shows ("YYYY-MM-DD
+        HH:MM:SS", local time; `csv_moments_as_text`), for core.exports.csv_chunks."""
+        return (self._csv_rows or self._rows)(filters or ReportFilters())
+
     def parse(self, raw: Mapping[str, object]) -> ReportFilters:
         return parse_filters(raw, accepted=self.filters)
 
@@ -193,10 +206,10 @@ class Report:
 REPORTS: dict[str, Report] = {}
 
 
-def report(name, title, description, filters, columns):
+def report(name, title, description, filters, columns, *, csv_rows=None):
     def register(rows):
         cols = columns if callable(columns) else (lambda f, _c=list(columns): _c)
-        REPORTS[name] = Report(name, title, description, tuple(filters), cols, rows)
+        REPORTS[name] = Report(name, title, description, tuple(filters), cols, rows, csv_rows)
         return rows
     return register
 
@@ -223,20 +236,22 @@ def _graduation_columns(f):
             *[Column(f"{d.code} decided", DATETIME, 17) for d in _offices()]]
 
 
+def _graduation_rows(f: ReportFilters, *, as_text: bool) -> Iterator[tuple]:
+    """The graduation list's rows; `as_text`: each moment as the local time text the csv shows
+    ("YYYY-MM-DD HH:MM:SS"), else an aware datetime."""
+    # the csv is written whole, by a writer that touches no database: the query may read ahead
+    return graduation_list_rows(office_ids=[d.pk for d in _offices()], status=R.COMPLETED, cycle=f.cycle,
+                                cohort=f.cohort, school=f.school, programme=f.programme,
+                                zone=timezone.get_current_timezone() if as_text else None, chunk=CHUNK,
+                                read_ahead=as_text)
+
+
 @report("graduation_list", "Graduation list",
         "Completed clearance requests, one row per student, with the date each office decided.",
-        ("cycle", "cohort", "school", "programme"), _graduation_columns)
+        ("cycle", "cohort", "school", "programme"), _graduation_columns,
+        csv_rows=lambda f: _graduation_rows(f, as_text=True))
 def graduation_list(f: ReportFilters) -> Iterator[tuple]:
-    offices = _offices()
-    per_office = {f"office_{d.pk}": Max("approvals__decided_at", filter=Q(approvals__department_id=d.pk))
-                  for d in offices}
-    qs = (ClearanceRequest.objects.filter(status=R.COMPLETED).filter(_cycle_q(f, "cycle_id"), _student_q(f, "student"))
-          .order_by().values_list("pk", *_student_fields("student"), "cycle__name", "completed_at")
-          .annotate(**per_office).order_by("student__registration_number", "pk"))
-    # completed_at and each office's decision: the moments, after pk, the student and the cycle
-    moments = tuple(range(1 + len(STUDENT_FIELDS) + 1, 1 + len(STUDENT_FIELDS) + 2 + len(offices)))
-    for pk, *rest in stream_values(qs, moments=moments, chunk=CHUNK):
-        yield (*_student_cells(rest[:6]), *rest[6:])
+    return _graduation_rows(f, as_text=False)
 
 
 # pending by department --------------------------------------------------------------------------

@@ -104,7 +104,7 @@ class _Progress:
 
 
 def export_write(export: ExportFile, *, rows, columns, title: str, sheet: str, log_name: str,
-                 log_filters: dict) -> ExportFile:
+                 log_filters: dict, csv_moments_as_text: bool = False) -> ExportFile:
     """Write a taken export's rows to its file (xlsx or csv, the report writers of core.exports),
     store it, mark it ready and log it as its maker's export. Whatever stops the writing marks it
     failed (and is raised again, for the task queue's record)."""
@@ -116,7 +116,7 @@ def export_write(export: ExportFile, *, rows, columns, title: str, sheet: str, l
             if export.format == "xlsx":
                 xlsx_write(counted, columns=columns, title=title, out=out, sheet=sheet)
             else:
-                for chunk in csv_chunks(counted, columns=columns):
+                for chunk in csv_chunks(counted, columns=columns, moments_as_text=csv_moments_as_text):
                     out.write(chunk.encode("utf-8"))
             out.seek(0)
             name = f"{export.name}-{timezone.localtime(export.created_at):%Y%m%d-%H%M}.{export.format}"

@@ -126,14 +126,20 @@ def finance_clearance_follow(*, student_ids: Iterable[int], acting_user, reason:
     blocked = _earlier_stage_open(fin, list({item[0] for item in items.values()}))
     S = ClearanceApproval.Status
     reason_of = memo(lambda holds: finance_hold_reason(sum((decimal_of(a) or 0) for a, _ in holds), [w for _, w in holds]))
-    approve, reject, notify, requests = [], [], [], set()
+    approve, reject, rename, notify, requests = [], [], [], [], set()
     for pk, (request_id, reg, user_id, status, current_reason, holds) in items.items():
         if holds:
             text = reason_of(tuple(holds))
-            if status in (S.PENDING, S.APPROVED) or (status == S.REJECTED and current_reason != text):
+            if status in (S.PENDING, S.APPROVED):
                 reject.append((pk, text))
                 notify.append((user_id, S.REJECTED, text))
                 requests.add(request_id)
+            elif status == S.REJECTED and current_reason != text:
+                # rejected again, naming the new amount: its status stays, so it is not written
+                # (SQLite rewrites the index entries of every column a statement sets) and the
+                # request's status, derived from the statuses, has nothing to follow
+                rename.append((pk, text))
+                notify.append((user_id, S.REJECTED, text))
         elif status in (S.PENDING, S.REJECTED):
             if blocked.get(request_id):
                 approved.refuse(pk, f"{reg} ({fin.code})",
@@ -150,8 +156,9 @@ def finance_clearance_follow(*, student_ids: Iterable[int], acting_user, reason:
         update_ids(ClearanceApproval, approve, dict(status=S.APPROVED, reason="", **decider), history=history)
         update_from_values(ClearanceApproval, ["reason"], reject, history=history,
                            constants=dict(status=S.REJECTED, **decider))
+        update_from_values(ClearanceApproval, ["reason"], rename, history=history, constants=decider)
     approved.done.extend(approve)
-    rejected.done.extend(pk for pk, _ in reject)
+    rejected.done.extend(pk for pk, _ in reject + rename)
     requests_refresh_status(requests, acting_user=acting_user, reason=reason)
     notifications_send([
         dict(user_id=user_id, kind=Notification.Kind.APPROVED if status == S.APPROVED else Notification.Kind.REJECTED,

@@ -113,3 +113,50 @@ def test_csv_chunks_is_lazy():
         yield ("a", 1, 1, None, None, None)
         raise AssertionError("read past the first chunk")
     assert next(csv_chunks(rows(), columns=COLUMNS)).startswith("\ufeff")  # header before any row is read
+
+
+# --- moments as csv text, one zone look-up per minute (core.bulk_load.LocalText) ------------------
+
+from core.bulk_load import LocalText, moment_text  # noqa: E402
+
+
+@pytest.mark.parametrize("zone", ["Africa/Nairobi", "Europe/London", "Asia/Kolkata", "America/St_Johns"])
+def test_local_text_is_moment_text_across_transitions_and_odd_offsets(zone):
+    import zoneinfo
+    tz = zoneinfo.ZoneInfo(zone)
+    utc = datetime.timezone.utc
+    local = LocalText(tz, limit=50)
+    start = datetime.datetime(2026, 3, 29, 0, 0, 0, 999_999, tzinfo=utc)     # London moves at 01:00 UTC
+    instants = [start + datetime.timedelta(seconds=37 * i) for i in range(400)]
+    instants += [datetime.datetime(1890, 6, 1, 12, 0, 30, tzinfo=utc),         # local mean time: odd seconds
+                 datetime.datetime(2026, 10, 25, 0, 59, 59, tzinfo=utc), datetime.datetime(2026, 10, 25, 1, 0, tzinfo=utc)]
+    for moment in instants:
+        stored = str(moment.replace(tzinfo=None))          # what SQLite holds: naive UTC text
+        assert local(stored) == moment_text(moment, tz), stored
+    assert local(None) is None
+
+
+def test_csv_rows_with_moments_as_text_are_still_neutralised_and_left_as_written():
+    rows = [("=1+1", Decimal("-3.50"), 1, "2026-03-01 10:30:00", datetime.date(2026, 3, 2), 50.0),
+            ("plain", None, 2, None, None, None)]
+    text = "".join(csv_chunks(rows, columns=COLUMNS, moments_as_text=True))
+    parsed = list(csv.reader(io.StringIO(text[1:])))
+    assert parsed[1] == ["'=1+1", "-3.50", "1", "2026-03-01 10:30:00", "2026-03-02", "50.0"]
+    assert parsed[2] == ["plain", "", "2", "", "", ""]
+
+
+def test_read_ahead_gives_every_chunk_stops_when_closed_and_raises_what_the_reader_raised():
+    import threading
+
+    from core.bulk_load import _read_ahead
+    chunks = iter([[1, 2], [3], []])
+    assert list(_read_ahead(lambda: next(chunks))) == [[1, 2], [3]]
+    endless = _read_ahead(lambda: [0])
+    assert next(endless) == [0]
+    endless.close()                        # the caller stops early: the thread is stopped and joined
+    assert not [t for t in threading.enumerate() if t.name == "stream_rows read-ahead"]
+
+    def broken():
+        raise ValueError("disk I/O error")
+    with pytest.raises(ValueError, match="disk I/O error"):
+        list(_read_ahead(broken))
