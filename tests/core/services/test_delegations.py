@@ -137,3 +137,64 @@ def test_a_delegate_cannot_delegate_further(offices, make_reviewer, make_user):
     with pytest.raises(ValidationError, match="in their own right"):
         delegation_create(department=offices["LIB"], from_user=deputy, to_user=third, starts_on=today,
                           ends_on=today + timedelta(days=1), acting_user=deputy)
+
+
+# --- safe and clear ---------------------------------------------------------------------------
+
+def test_only_active_office_staff_may_receive_a_delegation(offices, lib_reviewer, make_user, student):
+    inactive = make_user(permissions.STAFF, email="gone@clearance.test")
+    inactive.is_active = False
+    inactive.save()
+    for to in (student.user, make_user(permissions.FINANCE, is_staff=False), inactive, make_user()):
+        with pytest.raises(ValidationError, match="not active office staff"):
+            delegation_create(department=offices["LIB"], from_user=lib_reviewer, to_user=to, starts_on=_day(0),
+                              ends_on=_day(3), acting_user=lib_reviewer)
+    assert not Delegation.objects.exists()
+
+
+def test_an_overlapping_delegation_of_the_same_office_to_the_same_person_is_refused(offices, lib_reviewer,
+                                                                                  colleague, make_reviewer):
+    delegation_create(department=offices["LIB"], from_user=lib_reviewer, to_user=colleague, starts_on=_day(2),
+                      ends_on=_day(9), acting_user=lib_reviewer)
+    with pytest.raises(ValidationError, match="already has LIB"):
+        delegation_create(department=offices["LIB"], from_user=lib_reviewer, to_user=colleague, starts_on=_day(9),
+                          ends_on=_day(12), acting_user=lib_reviewer)
+    # after it, or another office: fine
+    delegation_create(department=offices["LIB"], from_user=lib_reviewer, to_user=colleague, starts_on=_day(10),
+                      ends_on=_day(12), acting_user=lib_reviewer)
+    spt = make_reviewer("SPT")
+    delegation_create(department=offices["SPT"], from_user=spt, to_user=colleague, starts_on=_day(2),
+                      ends_on=_day(9), acting_user=spt)
+
+
+def test_a_delegates_decision_says_on_whose_behalf_and_both_are_emailed_when_it_starts(
+        clearance, approval, offices, lib_reviewer, colleague, open_request, django_capture_on_commit_callbacks):
+    from django.core import mail
+
+    from core.services.delegations import delegations_started_send
+    with django_capture_on_commit_callbacks(execute=True):
+        delegation_create(department=offices["LIB"], from_user=lib_reviewer, to_user=colleague, starts_on=_day(0),
+                          ends_on=_day(5), acting_user=lib_reviewer, reason="Annual leave")
+    (message,) = mail.outbox
+    assert set(message.to) == {colleague.email, lib_reviewer.email} and "Annual leave" in message.body
+    assert delegations_started_send() and len(mail.outbox) == 1          # once
+    lib = approval(clearance, "LIB")
+    approval_approve(approval=lib, acting_user=colleague)
+    record = ClearanceApproval.objects.get(pk=lib.pk).history.first()
+    assert record.history_user == colleague
+    assert record.history_change_reason.endswith(f"(on behalf of {lib_reviewer.full_name or lib_reviewer.email})")
+    # the delegator's own decisions say nothing of the kind
+    from tests import factories
+    other = approval(open_request(factories.StudentFactory()), "LIB")
+    approval_approve(approval=other, acting_user=lib_reviewer)
+    assert "on behalf" not in (ClearanceApproval.objects.get(pk=other.pk).history.first().history_change_reason or "")
+
+
+def test_a_future_delegation_is_told_the_day_it_starts(offices, lib_reviewer, colleague):
+    from django.core import mail
+
+    from core.services.delegations import delegations_started_send
+    delegation_create(department=offices["LIB"], from_user=lib_reviewer, to_user=colleague, starts_on=_day(3),
+                      ends_on=_day(5), acting_user=lib_reviewer)
+    assert delegations_started_send() == [] and not mail.outbox
+    assert len(delegations_started_send(today=_day(3))) == 1 and len(mail.outbox) == 1
