@@ -793,6 +793,15 @@ class DelegationAdmin(ServiceAdminMixin, RoleModelAdmin):
                                   .exclude(pk=request.user.pk).order_by("full_name"))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    def get_changeform_initial_data(self, request):
+        """The office is chosen already when the delegator reviews one in their own right; today is the start."""
+        initial = super().get_changeform_initial_data(request)
+        own = list(permissions.granted_departments(request.user).values_list("pk", flat=True)[:2])
+        if len(own) == 1:
+            initial.setdefault("department", own[0])
+        initial.setdefault("starts_on", timezone.localdate())
+        return initial
+
     @display(description="State", label={"active": "success", "upcoming": "info", "ended": "warning"})
     def state_badge(self, obj):
         today = timezone.localdate()

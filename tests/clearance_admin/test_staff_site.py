@@ -594,3 +594,14 @@ def test_the_queue_badge_counts_what_came_in_since_the_reviewer_last_looked(clie
     open_request(factories.StudentFactory())
     assert queue_badge(client.get("/staff/").wsgi_request) == "1 new"
     assert first.pk
+
+
+def test_the_delegation_form_preselects_the_delegators_one_office(client, lib_reviewer):
+    from core import permissions as perms
+    from tests.conftest import _with_role
+    _with_role(lib_reviewer, perms.STAFF)
+    client.force_login(lib_reviewer)
+    page = client.get("/staff/core/delegation/add/")
+    assert page.status_code == 200
+    form = page.context["adminform"].form
+    assert form.initial["department"] == perms.granted_departments(lib_reviewer).get().pk
