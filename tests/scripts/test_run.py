@@ -2,6 +2,7 @@
 server and the task worker within 10 s and leaves no process — even children that ignore SIGTERM."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -58,7 +59,7 @@ def test_make_runs_commands_stop_within_ten_seconds(tmp_path):
     """The real pair, qcluster and gunicorn, on a throwaway database."""
     db = tmp_path / "run.sqlite3"
     env = {**os.environ, "DEBUG": "true", "DATABASE_URL": f"sqlite:///{db}", "LOCKS_DIR": str(tmp_path / "locks"),
-           "LOG_LEVEL": "WARNING"}
+           "LOG_LEVEL": "WARNING", "HEALTH_TOKEN": "run-test-token"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     port = "8799"
@@ -74,6 +75,16 @@ def test_make_runs_commands_stop_within_ten_seconds(tmp_path):
             return getattr(exc, "code", None) in (200, 503)
     try:
         assert _wait_for(answers, 40), (tmp_path / "run.log").read_text()[-2000:]
+
+        def cluster_reported():          # /health/ sees the task worker's cluster (through the shared cache)
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/health/",
+                                             headers={"Authorization": "Bearer run-test-token"})
+            try:
+                body = urllib.request.urlopen(request, timeout=2).read()
+            except OSError as exc:
+                body = exc.read() if hasattr(exc, "read") else b"{}"
+            return json.loads(body or b"{}").get("task_queue", {}).get("clusters", 0) >= 1
+        assert _wait_for(cluster_reported, 30), (tmp_path / "run.log").read_text()[-2000:]
         group = [int(p) for p in subprocess.run(["pgrep", "-s", str(supervisor.pid)], capture_output=True,
                                                 text=True).stdout.split()]
         children = subprocess.run(["pgrep", "-P", str(supervisor.pid)], capture_output=True, text=True).stdout.split()
