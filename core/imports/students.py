@@ -72,7 +72,7 @@ SKIPPED_WHY = {"blank": "blank row", "total": "a total or sub-total", "footer": 
 
 _SPACES = re.compile(r"\s+")
 _REG = re.compile(REGISTRATION_NUMBER_RE)
-_YEAR = re.compile(r"^(?:(?:class\s+of|cohort|year)\s*)?(\d{4})$", re.IGNORECASE)
+_YEAR = re.compile(r"^(?:(?:class\s+of|cohort|year)\s*)?(\d+)(?:\.0+)?$", re.IGNORECASE)
 _YEAR_OF_STUDY = re.compile(r"^(?:year\s*)?(\d{1,2})(?:st|nd|rd|th)?(?:\s*year)?$", re.IGNORECASE)
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 _RESIDENT_YES = {"YES", "Y", "TRUE", "1", "RESIDENT", "R", "HOSTEL", "BOARDER", "INHOSTEL"}
