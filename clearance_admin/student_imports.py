@@ -20,7 +20,8 @@ from unfold.widgets import UnfoldAdminFileFieldWidget
 from core import permissions
 from core.imports.balances import MAX_FILE_BYTES, READABLE_EXTENSIONS, READABLE_KINDS
 from core.models import StudentImport
-from core.services.student_imports import student_import_apply, student_import_cancel, student_import_preview
+from core.services.student_imports import (student_import_apply, student_import_cancel, student_import_preview,
+                                           student_import_preview_again)
 
 from .downloads import file_link
 from .mixins import RoleModelAdmin
@@ -146,6 +147,11 @@ class StudentImportAdmin(RoleModelAdmin):
 
     def _post_preview(self, request, si):
         try:
+            if "_preview_again" in request.POST:
+                again = student_import_preview_again(student_import=si, acting_user=request.user)
+                self.message_user(request, f"{again} compares the file of {si} with the students as they are now.",
+                                  messages.INFO)
+                return HttpResponseRedirect(self.object_url(again, "preview"))
             if "_cancel" in request.POST:
                 student_import_cancel(student_import=si, acting_user=request.user)
                 self.message_user(request, f"Cancelled {si}: nothing was applied.", messages.SUCCESS)
@@ -175,6 +181,7 @@ class StudentImportAdmin(RoleModelAdmin):
             title=f"Preview of {si}" if si.status == StudentImport.Status.PREVIEWED else str(si),
             detail_url=self.object_url(si), applied=si.status == StudentImport.Status.APPLIED,
             can_confirm=si.status == StudentImport.Status.PREVIEWED,
+            can_preview_again=si.status == StudentImport.Status.FAILED and bool(si.file),
             students_url=reverse(f"{self.admin_site.name}:core_student_changelist"),
             new=[dict(row=row, reg=reg, name=f"{v['first_name']} {v['last_name']}", school=shown.get("school", ""),
                       programme=shown.get("programme", ""), year=v["expected_graduation_year"])

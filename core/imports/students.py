@@ -30,6 +30,7 @@ from .balances.rows import SHOW_ROWS, RowWalk, _cell, formulas_refused, read_she
 
 NAME_MAX = 100              # Student.first_name / last_name
 PHONE_MAX = 20              # Student.phone
+EMAIL_MAX = 254             # Student.email
 FIRST_YEAR, LAST_YEAR = 2000, 2100
 MAX_YEAR_OF_STUDY = 8
 
@@ -216,6 +217,8 @@ def parse_resident(value) -> bool | None:
 
 def parse_email(value) -> str:
     text = text_of(value, "an email address").lower()
+    if len(text) > EMAIL_MAX:
+        raise ValueError(f"an email address of {len(text)} characters; at most {EMAIL_MAX}")
     try:
         validate_email(text)
     except ValidationError:

@@ -22,6 +22,7 @@ import hashlib
 import re
 
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from .. import permissions
@@ -30,7 +31,7 @@ from ..imports.balances import RowError
 from ..imports.students import SKIPPED_WHY, ParsedStudents, StudentRow, parse_students
 from ..models import Programme, School, Student, StudentImport, admission_year_from
 from ._common import chunked
-from .imports import earlier_application, import_cancel, import_confirm, new_import, read_upload
+from .imports import earlier_application, import_cancel, import_confirm, new_import, read_upload, stored_bytes
 
 SI = StudentImport.Status
 WHAT = "Graduand import"
@@ -247,7 +248,7 @@ def student_import_apply(*, student_import: StudentImport, acting_user, skip_err
     Refused (ValidationError, nothing written): the user is not the registry (any more); not
     previewed (applied, failed, cancelled); the file had errors and `skip_errors` is False; any
     student the file names changed since the preview, or one of its new students now exists (code
-    "stale": the import is marked failed; upload the file again)."""
+    "stale": the import is marked failed, and previewing its file again shows what it would do now)."""
     si = student_import
     si.refresh_from_db(fields=["status", "error_count"])
     _check_may_import(acting_user, system)
@@ -287,8 +288,8 @@ def _refuse_if_stale(si: StudentImport, students: list[dict]) -> None:
         who = (f" ({last.registration_number} last by {name}, "
                f"{timezone.localtime(last.history_date):%d %b %Y %H:%M})")
     raise ValidationError(f"Students in this file changed since the preview{who}: it compared the file with "
-                          f"{plan.get('seen_count', 0)} students, and they are now {len(students)} or differ. Upload "
-                          "the file again and confirm what that preview shows.", code="stale")
+                          f"{plan.get('seen_count', 0)} students, and they are now {len(students)} or differ. Preview "
+                          "the file again and confirm what it then shows.", code="stale")
 
 
 def _apply(si: StudentImport, *, acting_user, system: bool) -> None:
@@ -312,3 +313,16 @@ def student_import_cancel(*, student_import: StudentImport, acting_user, system:
     it is not previewed."""
     _check_may_import(acting_user, system)
     return import_cancel(student_import, acting_user=acting_user, what=WHAT, system=system and acting_user is None)
+
+
+def student_import_preview_again(*, student_import: StudentImport, acting_user, system: bool = False) -> StudentImport:
+    """Preview the stored file of an import again, as a new import compared with the students as
+    they are now (after a stale preview was refused). Refused: as `student_import_preview`; the
+    import is applied; its file is gone."""
+    si = student_import
+    _check_may_import(acting_user, system)
+    if si.status == SI.APPLIED:
+        raise ValidationError(f"{si} was applied; there is nothing to preview again.", code="applied")
+    data = stored_bytes(si)
+    return student_import_preview(file=ContentFile(data, name=si.original_name or "graduands"),
+                                  acting_user=acting_user, system=system)

@@ -143,3 +143,21 @@ def test_the_preview_makes_no_query_per_row(client, registry_user, structure, dj
     client.force_login(registry_user)
     page_queries(2)                                    # warm
     assert page_queries(3) == page_queries(120)
+
+
+def test_a_stale_preview_is_refused_and_previewed_again(client, registry_user, structure):
+    client.force_login(registry_user)
+    upload(client)
+    si = StudentImport.objects.get()
+    ann = structure["ann"]
+    ann.first_name = "Annette"
+    ann.save()
+    refused = client.post(f"{URL}/{si.pk}/preview/", {"_confirm": "1", "skip_errors": "1"})
+    assert "changed since the preview" in " ".join(messages_of(refused))
+    assert Student.objects.count() == 1
+    page = client.get(f"{URL}/{si.pk}/preview/").content.decode()
+    assert "Preview again" in page
+    again = client.post(f"{URL}/{si.pk}/preview/", {"_preview_again": "1"})
+    fresh = StudentImport.objects.latest("pk")
+    assert fresh.pk != si.pk and again["Location"] == f"{URL}/{fresh.pk}/preview/"
+    assert "other names: Annette → Ann" in client.get(again["Location"]).content.decode()
