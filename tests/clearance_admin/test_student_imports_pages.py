@@ -64,6 +64,10 @@ def test_upload_preview_confirm(client, registry_user, structure):
     assert "Applied Graduand import" in " ".join(messages_of(done))
     assert Student.objects.get(registration_number="SCE/CS/0001/2022").school.code == "SED"
     assert Student.objects.get(registration_number="SCE/CS/0009/2022").last_name == "CHEBET"
+    listing = client.get(f"{URL}/")
+    assert listing.status_code == 200 and "cohort2026.csv" in listing.content.decode()
+    detail = client.get(f"{URL}/{si.pk}/change/")
+    assert detail.status_code == 200 and f"/registry/files/student-import/{si.pk}/" in detail.content.decode()
     download = client.get(f"/registry/files/student-import/{si.pk}/")
     assert download.status_code == 200 and download["Content-Disposition"].startswith("attachment")
     assert b"".join(download.streaming_content).startswith(b"Graduands 2026")
