@@ -15,7 +15,8 @@ from django.utils.html import format_html
 
 from core import files, permissions
 from core.certificates_pdf import certificate_filename, certificate_pdf
-from core.models import BalanceImport, ClearanceApproval, ExportFile, HoldImport, Payment, StatementReconciliation
+from core.models import (BalanceImport, ClearanceApproval, ExportFile, HoldImport, Payment, StatementReconciliation,
+                         StudentImport)
 from core.selectors.clearance import certificate_for_document
 
 SANDBOX_CSP = "sandbox; default-src 'none'"
@@ -26,12 +27,13 @@ KINDS = {
     "receipt": (Payment, "receipt", "receipt_name", files.document_type, "receipt"),
     "import": (BalanceImport, "file", "original_name", files.spreadsheet_type, "balances"),
     "hold-import": (HoldImport, "file", "original_name", files.spreadsheet_type, "holds"),
+    "student-import": (StudentImport, "file", "original_name", files.spreadsheet_type, "graduands"),
     "export": (ExportFile, "file", "file_name", files.spreadsheet_type, "export"),
     "statement": (StatementReconciliation, "file", "original_name", files.spreadsheet_type, "statement"),
 }
 KIND_OF = {model: kind for kind, (model, *_) in KINDS.items()}
 SELECT_RELATED = {"evidence": ("request__student",), "receipt": ("student",), "import": (), "hold-import": (),
-                  "export": (), "statement": ()}
+                  "student-import": (), "export": (), "statement": ()}
 
 
 def download_view(request, kind: str, pk: int, *, site):

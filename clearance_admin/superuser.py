@@ -327,6 +327,20 @@ class BalanceImportAdmin(ReadOnlyHistoryAdmin):
         return file_link(site.name, obj)
 
 
+@admin.register(m.StudentImport, site=site)
+class StudentImportAdmin(ReadOnlyHistoryAdmin):
+    list_display = ["pk", "original_name", "status", "uploaded_by", "created_at", "new_count", "changed_count",
+                    "unchanged_count", "error_count"]
+    list_filter = ["status"]
+    list_select_related = ["uploaded_by"]
+    exclude = ["file"]
+    readonly_fields = ["stored_file"]
+
+    @display(description="stored file")
+    def stored_file(self, obj):
+        return file_link(site.name, obj)
+
+
 @admin.register(m.HoldImport, site=site)
 class HoldImportAdmin(ReadOnlyHistoryAdmin):
     list_display = ["pk", "original_name", "department", "status", "full_list", "uploaded_by", "created_at",

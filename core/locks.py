@@ -37,6 +37,7 @@ KINDS = {
     "balance-import-job": 0x434C0002,       # held by whoever previews or applies import <number>
     "backup": 0x434C0003,                   # one backup at a time (core/services/backups.py)
     "hold-import-apply": 0x434C0004,        # <department id>: at most one hold import applies per office
+    "student-import-apply": 0x434C0005,     # at most one graduand import applies at a time
     "escalations": 0x434C0010,              # one process escalates <day> (core/services/reminders.py)
 }
 POLL_SECONDS = 0.1

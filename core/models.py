@@ -647,6 +647,48 @@ class HoldImport(TimeStamped):
         return f"Hold import #{self.pk}" + (f" ({self.original_name})" if self.original_name else "")
 
 
+class StudentImport(TimeStamped):
+    """The registry's list of a cohort's graduands from the student records system, imported
+    (core/services/student_imports.py): uploaded and previewed, then applied or cancelled. The plan
+    is what the preview found (students to create, to change, unchanged), so apply never re-reads
+    the file. An import creates and updates students; it never deletes one."""
+
+    class Status(models.TextChoices):
+        PREVIEWED = "previewed", "Previewed"
+        APPLIED = "applied", "Applied"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    file = models.FileField(upload_to=files.import_name, blank=True)  # random name; original_name is the upload's
+    original_name = models.CharField(max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PREVIEWED)
+    rows_total = models.PositiveIntegerField("rows read", default=0)
+    new_count = models.PositiveIntegerField("new", default=0)
+    changed_count = models.PositiveIntegerField("changed", default=0)
+    unchanged_count = models.PositiveIntegerField("unchanged", default=0)
+    error_count = models.PositiveIntegerField("rows with errors", default=0)
+    skipped_count = models.PositiveIntegerField("rows skipped", default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="Row-level errors: row, column, reason.")
+    warnings = models.JSONField(default=list, blank=True)
+    plan = JSONTextField(default=dict, blank=True, editable=False,
+                         help_text="What the preview found: students to create and to change (old → new), "
+                                   "unchanged, unknown programmes and schools, rows skipped, and the students as "
+                                   "the preview saw them.")
+    applied_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True)
+
+    history = history(excluded_fields=["plan"])
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Graduand import #{self.pk}" + (f" ({self.original_name})" if self.original_name else "")
+
+
 class FinanceRecord(models.Model):
     class GraduationFeeStatus(models.TextChoices):
         UNPAID = "unpaid", "Unpaid"

@@ -22,7 +22,7 @@ from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
 
 from .models import (BalanceImport, Certificate, ClearanceApproval, Delegation, Department, ExportFile, Hold,
-                     HoldImport, Payment, School, StatementReconciliation)
+                     HoldImport, Payment, School, StatementReconciliation, StudentImport)
 
 STAFF = "Department staff"
 FINANCE = "Finance officer"
@@ -71,6 +71,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     ],
     REGISTRY: [
         *_crud("student", "view", "add", "change"),
+        *_crud("studentimport", "view", "add", "change"),
         *_crud("clearancecycle", "view", "add", "change"),
         *_crud("clearancerequest", "view", "add", "change"),
         *_crud("clearanceapproval", "view"),
@@ -94,7 +95,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     ADMINISTRATOR: [
         *[p for model in ("user", "school", "academicdepartment", "programme", "student", "department",
                           "clearancecycle", "clearancerequest", "clearanceapproval", "hold", "financerecord",
-                          "balanceimport", "holdimport", "payment", "gownissuance", "notification", "certificate",
+                          "balanceimport", "holdimport", "studentimport", "payment", "gownissuance", "notification", "certificate",
                           "delegation", "statementreconciliation") for p in _crud(model, *ALL)],
         *[f"auth.{p}" for p in _crud("group", *ALL)],
         *[f"django_q.{p}" for model in ("schedule", "task", "success", "failure", "ormq")
@@ -351,6 +352,14 @@ def may_import_holds(user, department: Department) -> bool:
                 and user.has_perm("core.add_holdimport") and reviews_whole_office(user, department.pk))
 
 
+def may_import_students(user) -> bool:
+    """May `user` import the graduands from the student records system (upload, preview, confirm,
+    cancel)? The registry only: the import creates and changes students of every school. Asked
+    again at confirm and by the command."""
+    return bool(user is not None and user.is_authenticated and user.is_active
+                and user.has_perm("core.add_studentimport") and (user.is_superuser or in_group(user, REGISTRY)))
+
+
 def importable_departments(user) -> QuerySet[Department]:
     """The offices `user` may import holds into (the upload form's choices)."""
     if not (user is not None and user.is_authenticated and user.is_active and user.has_perm("core.add_holdimport")):
@@ -437,6 +446,16 @@ def may_download_hold_import(user, hold_import: HoldImport, *, as_role: str | No
     return _as(as_role, STAFF) and reviews_whole_office(user, hold_import.department_id)
 
 
+def may_download_student_import(user, student_import: StudentImport, *, as_role: str | None = None) -> bool:
+    """A graduand import's file (every student's name, email and phone is in it): the registry, on
+    its site; superusers."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if user.is_superuser:
+        return True
+    return _as(as_role, REGISTRY) and in_group(user, REGISTRY)
+
+
 def may_download_certificate(user, certificate: Certificate, *, as_role: str | None = None) -> bool:
     """A certificate's PDF: the registry (valid or revoked: a revoked one is stamped REVOKED);
     the student it belongs to while it is valid (a revoked certificate is not theirs to hand on);
@@ -466,6 +485,7 @@ def may_download(user, obj, *, as_role: str | None = None) -> bool:
     import's file, an export, a reconciled statement); anything else: no."""
     rule = {ClearanceApproval: may_download_evidence, Payment: may_download_receipt,
             BalanceImport: may_download_import, HoldImport: may_download_hold_import,
+            StudentImport: may_download_student_import,
             ExportFile: may_download_export, StatementReconciliation: may_download_statement}.get(type(obj))
     return rule is not None and rule(user, obj, as_role=as_role)
 

@@ -17,7 +17,8 @@ saw. The pieces here know nothing of what is imported:
 
 The balance import (core/services/balances.py) predates this module and keeps its own background
 job machinery; it shares `read_upload`. Hold imports (core/services/hold_imports.py) are built on
-all of it, and so can the next (graduands from the student records system).
+all of it, and so are graduand imports (core/services/student_imports.py: the registry's list from
+the student records system).
 """
 from __future__ import annotations
 

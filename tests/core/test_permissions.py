@@ -364,3 +364,23 @@ def test_each_site_serves_only_what_its_own_role_may_have(student, paid_with_rec
     assert may_download(registry_user, evidence, as_role=REGISTRY)
     assert not may_download(registry_user, evidence, as_role=STAFF)
     assert not may_download(registry_user, object(), as_role=None)
+
+
+def test_only_the_registry_imports_graduands(registry_user, finance_user, lib_reviewer, make_user, superuser):
+    assert permissions.may_import_students(registry_user)
+    assert permissions.may_import_students(superuser)
+    for user in (finance_user, lib_reviewer, make_user(STUDENT), make_user(), AnonymousUser()):
+        assert not permissions.may_import_students(user)
+    registry_user.is_active = False
+    assert not permissions.may_import_students(registry_user)
+
+
+def test_a_graduand_imports_file_is_the_registrys(registry_user, finance_user, lib_reviewer, superuser):
+    from core.models import StudentImport
+    si = StudentImport.objects.create(original_name="cohort.csv", sha256="0" * 64, uploaded_by=registry_user)
+    assert may_download(registry_user, si, as_role=REGISTRY)
+    assert may_download(superuser, si)
+    assert not may_download(registry_user, si, as_role=FINANCE)          # not through another site
+    assert not may_download(finance_user, si, as_role=FINANCE)
+    assert not may_download(finance_user, si, as_role=REGISTRY)
+    assert not may_download(lib_reviewer, si, as_role=STAFF)
