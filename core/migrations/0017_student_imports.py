@@ -12,7 +12,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('core', '0015_hold_imports'),
+        ('core', '0016_gown_store'),
     ]
 
     operations = [
