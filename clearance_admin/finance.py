@@ -16,6 +16,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.utils.html import format_html, format_html_join
 from unfold.decorators import action, display
 from unfold.enums import ActionVariant
@@ -797,7 +798,7 @@ class BalanceImportAdmin(FinanceModelAdmin):
     def outcome_display(self, obj):
         if obj.status != BalanceImport.Status.APPLIED:
             return "Nothing yet: it has not been applied."
-        return format_html_join(format_html("<br>"), '<a class="text-primary-600" href="{}" id="outcome-{}">{} {}</a>',
+        return format_html_join(mark_safe("<br>"), '<a class="text-primary-600" href="{}" id="outcome-{}">{} {}</a>',
                                 ((url, key, n, label) for key, n, label, url in self.outcome_links(obj)))
 
     def outcome_links(self, obj):

@@ -176,6 +176,7 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "admin:login"
 
 LANGUAGE_CODE = "en-gb"
+FORMAT_MODULE_PATH = ["clearance_admin.formats"]      # 24-hour times everywhere (clearance_admin/formats)
 TIME_ZONE = env("TIME_ZONE", default="Africa/Nairobi")
 USE_I18N = True
 USE_TZ = True

@@ -425,3 +425,16 @@ def test_a_student_turns_the_emails_off_and_on(student_client, student):
     student.user.refresh_from_db()
     assert student.user.email_notifications is True
     assert student_client.get("/student/settings/email/").status_code == 405
+
+
+def test_moments_read_the_same_24_hour_way_on_every_page(student_client, student):
+    import datetime as dt
+
+    from django.utils import timezone as tz
+    n = factories.NotificationFactory(user=student.user, title="Held")
+    Notification.objects.filter(pk=n.pk).update(
+        created_at=tz.make_aware(dt.datetime(2026, 12, 4, 14, 50), tz.get_current_timezone()))
+    listed = student_client.get("/student/core/notification/").content.decode()
+    opened = student_client.get(f"/student/core/notification/{n.pk}/change/").content.decode()
+    for html in (listed, opened):
+        assert "14:50" in html and "p.m." not in html
