@@ -27,7 +27,7 @@ from unfold.admin import ModelAdmin
 from unfold.contrib.import_export.forms import ExportForm
 from unfold.decorators import display
 
-from core.exports import CSV_CONTENT_TYPE, XLSX_CONTENT_TYPE, csv_chunks, xlsx_write
+from core.exports import CSV_CONTENT_TYPE, XLSX_CONTENT_TYPE, Counted, write_rows
 from core.exports.resources import BY_NAME, RESOURCES, list_log_name
 from core.history import current_ip
 from core.models import ExportFile
@@ -140,23 +140,14 @@ class ListExportMixin(ExportActionMixin):
                                    f"under My exports (#{export.pk}); download it from there when it is ready.")
             return redirect(reverse(f"{self.admin_site.name}:core_exportfile_changelist"))
         out = io.BytesIO()
-        rows = list(resource.rows(queryset))
-        write_list(rows, resource=resource, title=title, fmt=fmt, out=out)
-        export_log_record(report=list_log_name(resource), filters=filters, format=fmt, rows=len(rows),
+        rows = Counted(resource.rows(queryset))
+        write_rows(rows, columns=resource.columns(), title=title, sheet=resource.title, fmt=fmt, out=out)
+        export_log_record(report=list_log_name(resource), filters=filters, format=fmt, rows=rows.count,
                           acting_user=request.user)
         name = f"{resource.name}-{timezone.localtime(timezone.now()):%Y%m%d-%H%M}.{fmt}"
         response = HttpResponse(out.getvalue(), content_type=XLSX_CONTENT_TYPE if fmt == "xlsx" else CSV_CONTENT_TYPE)
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return protect(response)
-
-
-def write_list(rows, *, resource, title: str, fmt: str, out) -> None:
-    columns = resource.columns()
-    if fmt == "xlsx":
-        xlsx_write(rows, columns=columns, title=title, out=out, sheet=resource.title)
-    else:
-        for chunk in csv_chunks(rows, columns=columns):
-            out.write(chunk.encode("utf-8"))
 
 
 def _request_as(user, site, query: str) -> HttpRequest:
@@ -184,8 +175,10 @@ def list_export_task(export_id: int) -> str:
     params = export.params
     site = SITES.get(export.site)
     try:
+        if site is None:
+            raise LookupError(export.site)
         model = apps.get_model(params["model"])
-        modeladmin = site._registry[model] if site is not None else None
+        modeladmin = site._registry[model]
         resource_class = BY_NAME[export.name]
     except (KeyError, LookupError):
         export_fail(export, "That list cannot be exported any more.")

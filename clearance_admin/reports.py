@@ -20,7 +20,7 @@ from django.urls import reverse
 from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextInputWidget
 
 from core import permissions
-from core.exports import csv_chunks, xlsx_write
+from core.exports import write_rows
 from core.exports.reports import FORMATS, file_name, report_title, scoped_filters
 from core.history import current_ip
 from core.models import ClearanceCycle, Department, ExportFile, Programme, School, Student
@@ -158,12 +158,8 @@ class ReportsView:
                                    "there when it is ready.")
             return redirect(reverse(f"{self.site.name}:core_exportfile_changelist"))
         out = io.BytesIO()
-        columns, title = report.columns(filters), report_title(report, filters)
-        if fmt == "xlsx":
-            xlsx_write(first, columns=columns, title=title, out=out, sheet=report.title)
-        else:
-            for chunk in csv_chunks(first, columns=columns):
-                out.write(chunk.encode("utf-8"))
+        write_rows(first, columns=report.columns(filters), title=report_title(report, filters), sheet=report.title,
+                   fmt=fmt, out=out)
         export_log_record(report=report.name, filters=filters.as_dict(), format=fmt, rows=len(first),
                           acting_user=request.user)
         response = HttpResponse(out.getvalue(), content_type=FORMATS[fmt])

@@ -193,3 +193,16 @@ def _moments_as_text(row, moments, tz) -> list:
         if isinstance(row[i], datetime.datetime):
             row[i] = _local_naive(row[i], tz).isoformat(sep=" ", timespec="seconds")
     return row
+
+
+def write_rows(rows: Iterable[Sequence], *, columns, title: str, sheet: str, fmt: str, out,
+               moments_as_text: bool = False) -> None:
+    """Rows as an xlsx (`xlsx_write`) or a csv (`csv_chunks`) written to the binary file `out`: the one
+    writer behind reports, lists and background exports, so every copy of the same rows is the same."""
+    if fmt == "xlsx":
+        xlsx_write(rows, columns=columns, title=title, out=out, sheet=sheet)
+    elif fmt == "csv":
+        for chunk in csv_chunks(rows, columns=columns, moments_as_text=moments_as_text):
+            out.write(chunk.encode("utf-8"))
+    else:
+        raise ValueError(f"no format {fmt!r}: xlsx or csv")

@@ -2,11 +2,9 @@
 pages and the background export, so every copy of a report is the same."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from django.utils import timezone
 
-from . import CSV_CONTENT_TYPE, XLSX_CONTENT_TYPE, Counted, csv_chunks, xlsx_write
+from . import CSV_CONTENT_TYPE, XLSX_CONTENT_TYPE, Counted, write_rows
 
 FORMATS = {"xlsx": XLSX_CONTENT_TYPE, "csv": CSV_CONTENT_TYPE}
 
@@ -31,22 +29,12 @@ def scoped_filters(filters, *, user, role):
     return filters
 
 
-def csv_report(report, filters) -> tuple[Counted, Iterator[str]]:
-    """The report as csv text in chunks, and the counter of its rows (full once the chunks are)."""
-    rows = Counted(report.rows_for_csv(filters))
-    return rows, csv_chunks(rows, columns=report.columns(filters), moments_as_text=report.csv_moments_as_text)
-
-
 def write_report(report, filters, fmt: str, out) -> int:
     """Write the report to the binary file `out` as xlsx or csv; return the number of rows."""
-    if fmt == "xlsx":
-        rows = Counted(report.rows(filters))
-        xlsx_write(rows, columns=report.columns(filters), title=report_title(report, filters), out=out,
-                   sheet=report.title)
-    elif fmt == "csv":
-        rows, chunks = csv_report(report, filters)
-        for chunk in chunks:
-            out.write(chunk.encode("utf-8"))
-    else:
+    if fmt not in FORMATS:
         raise ValueError(f"no format {fmt!r}: xlsx or csv")
+    as_text = fmt == "csv" and report.csv_moments_as_text
+    rows = Counted(report.rows_for_csv(filters) if fmt == "csv" else report.rows(filters))
+    write_rows(rows, columns=report.columns(filters), title=report_title(report, filters), sheet=report.title,
+               fmt=fmt, out=out, moments_as_text=as_text)
     return rows.count

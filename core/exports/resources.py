@@ -38,17 +38,14 @@ class ListResource(resources.ModelResource):
     name = ""               # the list's name in export logs and "My exports": "list:<name>"
     title = ""
 
-    def _export_fields(self):
-        return self.get_export_fields()
-
     def columns(self) -> list[Column]:
-        return [Column(f.column_name, f.kind if f.kind != TEXT else "text", f.width) for f in self._export_fields()]
+        return [Column(f.column_name, f.kind, f.width) for f in self.get_export_fields()]
 
     def get_export_headers(self, selected_fields=None):
         return [c.label for c in self.columns()]
 
     def rows(self, queryset) -> Iterator[tuple]:
-        export_fields = self._export_fields()
+        export_fields = self.get_export_fields()
         getters = [f.get_value for f in export_fields]
         for obj in queryset.select_related(*self.select_related).iterator(chunk_size=2000):
             yield tuple(_plain(get(obj)) for get in getters)

@@ -15,13 +15,14 @@ from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import base36_to_int, urlsafe_base64_encode
 
 from .. import permissions
-from ..history import save_tracked
+from ..history import bulk_create_tracked, bulk_update_tracked, save_tracked
 from ..models import Student, User
 from ._common import BulkResult
 
@@ -98,8 +99,10 @@ def _login_for(student: Student, *, acting_user, reason: str) -> tuple[User | No
 @transaction.atomic
 def students_invite(*, student_ids, acting_user) -> BulkResult:
     """Send each selected student an invitation: a login (made if they have none) and a one-time
-    link to set its password. Refused row by row: no email, an address another account has, a
-    login already in use. Only the registry (or an administrator) invites."""
+    link to set its password. Refused row by row: no email, an address another account (or another
+    selected student) has, a login already in use. Only the registry (or an administrator) invites.
+    Queries grow with batches, not rows: the students are read and locked at once, the addresses in
+    use looked up at once, the new logins and their history written in bulk."""
     if not (acting_user is not None and (permissions.has_role(acting_user, permissions.REGISTRY)
                                          or acting_user.is_superuser)):
         raise ValidationError("Only the registry invites students.")
@@ -107,18 +110,80 @@ def students_invite(*, student_ids, acting_user) -> BulkResult:
     ids = list(dict.fromkeys(student_ids))
     students = {s.pk: s for s in Student.objects.select_related("user").select_for_update(of=("self",))
                 .filter(pk__in=ids)}
+    wanted = {(s.email or "").strip().lower() for s in students.values() if s.user_id is None} - {""}
+    taken = set(User.objects.annotate(address=Lower("email")).filter(address__in=wanted)
+                .values_list("address", flat=True)) if wanted else set()
+    reason = f"invited by {acting_user.email}"
+    new_logins, invited = [], []
     for pk in ids:
         student = students.get(pk)
         if student is None:
             result.refuse_unseen(pk)
             continue
-        user, why = _login_for(student, acting_user=acting_user, reason=f"invited by {acting_user.email}")
-        if user is None:
+        user, why = _login_to_make(student, taken)
+        if why:
             result.refuse(pk, student.registration_number, why)
             continue
-        _queue_link(user, "invitation")
+        if user is None:
+            new_logins.append(student)
+            continue
+        invited.append(user)
         result.done.append(pk)
+    try:
+        with transaction.atomic():
+            invited += _logins_make(new_logins, acting_user=acting_user, reason=reason)
+            result.done += [s.pk for s in new_logins]
+    except IntegrityError:
+        # an address taken meanwhile by another process: one by one, so only its row is refused
+        for student in new_logins:
+            student.user = None
+            user, why = _login_for(student, acting_user=acting_user, reason=reason)
+            if user is None:
+                result.refuse(student.pk, student.registration_number, why)
+            else:
+                invited.append(user)
+                result.done.append(student.pk)
+    group = Group.objects.get(name=permissions.STUDENT)
+    User.groups.through.objects.bulk_create([User.groups.through(user_id=u.pk, group_id=group.pk) for u in invited],
+                                            ignore_conflicts=True)
+    for user in invited:
+        _queue_link(user, "invitation")
     return result
+
+
+def _login_to_make(student: Student, taken: set[str]) -> tuple[User | None, str | None]:
+    """What inviting `student` takes: (their login, None) when it can be invited, (None, None) when
+    one is to be made (its address is then counted as taken), (None, why not) when it cannot."""
+    email = (student.email or "").strip().lower()
+    if not email:
+        return None, "no email address in the student records"
+    user = student.user
+    if user is None:
+        if email in taken:
+            return None, "the email address belongs to another account; ask the IT office"
+        taken.add(email)
+        return None, None
+    if user.has_usable_password():
+        return None, "already has a login (a forgotten password is reset from the sign-in page)"
+    if not user.is_active:
+        return None, "the login is disabled; ask the IT office"
+    return user, None
+
+
+def _logins_make(students: list[Student], *, acting_user, reason: str) -> list[User]:
+    """A login without a password for each student (the link sets it), linked to them, with history."""
+    if not students:
+        return []
+    users = []
+    for student in students:
+        user = User(email=student.email.strip().lower(), full_name=student.full_name, is_staff=False)
+        user.set_unusable_password()
+        users.append(user)
+    users = bulk_create_tracked(users, User, user=acting_user, reason=reason)
+    for student, user in zip(students, users):
+        student.user = user
+    bulk_update_tracked(students, Student, ["user"], user=acting_user, reason=reason)
+    return users
 
 
 def student_sign_up(*, registration_number: str, email: str) -> None:

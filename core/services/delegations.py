@@ -20,7 +20,9 @@ def delegation_create(*, department: Department, from_user, to_user, starts_on: 
                       acting_user, reason: str = "") -> Delegation:
     """Refused: the delegator does not review the office; to oneself; dates in the wrong order;
     starting before today; lasting longer than DELEGATION_MAX_DAYS (a year by default); a reason
-    longer than the field; the acting user is neither the delegator nor an administrator."""
+    longer than the field; the acting user is neither the delegator nor an administrator; dates
+    overlapping a delegation of the office to the same person (checked with the delegate's user
+    row locked, so two made at once cannot both pass)."""
     if acting_user.pk != from_user.pk and not acting_user.is_superuser:
         raise ValidationError("Only the reviewer themselves or an administrator can delegate their rights.")
     if from_user.pk == to_user.pk:
@@ -45,6 +47,9 @@ def delegation_create(*, department: Department, from_user, to_user, starts_on: 
         # rights held only by delegation are not passed on again
         raise ValidationError(f"{from_user} does not review {department.code} in their own right, so cannot "
                               "delegate it.")
+    # the delegate's row is locked first, so two delegations of one office to one person made at
+    # once are checked one after the other and the second sees the first
+    type(to_user).objects.select_for_update().filter(pk=to_user.pk).first()
     overlapping = Delegation.objects.filter(department=department, to_user=to_user, revoked_at__isnull=True,
                                             starts_on__lte=ends_on, ends_on__gte=starts_on).first()
     if overlapping is not None:
@@ -65,14 +70,14 @@ def delegations_started_send(*, today: date | None = None, dry_run: bool = False
     daily digests' schedule runs it too)."""
     from django.core.mail import send_mail
 
-    from .reminders import _claim
+    from .reminders import claim_once
     today = today or timezone.localdate()
     starting = list(Delegation.objects.filter(starts_on=today, revoked_at__isnull=True)
                     .select_related("department", "from_user", "to_user").order_by("pk"))
     if dry_run:
         return starting
     for d in starting:
-        if not _claim("delegation", f"delegation:{d.pk}", today):
+        if not claim_once("delegation", f"delegation:{d.pk}", today):
             continue
         dates = f"{d.starts_on:%d %b %Y} to {d.ends_on:%d %b %Y}"
         send_mail(f"Clearance: {d.department.code} delegated to {d.to_user} from today",

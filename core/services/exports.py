@@ -108,16 +108,13 @@ def export_write(export: ExportFile, *, rows, columns, title: str, sheet: str, l
     """Write a taken export's rows to its file (xlsx or csv, the report writers of core.exports),
     store it, mark it ready and log it as its maker's export. Whatever stops the writing marks it
     failed (and is raised again, for the task queue's record)."""
-    from ..exports import csv_chunks, xlsx_write
+    from ..exports import write_rows
 
     counted = _Progress(rows, export)
     try:
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as out:
-            if export.format == "xlsx":
-                xlsx_write(counted, columns=columns, title=title, out=out, sheet=sheet)
-            else:
-                for chunk in csv_chunks(counted, columns=columns, moments_as_text=csv_moments_as_text):
-                    out.write(chunk.encode("utf-8"))
+            write_rows(counted, columns=columns, title=title, sheet=sheet, fmt=export.format, out=out,
+                       moments_as_text=csv_moments_as_text)
             out.seek(0)
             name = f"{export.name}-{timezone.localtime(export.created_at):%Y%m%d-%H%M}.{export.format}"
             export.file.save(name, File(out, name=name), save=False)

@@ -71,7 +71,7 @@ class Escalation:
         return sum(len(items) for _, items in self.offices)
 
 
-def _claim(kind: str, key: str, day: datetime.date) -> bool:
+def claim_once(kind: str, key: str, day: datetime.date) -> bool:
     """True once per (kind, key, day), whichever process asks first."""
     try:
         with transaction.atomic():
@@ -124,7 +124,7 @@ def digests_send(*, now: datetime.datetime | None = None, dry_run: bool = False)
         if not digest.waiting:
             continue
         digests.append(digest)
-        if dry_run or not _claim("digest", f"user:{user.pk}", day):
+        if dry_run or not claim_once("digest", f"user:{user.pk}", day):
             continue
         _send(user.email, f"Clearance: {digest.waiting} item{'s' if digest.waiting != 1 else ''} waiting in your "
                           "offices", "digest", {"digest": digest, "day": day})

@@ -241,3 +241,15 @@ def test_a_background_export_checks_the_makers_rights_again_when_it_runs(world, 
     export.refresh_from_db()
     assert export.status == "failed" and "may no longer export" in export.error and not export.file
     assert Hold.objects.exists() and not ExportLog.objects.exists()
+
+
+def test_a_background_export_of_a_site_that_is_gone_fails_with_a_reason(world, client, lib_staff, settings):
+    settings.EXPORT_BACKGROUND_ROWS = 0
+    client.force_login(lib_staff)
+    client.post(export_url("staff", "hold"), {"format": CSV})
+    export = ExportFile.objects.get()
+    ExportFile.objects.filter(pk=export.pk).update(site="retired")   # a site renamed between queue and run
+    from clearance_admin.exports import list_export_task
+    assert "no such list" in list_export_task(export.pk)
+    export.refresh_from_db()
+    assert export.status == "failed" and "cannot be exported any more" in export.error

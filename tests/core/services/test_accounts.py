@@ -109,3 +109,46 @@ def test_an_invited_login_is_a_student_login(graduand, registry_user):
     students_invite(student_ids=[graduand.pk], acting_user=registry_user)
     user = User.objects.get(email=graduand.email.lower())
     assert permissions.has_role(user, permissions.STUDENT)
+
+
+def _invite_queries(registry_user, n):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    students = [factories.StudentFactory(email=f"grad{n}.{i}@students.example.ac.ke") for i in range(n)]
+    with CaptureQueriesContext(connection) as queries:
+        result = students_invite(student_ids=[s.pk for s in students], acting_user=registry_user)
+    assert sorted(result.done) == sorted(s.pk for s in students)
+    return len(queries)
+
+
+def test_inviting_many_costs_the_queries_of_inviting_a_few(registry_user):
+    _invite_queries(registry_user, 1)                      # what is looked up once per process
+    assert _invite_queries(registry_user, 3) == _invite_queries(registry_user, 40)
+    assert User.objects.filter(email__startswith="grad40.").count() == 40
+    assert all(permissions.in_group(u, permissions.STUDENT) for u in User.objects.filter(email__startswith="grad40."))
+
+
+def test_two_selected_students_with_one_address_get_one_login(registry_user):
+    first = factories.StudentFactory(email="twins@example.com")
+    second = factories.StudentFactory(email="TWINS@example.com ")
+    result = students_invite(student_ids=[first.pk, second.pk], acting_user=registry_user)
+    assert result.done == [first.pk]
+    assert "belongs to another account" in {r.pk: r.reason for r in result.refused}[second.pk]
+    assert User.objects.filter(email="twins@example.com").count() == 1
+
+
+def test_an_address_taken_meanwhile_refuses_only_its_row(registry_user, graduand, monkeypatch):
+    import core.services.accounts as accounts
+    other = factories.StudentFactory(email="other@example.com")
+    real = accounts._login_to_make
+
+    def another_process_first(student, taken):
+        factories.UserFactory(email="other@example.com")        # committed elsewhere after our look-up
+        monkeypatch.setattr(accounts, "_login_to_make", real)
+        return real(student, taken)
+    monkeypatch.setattr(accounts, "_login_to_make", another_process_first)
+    result = students_invite(student_ids=[graduand.pk, other.pk], acting_user=registry_user)
+    assert result.done == [graduand.pk]
+    assert "belongs to another account" in {r.pk: r.reason for r in result.refused}[other.pk]
+    graduand.refresh_from_db()
+    assert graduand.user is not None and Student.objects.get(pk=other.pk).user is None

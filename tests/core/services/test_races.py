@@ -241,3 +241,32 @@ def test_two_clerks_refunding_one_deposit_at_once_refund_it_once(offices, make_r
         stored = GownIssuance.objects.get(pk=gown.pk)
         assert (stored.deposit_status, stored.refunded_amount) == (GownIssuance.DepositStatus.REFUNDED, Decimal("2000"))
         assert stored.history.filter(history_change_reason="Deposit refunded").count() == 1
+
+
+def test_two_overlapping_delegations_made_at_once_make_one(offices, make_reviewer, make_user, monkeypatch):
+    import datetime
+
+    from django.utils import timezone
+
+    from core import permissions
+    from core.models import Delegation
+    from core.services import delegations
+    lib = offices["LIB"]
+    first, second = make_reviewer("LIB"), make_reviewer("LIB")
+    colleague = make_user(permissions.STAFF)
+    original = delegations.save_tracked
+
+    def slow(*args, **kwargs):           # the read-to-write window: after the overlap check, before the write
+        time.sleep(PAUSE)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(delegations, "save_tracked", slow)
+    today = timezone.localdate()
+
+    def delegate(reviewer, days):
+        return lambda: delegations.delegation_create(department=lib, from_user=reviewer, to_user=colleague,
+                                                     starts_on=today, ends_on=today + datetime.timedelta(days=days),
+                                                     acting_user=reviewer)
+    results = _at_once(delegate(first, 5), delegate(second, 9))
+    assert Delegation.objects.filter(to_user=colleague, department=lib).count() == 1
+    refused = [r for r in results if isinstance(r, ValidationError)]
+    assert len(refused) == 1 and "already has LIB" in str(refused[0])
