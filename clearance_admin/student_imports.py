@@ -63,11 +63,15 @@ class StudentImportAdmin(RoleModelAdmin):
         (None, {"fields": ("original_name", "stored_file", "uploaded_by", "created_at", "status_badge", "applied_at",
                            "failure_reason")}),
         ("Counts", {"fields": ("rows_total", "new_count", "changed_count", "unchanged_count", "error_count",
-                               "skipped_count")}),
+                               "skipped_count", "invited_display")}),
     )
     readonly_fields = ("original_name", "stored_file", "uploaded_by", "created_at", "status_badge", "applied_at",
                        "failure_reason", "rows_total", "new_count", "changed_count", "unchanged_count", "error_count",
-                       "skipped_count")
+                       "skipped_count", "invited_display")
+
+    @display(description="invited")
+    def invited_display(self, obj):
+        return obj.invited_count if obj.status == StudentImport.Status.APPLIED else "—"
 
     def scope(self, request, queryset):
         return queryset if permissions.may_import_students(request.user) else queryset.none()
@@ -161,8 +165,9 @@ class StudentImportAdmin(RoleModelAdmin):
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
             return HttpResponseRedirect(self.object_url(si, "preview"))
-        self.message_user(request, f"Applied {si}: {si.new_count} students created, {si.changed_count} updated.",
-                          messages.SUCCESS)
+        self.message_user(request, f"Applied {si}: {si.new_count} students created, {si.changed_count} updated; "
+                                   f"{si.invited_count} invited to set a password (an email each, with an email "
+                                   "address and no login yet).", messages.SUCCESS)
         return HttpResponseRedirect(self.object_url(si, "preview"))
 
     def preview_page(self, request, si):

@@ -688,6 +688,11 @@ class StudentImport(TimeStamped):
     def __str__(self):
         return f"Graduand import #{self.pk}" + (f" ({self.original_name})" if self.original_name else "")
 
+    @property
+    def invited_count(self) -> int:
+        """Students of the file invited to make a login when it was applied (those with an email and no login)."""
+        return (self.plan or {}).get("invited", 0)
+
 
 class FinanceRecord(models.Model):
     class GraduationFeeStatus(models.TextChoices):

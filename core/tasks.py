@@ -155,6 +155,16 @@ def account_link_task(user_id: int, kind: str) -> str:
     return f"{kind} link {'sent' if sent else 'not sent (no such login, disabled, or a password already set)'}"
 
 
+def account_links_task(user_ids: list[int], kind: str) -> str:
+    """Email one-time links to many students at once (a bulk invitation's share)."""
+    from .services.accounts import account_links_send
+    sent, failed = account_links_send(user_ids=user_ids, kind=kind)
+    summary = f"{sent} of {len(user_ids)} {kind} links sent"
+    if failed:
+        raise RuntimeError(f"{summary}; {failed} failed (see the log)")    # shown under Failed tasks
+    return summary
+
+
 def backup_task() -> str:
     """The nightly backup (schedule "Nightly backup", core/services/backups.py): the archive's
     summary, logged; a failure is logged and raised again, so it shows under Failed tasks."""

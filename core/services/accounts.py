@@ -28,6 +28,7 @@ from ._common import BulkResult
 
 log = logging.getLogger(__name__)
 SEND_TASK = "core.tasks.account_link_task"
+SEND_MANY_TASK = "core.tasks.account_links_task"
 
 
 class AccountLinkTokenGenerator(PasswordResetTokenGenerator):
@@ -69,6 +70,26 @@ def _queue_link(user, kind: str) -> None:
     transaction.on_commit(enqueue)
 
 
+LINKS_PER_TASK = 200
+
+
+def _queue_links(users, kind: str) -> None:
+    """One link for each of `users`, after commit: one task for one, a task per LINKS_PER_TASK for many
+    (an import inviting 5,000 graduands queues 25 tasks, not 5,000)."""
+    if len(users) == 1:
+        _queue_link(users[0], kind)
+        return
+    ids = [u.pk for u in users]
+
+    def enqueue():
+        from django_q.tasks import async_task
+        for start in range(0, len(ids), LINKS_PER_TASK):
+            part = ids[start:start + LINKS_PER_TASK]
+            async_task(SEND_MANY_TASK, part, kind, task_name=f"{len(part)} account links from user #{part[0]}")
+    if ids:
+        transaction.on_commit(enqueue)
+
+
 def _login_for(student: Student, *, acting_user, reason: str) -> tuple[User | None, str | None]:
     """The student's login, made when they have none (no password yet: the link sets it). Returns
     (user, None), or (None, why not) when it cannot be theirs."""
@@ -97,14 +118,15 @@ def _login_for(student: Student, *, acting_user, reason: str) -> tuple[User | No
 
 
 @transaction.atomic
-def students_invite(*, student_ids, acting_user) -> BulkResult:
+def students_invite(*, student_ids, acting_user, reason: str = "", system: bool = False) -> BulkResult:
     """Send each selected student an invitation: a login (made if they have none) and a one-time
     link to set its password. Refused row by row: no email, an address another account (or another
     selected student) has, a login already in use. Only the registry (or an administrator) invites.
     Queries grow with batches, not rows: the students are read and locked at once, the addresses in
-    use looked up at once, the new logins and their history written in bulk."""
-    if not (acting_user is not None and (permissions.has_role(acting_user, permissions.REGISTRY)
-                                         or acting_user.is_superuser)):
+    use looked up at once, the new logins and their history written in bulk. `system`: invitations
+    a graduand import sends (the import checked who may apply it; `reason` names it)."""
+    if not system and not (acting_user is not None and (permissions.has_role(acting_user, permissions.REGISTRY)
+                                                        or acting_user.is_superuser)):
         raise ValidationError("Only the registry invites students.")
     result = BulkResult(unseen_where="not in your list")
     ids = list(dict.fromkeys(student_ids))
@@ -113,7 +135,7 @@ def students_invite(*, student_ids, acting_user) -> BulkResult:
     wanted = {(s.email or "").strip().lower() for s in students.values() if s.user_id is None} - {""}
     taken = set(User.objects.annotate(address=Lower("email")).filter(address__in=wanted)
                 .values_list("address", flat=True)) if wanted else set()
-    reason = f"invited by {acting_user.email}"
+    reason = reason or f"invited by {acting_user.email}"
     new_logins, invited = [], []
     for pk in ids:
         student = students.get(pk)
@@ -146,8 +168,7 @@ def students_invite(*, student_ids, acting_user) -> BulkResult:
     group = Group.objects.get(name=permissions.STUDENT)
     User.groups.through.objects.bulk_create([User.groups.through(user_id=u.pk, group_id=group.pk) for u in invited],
                                             ignore_conflicts=True)
-    for user in invited:
-        _queue_link(user, "invitation")
+    _queue_links(invited, "invitation")
     return result
 
 
@@ -208,6 +229,19 @@ def student_sign_up(*, registration_number: str, email: str) -> None:
 
 
 SUBJECTS = {"invitation": "Your Clearance login", "sign-up": "Set your Clearance password"}
+
+
+def account_links_send(*, user_ids, kind: str) -> tuple[int, int]:
+    """Email each of `user_ids` their link (one task's share of a bulk invitation): (sent, failed).
+    A failure to send one is logged and does not stop the others."""
+    sent = failed = 0
+    for user_id in user_ids:
+        try:
+            sent += account_link_send(user_id=user_id, kind=kind)
+        except Exception:
+            failed += 1
+            log.exception("%s link to user #%s not sent", kind, user_id)
+    return sent, failed
 
 
 def account_link_send(*, user_id: int, kind: str) -> bool:

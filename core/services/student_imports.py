@@ -306,6 +306,24 @@ def _apply(si: StudentImport, *, acting_user, system: bool) -> None:
     bulk_update_tracked(updates, Student, list(FIELDS), user=acting_user,
                         reason=as_system(f"Updated by {label}", system))
     si.new_count, si.changed_count = len(new), len(updates)
+    si.plan = {**plan, "invited": _invite_new_logins(plan.get("names", []), label=label, acting_user=acting_user,
+                                                     system=system)}
+
+
+def _invite_new_logins(numbers, *, label: str, acting_user, system: bool) -> int:
+    """Invite every student of the file who has an email address and no login yet (a student
+    invited before has one, so importing the same file again sends nothing twice); the links go
+    after commit. Returns how many were invited."""
+    ids = []
+    for part in chunked(sorted(set(numbers)), 2000):
+        ids += list(Student.objects.filter(registration_number__in=part, user__isnull=True).exclude(email="")
+                    .order_by("pk").values_list("pk", flat=True))
+    if not ids:
+        return 0
+    from .accounts import students_invite
+    result = students_invite(student_ids=ids, acting_user=acting_user, system=True,
+                             reason=as_system(f"invited by {label}", system))
+    return len(result.done)
 
 
 def student_import_cancel(*, student_import: StudentImport, acting_user, system: bool = False) -> StudentImport:

@@ -72,7 +72,8 @@ class Command(BaseCommand):
             sys.exit(1)
         self.stdout.write(self.style.SUCCESS(
             f"Applied graduand import #{si.pk}: {si.new_count} created, {si.changed_count} updated, "
-            f"{si.unchanged_count} unchanged, {si.error_count} error(s) skipped."))
+            f"{si.unchanged_count} unchanged, {si.error_count} error(s) skipped; {si.invited_count} invited to "
+            "set a password."))
 
     def _report(self, si):
         self.stdout.write(f"Preview of graduand import #{si.pk} ({si.original_name}): {si.rows_total} rows; "

@@ -67,7 +67,7 @@ def test_preview_sorts_new_changed_unchanged_and_apply_writes_them_never_deletin
     assert (cy.last_name, cy.first_name, cy.school.code, cy.programme.code, cy.academic_department.code,
             cy.expected_graduation_year, cy.is_resident, cy.email, cy.admission_year) == (
         "Chebet", "Cy", "SCE", "BSC-CS", "CS", 2026, True, "cy@x.test", 2022)
-    record = cy.history.get()
+    record = cy.history.get(history_type="+")
     assert record.history_change_reason == f"Created by graduand import #{si.pk} (cohort2026.csv)"
     assert record.history_user == registry_user
     assert Student.objects.filter(registration_number=BOB).exists()             # not in the file: kept
@@ -86,7 +86,9 @@ def test_a_student_moved_to_another_school_is_changed_with_old_and_new(registry_
     ann = Student.objects.get(registration_number=ANN)
     assert (ann.school.code, ann.academic_department.code, ann.programme.code, ann.last_name, ann.email) == (
         "SED", "ECD", "BED-ECD", "Achieng-Otieno", "ann@x.test")
-    assert ann.history.first().history_change_reason == f"Updated by graduand import #{si.pk} (cohort2026.csv)"
+    reasons = list(ann.history.order_by("history_date").values_list("history_change_reason", flat=True))
+    assert reasons[-2:] == [f"Updated by graduand import #{si.pk} (cohort2026.csv)",      # then her login made
+                            f"invited by graduand import #{si.pk} (cohort2026.csv)"]
 
 
 def test_duplicated_registration_numbers_are_errors_in_both_rows_and_nothing_applies(registry_user, existing):
@@ -225,3 +227,44 @@ def test_one_apply_at_a_time(registry_user, existing):
     assert si.status == SI.PREVIEWED
     student_import_apply(student_import=si, acting_user=registry_user)
     assert Student.objects.filter(registration_number=CY).exists()
+
+
+def test_applying_invites_the_students_of_the_file_with_an_email_and_no_login(
+        registry_user, existing, django_capture_on_commit_callbacks):
+    from django.core import mail
+    invited_before = factories.StudentFactory(registration_number="SCE/CS/0009/2022", email="old@x.test",
+                                              with_user=True)
+    si = preview(registry_user,
+                 f"{ANN},Achieng,Ann,BSC-CS,SCE,2026,,ann@x.test",            # existing, no login yet: invited
+                 f"{CY},Chebet,Cy,BSC-CS,SCE,2026,yes,cy@x.test",              # new with an email: invited
+                 f"{DEE},Duma,Dee,BED-ECD,sed,2027,no,",                       # new without one: not
+                 "SCE/CS/0009/2022,Old,Timer,BSC-CS,SCE,2026,,old@x.test")     # has a login: not again
+    with django_capture_on_commit_callbacks(execute=True):
+        applied = student_import_apply(student_import=si, acting_user=registry_user)
+    assert applied.invited_count == 2
+    assert sorted(m.to[0] for m in mail.outbox) == ["ann@x.test", "cy@x.test"]
+    cy = Student.objects.get(registration_number=CY)
+    assert not cy.user.has_usable_password()
+    assert cy.user.history.get().history_change_reason == f"invited by graduand import #{si.pk} (cohort2026.csv)"
+    invited_before.refresh_from_db()
+    assert StudentImport.objects.get(pk=si.pk).invited_count == 2
+    # the same file again: nobody is invited twice
+    mail.outbox.clear()
+    again = preview(registry_user, f"{ANN},Achieng,Ann,BSC-CS,SCE,2026,,ann@x.test")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert student_import_apply(student_import=again, acting_user=registry_user).invited_count == 0
+    assert not mail.outbox
+
+
+def test_invitations_of_a_large_import_go_in_a_few_tasks(registry_user, structure, django_capture_on_commit_callbacks,
+                                                         monkeypatch):
+    import core.services.accounts as accounts
+    monkeypatch.setattr(accounts, "LINKS_PER_TASK", 10)
+    queued = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda func, *args, **kw: queued.append((func, args)))
+    lines = [f"SCE/CS/{i:04d}/2022,S{i},O{i},BSC-CS,SCE,2026,,s{i}@x.test" for i in range(1, 26)]
+    with django_capture_on_commit_callbacks(execute=True):
+        applied = student_import_apply(student_import=preview(registry_user, *lines), acting_user=registry_user)
+    assert applied.invited_count == 25
+    links = [args for func, args in queued if func == accounts.SEND_MANY_TASK]
+    assert [len(ids) for ids, _kind in links] == [10, 10, 5]
