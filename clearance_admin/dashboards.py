@@ -65,10 +65,12 @@ def student_dashboard(request, context):
     """/student/: the logged-in student's own requests office by office, holds and what they can do."""
     from core.models import REASON_MAX_LENGTH, ClearanceRequest
     from core.selectors.student import (cycles_open_for_submission, student_active_holds, student_of,
-                                        student_payments, student_progress, unread_notification_count)
+                                        student_payments, student_progress, unread_notification_count,
+                                        unread_notifications)
     student = student_of(request.user)
     request.unread_notification_count = unread_notification_count(request.user)  # the sidebar badge reuses it
-    context.update(student=student, unread_count=request.unread_notification_count)
+    context.update(student=student, unread_count=request.unread_notification_count,
+                   unread_notes=unread_notifications(request.user) if request.unread_notification_count else [])
     if student is None:
         return context
     holds = student_active_holds(student)

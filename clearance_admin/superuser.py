@@ -293,11 +293,15 @@ class ClearanceApprovalAdmin(ReadOnlyHistoryAdmin):
     list_select_related = ["request__student", "request__cycle", "department", "decided_by"]
     show_full_result_count = False
     exclude = ["evidence"]          # shown as a link to this site's download view, never its storage URL
-    readonly_fields = ["evidence_link"]
+    readonly_fields = ["evidence_link", "response_file_link"]
 
     @display(description="evidence")
     def evidence_link(self, obj):
         return file_link(site.name, obj)
+
+    @display(description="student's file")
+    def response_file_link(self, obj):
+        return file_link(site.name, obj, kind="response")
 
 
 @admin.register(m.Hold, site=site)
