@@ -89,6 +89,8 @@ class ChangesHelper(HistoricalRecordContextHelper):
         for change in delta.changes:
             field = self.model._meta.get_field(change.field)
             old, new = (self._display(change, field, value) for value in (change.old, change.new))
+            if isinstance(field, models.FileField) and change.old and change.new:
+                new = "another file"         # both read "a file": say that it was replaced
             rows.append({"field": capfirst(field.verbose_name), "name": change.field, "old": old, "new": new})
         return rows
 
