@@ -38,8 +38,11 @@ def admin_dashboard(request, context):
              "footer": f"{users['superusers']:,} administrators (superusers)", "link": link("core_user_changelist")},
             {"title": "Students", "value": f"{Student.objects.count():,}", "footer": "with a student record",
              "link": link("core_student_changelist")},
+            # open = pending + in progress + on hold; completed ones are counted apart, never as open
             {"title": "Open requests", "value": f"{open_requests:,}",
-             "footer": f"{by_status.get(R.ON_HOLD, 0):,} on hold, {by_status.get(R.COMPLETED, 0):,} completed",
+             "footer": f"{open_requests - by_status.get(R.ON_HOLD, 0):,} in progress, "
+                       f"{by_status.get(R.ON_HOLD, 0):,} on hold · {by_status.get(R.COMPLETED, 0):,} completed, "
+                       f"not counted here",
              "link": link("core_clearancerequest_changelist")},
             {"title": "Failed tasks (24 h)", "value": f"{failures:,}",
              "footer": f"{Success.objects.filter(stopped__gte=since).count():,} succeeded in the same time",
@@ -62,10 +65,12 @@ def student_dashboard(request, context):
     """/student/: the logged-in student's own requests office by office, holds and what they can do."""
     from core.models import REASON_MAX_LENGTH, ClearanceRequest
     from core.selectors.student import (cycles_open_for_submission, student_active_holds, student_of,
-                                        student_payments, student_progress, unread_notification_count)
+                                        student_payments, student_progress, unread_notification_count,
+                                        unread_notifications)
     student = student_of(request.user)
     request.unread_notification_count = unread_notification_count(request.user)  # the sidebar badge reuses it
-    context.update(student=student, unread_count=request.unread_notification_count)
+    context.update(student=student, unread_count=request.unread_notification_count,
+                   unread_notes=unread_notifications(request.user) if request.unread_notification_count else [])
     if student is None:
         return context
     holds = student_active_holds(student)

@@ -24,6 +24,8 @@ SANDBOX_CSP = "sandbox; default-src 'none'"
 # kind in the URL → (model, file field, display-name field, content type from the head, default name)
 KINDS = {
     "evidence": (ClearanceApproval, "evidence", "evidence_name", files.document_type, "evidence"),
+    # the file a student sent with a re-submission (permissions.may_download_response_file)
+    "response": (ClearanceApproval, "response_file", "response_file_name", files.document_type, "response"),
     "receipt": (Payment, "receipt", "receipt_name", files.document_type, "receipt"),
     "import": (BalanceImport, "file", "original_name", files.spreadsheet_type, "balances"),
     "hold-import": (HoldImport, "file", "original_name", files.spreadsheet_type, "holds"),
@@ -31,8 +33,11 @@ KINDS = {
     "export": (ExportFile, "file", "file_name", files.spreadsheet_type, "export"),
     "statement": (StatementReconciliation, "file", "original_name", files.spreadsheet_type, "statement"),
 }
-KIND_OF = {model: kind for kind, (model, *_) in KINDS.items()}
-SELECT_RELATED = {"evidence": ("request__student",), "receipt": ("student",), "import": (), "hold-import": (),
+# the first kind of each model is its main file ("evidence" for an approval)
+KIND_OF = {}
+for _kind, (_model, *_) in KINDS.items():
+    KIND_OF.setdefault(_model, _kind)
+SELECT_RELATED = {"evidence": ("request__student",), "response": ("request__student",), "receipt": ("student",), "import": (), "hold-import": (),
                   "student-import": (), "export": (), "statement": ()}
 
 
@@ -43,7 +48,7 @@ def download_view(request, kind: str, pk: int, *, site):
     model, field, name_field, content_type_of, default = KINDS[kind]
     obj = model._default_manager.select_related(*SELECT_RELATED[kind]).filter(pk=pk).first()
     stored = getattr(obj, field, None) if obj is not None else None
-    if not stored or not permissions.may_download(request.user, obj, as_role=site.role):
+    if not stored or not permissions.may_download(request.user, obj, as_role=site.role, field=field):
         raise Http404("No such file.")
     try:
         handle = stored.storage.open(stored.name, "rb")
@@ -86,10 +91,11 @@ def protect(response):
     return response
 
 
-def file_url(site_name: str, obj) -> str | None:
-    """The site's download URL of `obj`'s stored file (None when there is none)."""
-    kind = KIND_OF.get(type(obj))
-    if kind is None or not getattr(obj, KINDS[kind][1], None):
+def file_url(site_name: str, obj, kind: str | None = None) -> str | None:
+    """The site's download URL of `obj`'s stored file of `kind` (its main file by default; None
+    when there is none)."""
+    kind = kind or KIND_OF.get(type(obj))
+    if kind not in KINDS or not isinstance(obj, KINDS[kind][0]) or not getattr(obj, KINDS[kind][1], None):
         return None
     try:
         return reverse(f"{site_name}:file_download", args=[kind, obj.pk])
@@ -97,15 +103,16 @@ def file_url(site_name: str, obj) -> str | None:
         return None
 
 
-def display_name(obj) -> str:
-    kind = KIND_OF[type(obj)]
+def display_name(obj, kind: str | None = None) -> str:
+    kind = kind or KIND_OF[type(obj)]
     _, field, name_field, _, default = KINDS[kind]
     return getattr(obj, name_field, "") or files.original_name(getattr(obj, field), default)
 
 
-def file_link(site_name: str, obj, empty: str = "—"):
-    """A link to `obj`'s stored file through the site's download view, named as uploaded."""
-    url = file_url(site_name, obj)
+def file_link(site_name: str, obj, empty: str = "—", kind: str | None = None):
+    """A link to `obj`'s stored file (of `kind`) through the site's download view, named as uploaded."""
+    url = file_url(site_name, obj, kind)
     if url is None:
         return empty
-    return format_html('<a class="text-primary-600 underline" href="{}" download>{}</a>', url, display_name(obj))
+    return format_html('<a class="text-primary-600 underline" href="{}" download>{}</a>', url,
+                       display_name(obj, kind))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import flatten_fieldsets
+from django.core.exceptions import FieldDoesNotExist
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
@@ -12,6 +14,7 @@ from unfold.admin import ModelAdmin
 from core.services._common import BulkResult
 
 from .exports import ListExportMixin
+from .history import ChangesHelper, delta_of
 
 
 SUPERUSER_SITE = "admin"
@@ -22,6 +25,11 @@ class HistoryModelAdmin(ListExportMixin, SimpleHistoryAdmin, ModelAdmin):
     /admin/ only: a role site shows history read-only whoever looks at it, so a superuser passing
     through /registry/ cannot put a revoked request back to "completed" behind its services."""
 
+    # The list: when, what, who, from which IP, why, and every field old → new (clearance_admin/history.py).
+    object_history_list_template = "admin/history/object_history_list.html"
+    # A version: unfold's page with the History link fixed, read-only where reverting is off.
+    object_history_form_template = "admin/history/object_history_form.html"
+
     def revert_disabled(self, request, obj=None):
         return not (request.user.is_superuser and self.admin_site.name == SUPERUSER_SITE)
 
@@ -30,6 +38,53 @@ class HistoryModelAdmin(ListExportMixin, SimpleHistoryAdmin, ModelAdmin):
         if request.method == "POST" and self.revert_disabled(request):
             raise PermissionDenied("Only administrators may revert to an earlier version.")
         return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return ChangesHelper(self.model, historical_record)
+
+    def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True):
+        """Every tracked field, not only the editable ones simple-history compares (status and the
+        decision's who and when are not editable: services write them)."""
+        previous = None
+        for current in historical_records:
+            if previous is not None:
+                delta = delta_of(previous, current)
+                previous.history_delta_changes = self.get_historical_record_context_helper(
+                    request, previous).context_for_delta_changes(delta)
+            previous = current
+        if previous is not None and previous.history_type == "+":
+            previous.history_delta_changes = []      # the first record: nothing earlier to compare
+
+    def render_history_view(self, request, template, context, **kwargs):
+        """A version shown where it cannot be reverted has nothing to fill in: every field read-only
+        (as Django's own view-only change page), form-only fields (a decision, an upload) left out."""
+        adminform = context.get("adminform")
+        if adminform is not None and context.get("revert_disabled"):
+            context["adminform"] = self._read_only_form(adminform)
+        return super().render_history_view(request, template, context, **kwargs)
+
+    def _read_only_form(self, adminform):
+        obj = adminform.form.instance
+
+        def shown(name) -> bool:
+            try:
+                self.model._meta.get_field(name)
+                return True
+            except FieldDoesNotExist:
+                return callable(name) or hasattr(self, name) or hasattr(obj, name)
+
+        fieldsets = []
+        for title, options in adminform.fieldsets:
+            names = [n for n in flatten_fieldsets([(title, options)]) if shown(n)]
+            if names:
+                fieldsets.append((title, {**options, "fields": names}))
+        # what the services write (status, who decided and when) is no form field, but is the version
+        listed = set(flatten_fieldsets(fieldsets))
+        recorded = [f.name for f in self.model._meta.concrete_fields
+                    if not f.editable and not f.primary_key and f.name not in listed]
+        if recorded:
+            fieldsets.append(("Recorded by the workflow", {"fields": recorded}))
+        return helpers.AdminForm(adminform.form, fieldsets, {}, flatten_fieldsets(fieldsets), model_admin=self)
 
 
 class ReadOnlyAdminMixin:

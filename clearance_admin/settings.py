@@ -474,7 +474,7 @@ UNFOLD = _unfold("Clearance — administration", "admin_panel_settings", "admin_
     ]},
     {"title": _("Clearance"), "items": [
         _link(_("Cycles"), "event", "admin:core_clearancecycle_changelist"),
-        _link(_("Offices"), "apartment", "admin:core_department_changelist"),
+        _link(_("Departments"), "apartment", "admin:core_department_changelist"),
         _link(_("Requests"), "assignment_turned_in", "admin:core_clearancerequest_changelist"),
         _link(_("Approvals"), "checklist", "admin:core_clearanceapproval_changelist"),
         _link(_("Holds"), "block", "admin:core_hold_changelist"),

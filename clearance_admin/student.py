@@ -79,18 +79,26 @@ def submit_view(request):
 
 @require_POST
 def resubmit_view(request, approval_id: int):
-    """POST response=<text> → approval_resubmit, for an item of the user's own request only."""
+    """POST response=<text> [file=<PDF, PNG or JPEG>] → approval_resubmit, for an item of the
+    user's own request only. A refused file (by its content) changes nothing and says why."""
     approval = (ClearanceApproval.objects.select_related("department")
                 .filter(pk=approval_id, request__student__user=request.user).first())
     if approval is None:
         # Someone else's item (or none at all): the same answer, so ids reveal nothing.
         raise Http404("No such clearance item of yours.")
+    uploads = request.FILES.getlist("file")
+    if len(uploads) > 1:
+        messages.error(request, f"{approval.department.name}: send one file with your response (a PDF, PNG or JPEG).")
+        return _back_to_index()
+    upload = uploads[0] if uploads else None
     try:
-        approval_resubmit(approval=approval, acting_user=request.user, response=request.POST.get("response", ""))
+        approval_resubmit(approval=approval, acting_user=request.user, response=request.POST.get("response", ""),
+                          file=upload)
     except ValidationError as exc:
         messages.error(request, f"{approval.department.name}: " + " ".join(exc.messages))
     else:
-        messages.success(request, f"Re-submitted to {approval.department.name}; it is pending again and the "
+        sent = f" with {upload.name}" if upload is not None else ""
+        messages.success(request, f"Re-submitted to {approval.department.name}{sent}; it is pending again and the "
                                   f"office will read your response.")
     return _back_to_index()
 
@@ -148,6 +156,8 @@ class MyNotificationAdmin(ScopedAdminMixin, ListExportMixin, ModelAdmin):
     list_per_page = 50
     scope_refusal = "This notification is not yours."
     change_form_outer_after_template = "student/notification_mark_read.html"
+    # cards with each message whole; no row checkboxes (the bulk action is "Mark all as read")
+    change_list_template = "student/notification_list.html"
 
     def scope(self, request, queryset):
         return queryset.filter(user=request.user)
@@ -211,6 +221,11 @@ class MyNotificationAdmin(ScopedAdminMixin, ListExportMixin, ModelAdmin):
             path("<path:object_id>/read/", self.admin_site.admin_view(self.mark_one_read_view),
                  name="%s_%s_mark_read" % info),
         ] + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}),
+                         "has_unread": self.get_queryset(request).filter(read_at__isnull=True).exists()}
+        return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         """Opening a notification marks it read."""

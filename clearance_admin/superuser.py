@@ -278,7 +278,7 @@ class ClearanceCycleAdmin(HistoryModelAdmin):
 class ClearanceRequestAdmin(ReadOnlyHistoryAdmin):
     list_display = ["student", "cycle", "status", "submitted_at", "completed_at"]
     list_filter = ["status", "cycle"]
-    search_fields = ["student__registration_number"]
+    search_fields = ["student__registration_number", "student__first_name", "student__last_name"]
     list_select_related = ["student", "cycle"]
     show_full_result_count = False
 
@@ -287,22 +287,28 @@ class ClearanceRequestAdmin(ReadOnlyHistoryAdmin):
 class ClearanceApprovalAdmin(ReadOnlyHistoryAdmin):
     list_display = ["request", "department", "status", "decided_by", "decided_at"]
     list_filter = ["status", "department"]
-    search_fields = ["request__student__registration_number"]
+    # "Jane Wanjiru" finds her: each word must match the registration number or a name
+    search_fields = ["request__student__registration_number", "request__student__first_name",
+                     "request__student__last_name"]
     list_select_related = ["request__student", "request__cycle", "department", "decided_by"]
     show_full_result_count = False
     exclude = ["evidence"]          # shown as a link to this site's download view, never its storage URL
-    readonly_fields = ["evidence_link"]
+    readonly_fields = ["evidence_link", "response_file_link"]
 
     @display(description="evidence")
     def evidence_link(self, obj):
         return file_link(site.name, obj)
+
+    @display(description="student's file")
+    def response_file_link(self, obj):
+        return file_link(site.name, obj, kind="response")
 
 
 @admin.register(m.Hold, site=site)
 class HoldAdmin(ReadOnlyHistoryAdmin):
     list_display = ["student", "department", "reason", "amount", "status", "source", "placed_at"]
     list_filter = ["status", "department", "source"]
-    search_fields = ["student__registration_number", "reason"]
+    search_fields = ["student__registration_number", "student__first_name", "student__last_name", "reason"]
     list_select_related = ["student", "department"]
     show_full_result_count = False
 

@@ -51,6 +51,16 @@ OFFICES = [
     ("GOWN", "Gown store", Department.Type.STORE, 1, Department.AppliesTo.ALL, 7),
     ("REG", "Registry", Department.Type.REGISTRY, 2, Department.AppliesTo.ALL, 10),
 ]
+# where students go to each office (Department.location, shown on the student's page)
+LOCATIONS = {
+    "FIN": "Finance office, Administration Block ground floor, counter 3 · Mon–Fri 08:00–16:00",
+    "LIB": "Main Library circulation desk, ground floor · Mon–Sat 08:00–20:00",
+    "HOS": "Hostels office, Block C reception · Mon–Fri 08:00–17:00",
+    "SCH": "Your school's office (dean's secretary) · Mon–Fri 08:30–16:30",
+    "SPT": "Sports office, Pavilion room 2 · Mon–Fri 09:00–16:00",
+    "GOWN": "Gown store, Student Centre basement · Mon–Fri 09:00–15:00",
+    "REG": "Academic Registry, Senate Building room 104 · Mon–Fri 08:00–16:00",
+}
 REJECT_REASONS = {
     "LIB": "2 books not returned: 'Introduction to Algorithms', 'Clean Code'",
     "HOS": "Room key not returned and damaged furniture in room B12",
@@ -167,7 +177,8 @@ def _reference_data():
     for code, name, type_, stage, applies_to, sla in OFFICES:
         offices[code], _ = Department.objects.get_or_create(
             code=code, defaults=dict(name=name, type=type_, stage=stage, applies_to=applies_to, sla_days=sla,
-                                     head_email=f"head.{code.lower()}@clearance.test"))
+                                     head_email=f"head.{code.lower()}@clearance.test",
+                                     location=LOCATIONS.get(code, "")))
     today = timezone.localdate()
     cycle, _ = ClearanceCycle.objects.get_or_create(
         name=f"{today.year} graduation",

@@ -6,7 +6,7 @@ browser's content type are the uploader's word, not the file's), up to `EVIDENCE
 HTML page, an SVG image or a program renamed to `.pdf` is refused with a message that says what the
 file really is, as far as we can tell.
 
-Every stored file (evidence, receipts, balance import files, M-PESA statements) gets a storage name made of its folder
+Every stored file (evidence, students' response files, receipts, balance import files, M-PESA statements) gets a storage name made of its folder
 and a random token (`StoredName`): nothing about the uploader's name, the date or the order of
 uploads is in it. The uploader's name is kept in a field of the model, for the page and as the
 download name (`download_name`), never as a path.
@@ -115,6 +115,11 @@ def validate_evidence(upload) -> str:
     return validate_document(upload, what="evidence")
 
 
+def validate_response_file(upload) -> str:
+    """The file a student sends with a re-submission: checked exactly like evidence."""
+    return validate_document(upload, what="the file you send")
+
+
 def validate_receipt(upload) -> str:
     """A payment receipt: checked exactly like evidence (see validate_document)."""
     return validate_document(upload, what="a receipt")
@@ -145,6 +150,7 @@ class StoredName:
 
 evidence_name = StoredName("evidence", ALLOWED_EXTENSIONS)
 receipt_name = StoredName("receipts", ALLOWED_EXTENSIONS)
+response_name = StoredName("responses", ALLOWED_EXTENSIONS)
 import_name = StoredName("imports", SPREADSHEET_EXTENSIONS)
 export_name = StoredName("exports", (".xlsx", ".csv"))
 statement_name = StoredName("statements", (".csv",))

@@ -303,6 +303,9 @@ class Department(models.Model):
     name = models.CharField(max_length=100)
     type = models.CharField(max_length=20, choices=Type.choices, default=Type.OTHER)
     head_email = models.EmailField(blank=True)
+    location = models.CharField(max_length=200, blank=True,
+                                help_text="Where students go to this office: building, room, opening hours. "
+                                          "Shown on the student's page.")
     is_active = models.BooleanField(default=True)
     stage = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1)],
@@ -438,6 +441,11 @@ class ClearanceApproval(TimeStamped):
     # stored under a random name (core/files.py); the uploader's name is only the download name
     evidence = models.FileField(upload_to=files.evidence_name, blank=True)
     evidence_name = models.CharField(max_length=255, blank=True, help_text="The evidence file's name as uploaded.")
+    # the file the student sent with their latest response (a return slip, a receipt): checked and
+    # stored as evidence is, downloaded only by the student and the office reviewing the item
+    response_file = models.FileField(upload_to=files.response_name, blank=True, editable=False)
+    response_file_name = models.CharField(max_length=255, blank=True, editable=False,
+                                          help_text="The name of the student's file as uploaded.")
 
     history = history()
 

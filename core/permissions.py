@@ -406,6 +406,20 @@ def may_download_evidence(user, approval: ClearanceApproval, *, as_role: str | N
     return _as(as_role, STUDENT) and in_group(user, STUDENT) and student.user_id == user.pk
 
 
+def may_download_response_file(user, approval: ClearanceApproval, *, as_role: str | None = None) -> bool:
+    """The file a student sent with a re-submission: the student it belongs to and the office that
+    reviews the item (a reviewer whose scope covers its department and, for a school office, the
+    student's school); superusers. Not the registry: it is the student's answer to one office."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if user.is_superuser:
+        return True
+    student = approval.request.student
+    if _as(as_role, STAFF) and review_scope(user).covers(approval.department_id, student.school_id):
+        return True
+    return _as(as_role, STUDENT) and in_group(user, STUDENT) and student.user_id == user.pk
+
+
 def may_download_receipt(user, payment: Payment, *, as_role: str | None = None) -> bool:
     """A payment's receipt: finance officers, the student who paid; superusers."""
     if not (user.is_authenticated and user.is_active):
@@ -480,9 +494,12 @@ def may_download_export(user, export: ExportFile, *, as_role: str | None = None)
     return as_role == role and (role is None and user.is_superuser or role is not None and has_role(user, role))
 
 
-def may_download(user, obj, *, as_role: str | None = None) -> bool:
-    """The rule for this object's stored file (an approval's evidence, a payment's receipt, an
-    import's file, an export, a reconciled statement); anything else: no."""
+def may_download(user, obj, *, as_role: str | None = None, field: str | None = None) -> bool:
+    """The rule for this object's stored file `field` (an approval's evidence or the student's
+    response file, a payment's receipt, an import's file, an export, a reconciled statement);
+    anything else: no."""
+    if isinstance(obj, ClearanceApproval) and field == "response_file":
+        return may_download_response_file(user, obj, as_role=as_role)
     rule = {ClearanceApproval: may_download_evidence, Payment: may_download_receipt,
             BalanceImport: may_download_import, HoldImport: may_download_hold_import,
             StudentImport: may_download_student_import,

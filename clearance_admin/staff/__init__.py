@@ -360,10 +360,12 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
     ordering = ("waiting_since", "pk")
     actions = ["approve_selected", "reject_selected", "reopen_selected"]
     readonly_fields = ("student_info", "department", "status_text", "waiting_column", "decided_info",
-                       "reason", "student_response", "evidence_link", "student_holds", "history_table")
+                       "reason", "student_response", "response_file_link", "evidence_link", "student_holds",
+                       "history_table")
     fieldsets = (
         ("Clearance item", {"fields": ("student_info", "department", "status_text", "waiting_column",
-                                       "decided_info", "reason", "student_response", "evidence_link")}),
+                                       "decided_info", "reason", "student_response", "response_file_link",
+                                       "evidence_link")}),
         ("Decide", {"fields": ("decision", "decision_reason", "notes", "evidence_file", "seen")}),
         ("The student's holds (every office)", {"fields": ("student_holds",)}),
         ("History", {"fields": ("history_table",)}),
@@ -456,6 +458,11 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
     @display(description="Evidence")
     def evidence_link(self, obj):
         return file_link(self.admin_site.name, obj)
+
+    @display(description="Student's file")
+    def response_file_link(self, obj):
+        # sent with the student's latest response; downloaded through this site's access check
+        return file_link(self.admin_site.name, obj, kind="response")
 
     @display(description="Holds")
     def student_holds(self, obj):

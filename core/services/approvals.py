@@ -430,14 +430,20 @@ def approval_reopen(*, approval: ClearanceApproval, acting_user, note: str = "",
 
 
 @transaction.atomic
-def approval_resubmit(*, approval: ClearanceApproval, acting_user, response: str) -> ClearanceApproval:
-    """The student answers a rejection and sends the item back to the office.
+def approval_resubmit(*, approval: ClearanceApproval, acting_user, response: str, file=None) -> ClearanceApproval:
+    """The student answers a rejection and sends the item back to the office, optionally with a
+    file (a return slip, a receipt): checked like evidence (core/files.py), stored under a random
+    name, the uploader's name kept for the download. A re-submission without a file clears the
+    earlier one: the file goes with the response it was sent with (history keeps both).
 
-    Refused: not the student's own item; no response, or one longer than REASON_MAX_LENGTH; the item is not rejected; the request is
-    completed or revoked; the cycle is closed; the re-submission limit of the cycle is reached; a
-    finance item while finance follows the holds (it clears by itself when the balance is paid).
-    Locks the request, then the approval."""
+    Refused: not the student's own item; no response, or one longer than REASON_MAX_LENGTH; a file
+    that is not a PDF, PNG or JPEG of at most 5 MB (by content, whatever its name says); the item is
+    not rejected; the request is completed or revoked; the cycle is closed; the re-submission limit
+    of the cycle is reached; a finance item while finance follows the holds (it clears by itself
+    when the balance is paid). Locks the request, then the approval."""
     response = text_within(response, limit=REASON_MAX_LENGTH, what="response")
+    if file is not None:
+        files.validate_response_file(file)
     lock_requests([approval.request_id])
     approval = (ClearanceApproval.objects.select_related("request__student", "request__cycle", "department")
                 .select_for_update(of=("self",)).get(pk=approval.pk))
@@ -466,6 +472,12 @@ def approval_resubmit(*, approval: ClearanceApproval, acting_user, response: str
     approval.status, approval.decided_by, approval.decided_by_import, approval.decided_at = A.PENDING, None, None, None
     approval.reason = ""
     approval.student_response = response
+    if file is not None:
+        name = files.original_name(file, "response")
+        approval.response_file.save(name, file, save=False)
+        approval.response_file_name = name
+    else:
+        approval.response_file, approval.response_file_name = "", ""
     approval.waiting_since = now
     save_tracked(approval, user=acting_user, reason=f"Re-submitted by the student: {response}")
     req.resubmission_count += 1

@@ -438,3 +438,150 @@ def test_moments_read_the_same_24_hour_way_on_every_page(student_client, student
     opened = student_client.get(f"/student/core/notification/{n.pk}/change/").content.decode()
     for html in (listed, opened):
         assert "14:50" in html and "p.m." not in html
+
+
+# --- the phone page: cards, days waiting, no admin clutter ---------------------------------------
+
+def _card(body: str, code: str) -> str:
+    start = body.index(f'data-office="{code}"')
+    return body[start:body.index("</article>", start)]
+
+
+@pytest.mark.parametrize("office_stages", [{"REG": 2}])
+def test_days_waiting_only_where_the_office_has_the_item(student_client, clearance, superuser):
+    approvals_approve(approval_ids=[approval_of(clearance, "LIB").pk], acting_user=superuser).raise_if_refused()
+
+    body = student_client.get(INDEX).content.decode()
+
+    lib, spt, reg = _card(body, "LIB"), _card(body, "SPT"), _card(body, "REG")
+    assert 'data-waits="no"' in lib and "days-waiting" not in lib          # approved: waits for nobody
+    assert "Nothing to do: this office has cleared you." in lib
+    assert 'data-waits="no"' in reg and "days-waiting" not in reg          # stage 2, stage 1 not cleared
+    assert "Opens once" in reg and "Not open yet" in reg
+    assert 'data-waits="yes"' in spt and "days-waiting" in spt             # pending in an open stage
+    assert "Where to go" in spt
+
+
+def test_no_admin_clutter_on_the_students_pages(student_client, notes, lib_rejected):
+    for url in (INDEX, NOTIFICATIONS):
+        body = student_client.get(url).content.decode()
+        assert "Select all rows" not in body, url
+        assert 'class="action-select' not in body and "action-toggle" not in body, url
+        assert 'type="checkbox"' not in body, url
+
+
+def test_a_notification_is_shown_whole(student_client, student):
+    message = ("Library rejected your clearance. Reason: 2 books not returned: 'Introduction to Algorithms', "
+               "'Clean Code', 'The Pragmatic Programmer' and 'Structure and Interpretation of Computer Programs'")
+    factories.NotificationFactory(user=student.user, title="LIB: rejected", message=message)
+    for url in (INDEX, NOTIFICATIONS):
+        body = student_client.get(url).content.decode()
+        assert message.replace("'", "&#x27;") in body, url
+
+
+def test_mark_all_read_from_the_list(student_client, notes):
+    mine, theirs = notes
+    page = student_client.get(NOTIFICATIONS).content.decode()
+    assert 'id="mark-all-read"' in page
+    response = student_client.post(NOTIFICATIONS, {"action": "mark_read", "select_across": "1", "index": "0",
+                                                   "_selected_action": [mine[0].pk]}, follow=True)
+    assert any("Marked 3 notifications as read" in t for t in texts(response))
+    assert not Notification.objects.filter(user=mine[0].user, read_at__isnull=True).exists()
+    assert Notification.objects.get(pk=theirs.pk).read_at is None
+
+
+# --- re-submit with a file ----------------------------------------------------------------------
+
+PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
+
+
+def _upload(name="return-slip.pdf", content=PDF):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    return SimpleUploadedFile(name, content, content_type="application/pdf")
+
+
+def response_download_url(site, approval):
+    return reverse(f"{site}:file_download", args=["response", approval.pk])
+
+
+def test_resubmit_with_a_file_stores_it_for_the_student_and_the_office(student_client, client, lib_rejected,
+                                                                     clearance, lib_reviewer, make_reviewer,
+                                                                     registry_user):
+    assert 'enctype="multipart/form-data"' in student_client.get(INDEX).content.decode()
+
+    response = student_client.post(resubmit_url(lib_rejected), {"response": "Returned both; slip attached",
+                                                                "file": _upload()}, follow=True)
+
+    assert any("Re-submitted to Library with return-slip.pdf" in t for t in texts(response))
+    lib = approval_of(clearance, "LIB")
+    assert lib.status == ClearanceApproval.Status.PENDING
+    assert lib.response_file_name == "return-slip.pdf"
+    assert lib.response_file.name.startswith("responses/") and "return-slip" not in lib.response_file.name
+    # the student's page links it through the access-checked view
+    body = response.content.decode()
+    assert response_download_url("student", lib) in body
+    download = student_client.get(response_download_url("student", lib))
+    assert download.status_code == 200
+    assert b"".join(download.streaming_content) == PDF
+    assert 'filename="return-slip.pdf"' in download["Content-Disposition"]
+    # the office reviewing the item sees it on its item page and downloads it
+    client.force_login(lib_reviewer)
+    item_page = client.get(reverse("staff:core_clearanceapproval_change", args=[lib.pk])).content.decode()
+    assert response_download_url("staff", lib) in item_page and "return-slip.pdf" in item_page
+    assert client.get(response_download_url("staff", lib)).status_code == 200
+    # another office's reviewer and the registry: no such file
+    client.force_login(make_reviewer("SPT", email="spt.only@clearance.test"))
+    assert client.get(response_download_url("staff", lib)).status_code == 404
+    client.force_login(registry_user)
+    assert client.get(response_download_url("registry", lib)).status_code == 404
+
+
+def test_another_students_file_is_404(student_client, neighbour, lib_reviewer, clearance):
+    other, other_request = neighbour
+    theirs = approval_of(other_request, "LIB")
+    approvals_reject(approval_ids=[theirs.pk], acting_user=lib_reviewer, reason="Their book").raise_if_refused()
+    from core.services.approvals import approval_resubmit
+    approval_resubmit(approval=theirs, acting_user=other.user, response="Returned", file=_upload("theirs.pdf"))
+    theirs.refresh_from_db()
+    assert theirs.response_file
+
+    assert student_client.get(response_download_url("student", theirs)).status_code == 404
+    assert student_client.get(reverse("student:file_download", args=["response", 987654])).status_code == 404
+
+
+@pytest.mark.parametrize("name, content, says", [
+    ("return-slip.pdf", b"<html><script>alert(1)</script></html>", "a web page or XML"),
+    ("slip.pdf", b"MZ\x90\x00 program", "a Windows program"),
+    ("slip.png", PDF, "named .png but is a PDF document"),
+])
+def test_a_file_that_lies_about_its_type_is_refused_and_nothing_changes(student_client, lib_rejected, clearance,
+                                                                      name, content, says):
+    response = student_client.post(resubmit_url(lib_rejected), {"response": "Returned both",
+                                                                "file": _upload(name, content)}, follow=True)
+
+    assert response.status_code == 200
+    messages = texts(response)
+    assert any(says in t and t.startswith("Library:") for t in messages), messages
+    lib = approval_of(clearance, "LIB")
+    assert (lib.status, lib.student_response, lib.response_file.name) == (ClearanceApproval.Status.REJECTED, "", "")
+    clearance.refresh_from_db()
+    assert clearance.resubmission_count == 0
+
+
+def test_two_files_are_refused(student_client, lib_rejected, clearance):
+    response = student_client.post(resubmit_url(lib_rejected), {"response": "Both",
+                                                                "file": [_upload("a.pdf"), _upload("b.pdf")]},
+                                   follow=True)
+    assert any("send one file" in t for t in texts(response))
+    assert approval_of(clearance, "LIB").status == ClearanceApproval.Status.REJECTED
+
+
+def test_a_resubmission_without_a_file_clears_the_earlier_one(student_client, lib_rejected, clearance, lib_reviewer):
+    student_client.post(resubmit_url(lib_rejected), {"response": "Slip attached", "file": _upload()})
+    approvals_reject(approval_ids=[lib_rejected.pk], acting_user=lib_reviewer, reason="Wrong slip").raise_if_refused()
+    student_client.post(resubmit_url(lib_rejected), {"response": "I returned them in person"})
+    lib = approval_of(clearance, "LIB")
+    assert (lib.student_response, lib.response_file.name, lib.response_file_name) == (
+        "I returned them in person", "", "")
+    # history keeps the file that went with the first response
+    assert lib.history.filter(response_file_name="return-slip.pdf").exists()

@@ -3,6 +3,7 @@ the dashboard, and history with revert (for administrators only)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.contrib import admin as django_admin
@@ -315,3 +316,113 @@ def test_a_superuser_on_a_role_site_sees_history_read_only(client, superuser, cl
     assert client.post(form_url, {}).status_code == 403
     clearance.refresh_from_db()
     assert clearance.status == "revoked"
+
+
+# --- history pages: what changed, whole, from where and why -------------------------------------
+
+LONG_REASON = ("Two books not returned: Introduction to Algorithms (third edition) and Clean Code, "
+               "both due back on 1 March; bring them to the front desk of the main library")
+
+
+def _history_rows(body: str) -> list[str]:
+    """The HTML of each entry of the history table."""
+    table = body[body.index('id="change-history"'):]
+    return table.split("data-history-id=")[1:]
+
+
+def test_history_changes_show_status_whole_text_ip_and_reason(admin_client, clearance, lib_reviewer):
+    from core.history import audit_context
+    from core.services.approvals import approvals_reject
+    lib = approval_of(clearance, "LIB")
+    with audit_context(ip="203.0.113.7"):
+        approvals_reject(approval_ids=[lib.pk], acting_user=lib_reviewer, reason=LONG_REASON).raise_if_refused()
+    recorded = lib.history.latest("history_date")
+    assert len(LONG_REASON) > 100        # longer than simple-history shortens to
+
+    body = admin_client.get(reverse("admin:core_clearanceapproval_history", args=[lib.pk])).content.decode()
+
+    newest = _history_rows(body)[0]
+    status = newest[newest.index('data-field="status"'):]
+    status = status[:status.index("</li>")]
+    assert "Pending" in status and "Rejected" in status          # a non-editable field, shown
+    assert LONG_REASON in newest                                 # the reason whole, not "Two b[123 chars]ary"
+    assert "chars]" not in body
+    assert 'data-field="decided_by"' in newest and str(lib_reviewer) in newest
+    assert "203.0.113.7" in newest                               # the IP recorded with the change
+    assert recorded.history_change_reason and recorded.history_change_reason in newest
+    assert 'data-field="updated_at"' not in body                 # moved by every save: not a change
+
+
+def test_history_of_a_hold_shows_its_release_and_why(admin_client, student, offices, lib_reviewer):
+    from core.services.holds import hold_place, hold_release
+    hold = hold_place(department=offices["LIB"], student=student, reason="Lost book", amount=Decimal("2500"),
+                      acting_user=lib_reviewer)
+    hold_release(hold=hold, acting_user=lib_reviewer, reason="Book found")
+
+    body = admin_client.get(reverse("admin:core_hold_history", args=[hold.pk])).content.decode()
+
+    newest = _history_rows(body)[0]
+    assert 'data-field="status"' in newest and "Released" in newest
+    assert "Book found" in newest
+
+
+def test_a_version_page_without_revert_has_no_form_to_fill_and_a_working_history_link(
+        admin_client, clearance, lib_reviewer):
+    from core.services.approvals import approvals_reject
+    lib = approval_of(clearance, "LIB")
+    approvals_reject(approval_ids=[lib.pk], acting_user=lib_reviewer, reason="Book").raise_if_refused()
+    first = lib.history.earliest("history_date")
+    history_url = reverse("admin:core_clearanceapproval_history", args=[lib.pk])
+
+    page = admin_client.get(reverse("admin:core_clearanceapproval_simple_history",
+                                    args=[lib.pk, first.history_id])).content.decode()
+
+    # the History tab is a link (an empty one rendered as a dropdown toggle without its Alpine data:
+    # "actionDropdownOpen is not defined")
+    assert f'href="{history_url}"' in page
+    assert "actionDropdownOpen" not in page
+    assert 'id="history-read-only"' in page
+    start = page.index("<form", page.index('id="content-main"'))
+    form = page[start:page.index("</form>", start)]
+    for tag in ("<textarea", "<select", 'type="file"', 'type="text"', 'name="_save"'):
+        assert tag not in form, tag
+    assert "Pending" in form                                     # the version's values, read-only
+
+
+def test_a_version_page_where_revert_is_allowed_still_offers_it(admin_client, db):
+    school = factories.SchoolFactory(code="SPA", name="School of Pure Arts")
+    _rename_school(admin_client, school, "School of Typos")
+    first = school.history.earliest("history_date")
+    page = admin_client.get(reverse("admin:core_school_simple_history", args=[school.pk, first.history_id]))
+    body = page.content.decode()
+    assert 'name="name"' in body and "Revert" in body
+    assert "actionDropdownOpen" not in body
+
+
+def test_approvals_in_admin_are_found_by_the_student_s_name(admin_client, clearance, student, open_request):
+    other = open_request(factories.StudentFactory(first_name="Brian", last_name="Otieno"))
+    url = reverse("admin:core_clearanceapproval_changelist")
+
+    found = admin_client.get(url, {"q": f"{student.first_name} {student.last_name}"})
+    ids = {a.pk for a in found.context["cl"].result_list}
+    assert ids == set(clearance.approvals.values_list("pk", flat=True))
+    assert not ids & set(other.approvals.values_list("pk", flat=True))
+    by_last = admin_client.get(url, {"q": "otieno"})
+    assert {a.pk for a in by_last.context["cl"].result_list} == set(other.approvals.values_list("pk", flat=True))
+
+
+def test_dashboard_counts_only_open_requests_as_open(admin_client, clearance, open_request, complete_request):
+    done = open_request(factories.StudentFactory())
+    complete_request(done)
+    response = admin_client.get("/admin/")
+    kpi = {k["title"]: k for k in response.context["kpis"]}["Open requests"]
+    assert kpi["value"] == "1"
+    assert kpi["footer"].startswith("1 in progress, 0 on hold")
+    assert "1 completed, not counted here" in kpi["footer"]
+
+
+def test_the_sidebar_names_departments_as_their_page_does(admin_client, offices):
+    body = admin_client.get("/admin/").content.decode()
+    assert ">Offices<" not in body.replace("\n", "").replace(" ", "")
+    page = admin_client.get(reverse("admin:core_department_changelist")).content.decode()
+    assert "Departments" in page

@@ -311,6 +311,34 @@ def test_student_resubmits_a_rejected_item_with_a_response(clearance, approval, 
     assert stored.history.filter(status=A.REJECTED, reason="Book overdue").exists()
 
 
+def test_a_resubmission_carries_a_file_stored_under_a_random_name(clearance, approval, lib_reviewer, student):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.conftest import PDF_BYTES
+    lib = approval(clearance, "LIB")
+    approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book overdue")
+    approval_resubmit(approval=lib, acting_user=student.user, response="Slip attached",
+                      file=SimpleUploadedFile("Return slip.PDF", PDF_BYTES))
+    stored = ClearanceApproval.objects.get(pk=lib.pk)
+    assert stored.response_file_name == "Return slip.PDF"
+    assert stored.response_file.name.startswith("responses/") and "slip" not in stored.response_file.name.lower()
+    assert stored.response_file.read() == PDF_BYTES
+    assert stored.history.first().response_file_name == "Return slip.PDF"
+
+
+def test_a_resubmission_with_a_file_that_is_no_document_changes_nothing(clearance, approval, lib_reviewer,
+                                                                       student):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    lib = approval(clearance, "LIB")
+    approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book overdue")
+    with pytest.raises(ValidationError, match="is an SVG image"):
+        approval_resubmit(approval=lib, acting_user=student.user, response="Slip attached",
+                          file=SimpleUploadedFile("slip.pdf", b'<svg xmlns="http://www.w3.org/2000/svg"/>'))
+    stored = ClearanceApproval.objects.get(pk=lib.pk)
+    assert (stored.status, stored.student_response, stored.response_file.name) == (A.REJECTED, "", "")
+    assert ClearanceRequest.objects.get(pk=clearance.pk).resubmission_count == 0
+
+
 @pytest.mark.parametrize("closed", [R.COMPLETED, R.REVOKED])
 def test_resubmit_is_refused_on_a_completed_or_revoked_request(clearance, approval, lib_reviewer, student, closed):
     lib = approval(clearance, "LIB")
