@@ -408,7 +408,7 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         return CappedCountPaginator(queryset, per_page, orphans=orphans, allow_empty_first_page=allow_empty_first_page,
-                                    page=parse_id(request.GET.get("p")) or 1, at_least=self.list_max_show_all)
+                                    page=parse_id(request.GET.get("p")) or 1)
 
     def has_add_permission(self, request):
         return False

@@ -165,20 +165,22 @@ def test_sqlite_search_index_is_rebuilt_when_a_migration_dropped_its_triggers(li
 def test_a_long_queue_is_counted_only_a_few_pages_ahead_and_pages_on(lib_client, cycle, registry_user, offices,
                                                                      monkeypatch):
     monkeypatch.setattr(ClearanceApprovalAdmin, "list_per_page", 2)
-    monkeypatch.setattr(ClearanceApprovalAdmin, "list_max_show_all", 5)
     ids = cohort(30, cycle, registry_user)
     in_order = list(ClearanceApproval.objects.filter(pk__in=ids).order_by("waiting_since", "pk")
                     .values_list("pk", flat=True))
     response = lib_client.get(QUEUE)
     cl = response.context["cl"]
-    assert not cl.paginator.exact and cl.paginator.limit == 22        # 1 + 10 pages of 2
-    assert f"more than 22 {ClearanceApproval._meta.verbose_name_plural}" in " ".join(response.content.decode().split())
+    assert not cl.paginator.exact and cl.paginator.limit == 8         # 1 + 3 pages of 2
+    assert f"more than 8 {ClearanceApproval._meta.verbose_name_plural}" in " ".join(response.content.decode().split())
     assert not cl.can_show_all                                         # never "Show all" of an uncounted list
     assert [a.pk for a in rows(response)] == in_order[:2]
+    assert "?all=" not in response.content.decode()
+    assert [a.pk for a in rows(lib_client.get(QUEUE + "?all="))] == in_order[:2]   # typed by hand: one page
     # page 14 is past the first count; asking for it counts further, and the rows are the right ones
     response = lib_client.get(QUEUE + "?p=14")
     assert response.status_code == 200
     assert [a.pk for a in rows(response)] == in_order[26:28]
+    assert response.context["cl"].paginator.limit == 34
     assert response.context["cl"].paginator.exact and response.context["cl"].result_count == 30
     assert f"30 {ClearanceApproval._meta.verbose_name_plural}" in " ".join(response.content.decode().split())
     assert lib_client.get(QUEUE + "?p=16").status_code == 302        # past the end: Django's ?e=1, as before
