@@ -2,6 +2,7 @@
 configured for it, and helpers to make many clearance items quickly."""
 from __future__ import annotations
 
+import datetime
 import os
 import statistics
 import sys
@@ -30,6 +31,9 @@ def configure(name: str) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clearance_admin.settings")
     os.environ.setdefault("SECRET_KEY", "benchmark")
     os.environ["DEBUG"] = "false"
+    # the pages are measured signed in by force_login: no second factor to go through
+    os.environ["OTP_REQUIRED"] = "false"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")   # one JSON line per request on the terminal is not the server's cost
     import django
     django.setup()
     from django.core.management import call_command
@@ -76,3 +80,71 @@ def make_pending_items(n: int, department_code: str = "LIB"):
     approvals = load([dict(request_id=r["id"], department_id=office.pk, status="pending", waiting_since=now)
                       for r in requests], ClearanceApproval, user=admin, reason="benchmark")
     return [a["id"] for a in approvals]
+
+
+FIRST_NAMES = ["Amina", "Brian", "Cynthia", "David", "Esther", "Felix", "Grace", "Hassan", "Irene", "James", "Kevin",
+               "Lucy", "Mercy", "Nelson", "Otieno", "Purity", "Ruth", "Samuel", "Tabitha", "Victor", "Wanjiru", "Yusuf"]
+# 20³ = 8,000 surnames of three syllables: a name search finds a handful of students, as at a university
+SYLLABLES = ["ki", "ma", "nu", "we", "ro", "ta", "ja", "li", "so", "be", "ny", "gu", "cha", "o", "ke", "mu",
+             "wa", "an", "di", "pe"]
+
+
+def season_student(k: int) -> dict:
+    """The k-th student of the graduation-season data (deterministic: the same k, the same student)."""
+    s = SYLLABLES
+    surname = (s[k % 20] + s[(k // 20) % 20] + s[(k // 400) % 20]).capitalize()
+    return dict(registration_number=f"SCE/CS/{10000 + k % 90000:05d}/{2030 + k // 90000}",
+                admission_year=2030 + k // 90000, first_name=FIRST_NAMES[(k // 8000) % 22], last_name=surname)
+
+
+def make_season(students: int) -> int:
+    """Graduation season (DESIGN.md "Budgets"): `students` more students, each with an open request
+    and an item of every office — the stage-1 offices mixed (about half pending, the rest approved,
+    some rejected or waived), the registry (stage 2) pending. Written by core.bulk_load.copy_in
+    (COPY on PostgreSQL), history included. Returns the number of approvals made."""
+    import random
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    from core.bulk_load import copy_in
+    from core.models import (AcademicDepartment, ClearanceApproval, ClearanceCycle, ClearanceRequest, Department,
+                             Programme, School, Student, User)
+    if students <= 0:
+        return 0
+    admin = User.objects.get(email="admin@clearance.test")
+    school = School.objects.get(code="SCE")
+    dept = AcademicDepartment.objects.get(school=school, code="CS")
+    programme = Programme.objects.filter(academic_department=dept).first()
+    cycle = ClearanceCycle.objects.order_by("-opens_on").first()
+    offices = list(Department.objects.order_by("stage", "code"))
+    start = Student.objects.filter(admission_year__gte=2030).count()   # seed_demo's are admitted before
+    rng = random.Random(start)
+    now = timezone.now()
+    day = datetime.timedelta(days=1)
+    A = ClearanceApproval.Status
+    with transaction.atomic():
+        first_student, _ = copy_in(
+            ({**season_student(start + i), "school_id": school.pk, "academic_department_id": dept.pk,
+              "programme_id": programme.pk, "expected_graduation_year": cycle.graduation_year, "is_resident": True}
+             for i in range(students)), Student, user=admin, reason="benchmark", check_keys=False)
+        first_request, _ = copy_in(
+            (dict(student_id=first_student + i, cycle_id=cycle.pk, status="in_progress",
+                  submitted_at=now - 40 * day) for i in range(students)),
+            ClearanceRequest, user=admin, reason="benchmark", check_keys=False)
+
+        def approvals():
+            for i in range(students):
+                for office in offices:
+                    waiting = now - datetime.timedelta(seconds=rng.randrange(30 * 86400))
+                    roll = rng.random() if office.stage == 1 else 0.0
+                    row = dict(request_id=first_request + i, department_id=office.pk, waiting_since=waiting)
+                    if roll < 0.5:
+                        row["status"] = A.PENDING
+                    else:
+                        status = A.APPROVED if roll < 0.85 else A.REJECTED if roll < 0.95 else A.WAIVED
+                        row.update(status=status, decided_at=min(waiting + day, now), decided_by_id=admin.pk,
+                                   reason="" if status == A.APPROVED else "Benchmark reason")
+                    yield row
+        _, made = copy_in(approvals(), ClearanceApproval, user=admin, reason="benchmark", check_keys=False)
+    return made

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 from unfold.contrib.filters.admin import DropdownFilter
 
-from core.models import Programme, School, Student
+from core.models import Programme, School
+from core.selectors.clearance import cohort_years
 
 
 MAX_ID_DIGITS = 18      # below 2**63: an id any database column can hold
@@ -56,9 +57,7 @@ class _Cohort(_StudentFilter):
     title, parameter_name, field = "cohort", "cohort", "expected_graduation_year"
 
     def lookup_choices(self):
-        years = (Student.objects.order_by("-expected_graduation_year")
-                 .values_list("expected_graduation_year", flat=True).distinct())
-        return [(str(y), str(y)) for y in years]
+        return [(str(y), str(y)) for y in cohort_years()]
 
 
 def student_filters(student_path: str = ""):

@@ -17,6 +17,14 @@ def _ensure_schedules(sender, **kwargs):
     reminders_schedule_ensure()
 
 
+def _student_search_index(sender, using="default", **kwargs):
+    # SQLite: the FTS5 search table's triggers die with any table rebuild a later migration makes
+    from django.db import connections
+    from .sql.search import install_sqlite_search
+    if connections[using].vendor == "sqlite":
+        install_sqlite_search(connections[using])
+
+
 def _sqlite_real_param_limit(sender, connection, **kwargs):
     # Django assumes SQLite's old 999-parameter limit and splits bulk writes into ~50-row statements;
     # this build allows far more, so batches (not rows) decide the number of queries.
@@ -38,4 +46,5 @@ class CoreConfig(AppConfig):
         post_migrate.connect(_sync_roles, sender=self, dispatch_uid="core.sync_roles")
         # The schedules the system runs by (the jobs sweep, the nightly backup), after every migrate and flush.
         post_migrate.connect(_ensure_schedules, sender=self, dispatch_uid="core.ensure_schedules")
+        post_migrate.connect(_student_search_index, sender=self, dispatch_uid="core.student_search_index")
         connection_created.connect(_sqlite_real_param_limit, dispatch_uid="core.sqlite_param_limit")

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from django.db.models import Exists, OuterRef, QuerySet
 
 from ..models import Certificate, ClearanceApproval, ClearanceRequest, Hold
+from ..sql import students as students_sql
 
 
 def completed_but_now_held() -> QuerySet[ClearanceRequest]:
@@ -46,3 +47,9 @@ def certificate_for_document(certificate_id: int) -> CertificateDocument | None:
                      .select_related("department", "decided_by", "decided_by_import")
                      .order_by("department__stage", "department__code"))
     return CertificateDocument(certificate=certificate, decisions=decisions)
+
+
+def cohort_years() -> list[int]:
+    """The cohorts (expected graduation years) students belong to, newest first: the choices of
+    every cohort filter. An index skip scan (core.sql.students), not a read of every student."""
+    return students_sql.cohort_years()

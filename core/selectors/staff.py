@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from .. import permissions
 from ..models import ClearanceApproval, Department, Hold, Student
+from ..sql.search import search_words, students_matching
 
 A = ClearanceApproval.Status
 
@@ -47,6 +48,25 @@ def approvals_not_overdue(queryset: QuerySet[ClearanceApproval], *, now=None) ->
     now = now or timezone.now()
     return (queryset.alias(overdue_since=overdue_since_expression())
             .filter(~Q(status=A.PENDING) | Q(overdue_since__gt=now)))
+
+
+def approvals_waiting(queryset: QuerySet[ClearanceApproval]) -> QuerySet[ClearanceApproval]:
+    """What waits for the office: pending items whose stage is open — no item of the same request
+    in an earlier stage is still to be cleared (what approve checks, core.services.approvals). One
+    probe of the (request, department) index per row looked at."""
+    blocking = (ClearanceApproval.objects
+                .filter(request_id=OuterRef("request_id"), department__stage__lt=OuterRef("department__stage"))
+                .exclude(status__in=ClearanceApproval.CLEARED))
+    return queryset.filter(status=A.PENDING).filter(~Exists(blocking))
+
+
+def approvals_matching(queryset: QuerySet[ClearanceApproval], text: str) -> QuerySet[ClearanceApproval]:
+    """The approvals of `queryset` whose student's registration number or name holds every word of
+    `text` (core/sql/search.py: an index on both databases, not a scan of the queue). The students
+    are found first, then their items by student id: the scope of `queryset` is kept as it is."""
+    if not search_words(text):
+        return queryset
+    return queryset.filter(request__student_id__in=students_matching(Student.objects.all(), text).values("pk"))
 
 
 def active_holds_prefetch() -> Prefetch:
