@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('core', '0017_student_imports'),
+        ('core', '0020_student_search'),
     ]
 
     operations = [
