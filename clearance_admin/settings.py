@@ -369,14 +369,14 @@ LOG_FORMAT = env("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "core.logs.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "core.logs.RequestIdFilter"}, "secrets": {"()": "core.logs.SecretFilter"}},
     "formatters": {
         "json": {"()": "pythonjsonlogger.json.JsonFormatter",
                  "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
                  "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}},
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"],
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id", "secrets"],
                              "formatter": "text" if LOG_FORMAT == "text" else "json"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
@@ -384,6 +384,16 @@ LOGGING = {
 # $METRICS_TOKEN`, or from these addresses or networks (comma-separated); by default this host only.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+
+# M-PESA Daraja C2B callbacks (clearance_api/mpesa.py, README "M-PESA callbacks"): the secret part
+# of their URLs (empty: the callbacks answer 404, i.e. they are off) and the addresses or networks
+# they are accepted from (the client address as core.history.client_ip reads it behind
+# TRUSTED_PROXY_COUNT proxies); by default the addresses Safaricom publishes for its callbacks.
+MPESA_CALLBACK_SECRET = env("MPESA_CALLBACK_SECRET", default="")
+MPESA_ALLOWED_IPS = env.list("MPESA_ALLOWED_IPS", default=[
+    "196.201.214.200", "196.201.214.206", "196.201.213.114", "196.201.214.207", "196.201.214.208",
+    "196.201.213.44", "196.201.212.127", "196.201.212.138", "196.201.212.129", "196.201.212.136",
+    "196.201.212.74", "196.201.212.69"])
 
 # One unfold configuration per site (clearance_admin/sites.py names them). Sidebar links reverse
 # through each site's own namespace.
@@ -442,6 +452,7 @@ UNFOLD_FINANCE = _unfold("Clearance — finance", "payments", "finance_dashboard
         _link(_("Verify by M-PESA code"), "qr_code_scanner", "finance:core_payment_verify_by_code"),
         _link(_("Reconcile M-PESA statement"), "fact_check", "finance:core_payment_reconcile_statement"),
         _link(_("M-PESA reconciliations"), "history", "finance:core_statementreconciliation_changelist"),
+        _link(_("M-PESA confirmations"), "phone_iphone", "finance:core_mpesaconfirmation_changelist"),
         _link(_("Balance imports"), "upload_file", "finance:core_balanceimport_changelist"),
         _link(_("Reports"), "summarize", "finance:reports"),
         _link(_("My exports"), "download", "finance:core_exportfile_changelist"),

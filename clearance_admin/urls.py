@@ -4,7 +4,7 @@ from django.views.generic import RedirectView
 
 from core.views import health, verify_certificate
 
-from . import accounts, finance, hold_imports, reconcile, registry, staff, student, student_imports, superuser  # noqa: F401  (register each site's admins)
+from . import accounts, finance, hold_imports, mpesa_confirmations, reconcile, registry, staff, student, student_imports, superuser  # noqa: F401  (register each site's admins)
 from .observability import metrics_view
 from .sites import finance_site, registry_site, staff_site, student_site, superuser_site
 

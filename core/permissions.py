@@ -64,6 +64,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_crud("payment", "view", "add", "change"),
         *_crud("balanceimport", "view", "add", "change"),
         *_crud("statementreconciliation", "view", "add"),
+        *_crud("mpesaconfirmation", "view"),
         *_crud("clearanceapproval", "view", "change"),
         *_crud("student", "view"),
         *_crud("clearancerequest", "view"),
@@ -96,7 +97,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *[p for model in ("user", "school", "academicdepartment", "programme", "student", "department",
                           "clearancecycle", "clearancerequest", "clearanceapproval", "hold", "financerecord",
                           "balanceimport", "holdimport", "studentimport", "payment", "gownissuance", "notification", "certificate",
-                          "delegation", "statementreconciliation") for p in _crud(model, *ALL)],
+                          "delegation", "statementreconciliation", "mpesaconfirmation") for p in _crud(model, *ALL)],
         *[f"auth.{p}" for p in _crud("group", *ALL)],
         *[f"django_q.{p}" for model in ("schedule", "task", "success", "failure", "ormq")
           for p in _crud(model, *ALL)],
