@@ -1,0 +1,2 @@
+"""A student's own clearance (part 2). Filled in next."""
+urlpatterns = []
