@@ -409,7 +409,8 @@ class ApiKeyForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["user"].queryset = m.User.objects.filter(is_active=True, is_superuser=False).order_by("email")
+        if "user" in self.fields:           # the add form (a key's page shows it read-only)
+            self.fields["user"].queryset = m.User.objects.filter(is_active=True, is_superuser=False).order_by("email")
 
     def clean(self):
         data = super().clean()
