@@ -81,7 +81,10 @@ INSTALLED_APPS = [
     "unfold.contrib.import_export",
     "unfold.contrib.simple_history",
     "unfold.contrib.guardian",
-    "django.contrib.admin",
+    # no autodiscover: every site registers its own ModelAdmins (clearance_admin/<site>.py); the
+    # default admin.site is never routed, and the admin modules packages bring for it would only be
+    # imported (simplejwt's reads SECRET_KEY on import, which commands that serve nobody lack)
+    "django.contrib.admin.apps.SimpleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -516,3 +519,54 @@ UNFOLD["SIDEBAR"]["navigation"][0]["items"] += [
     _link(_("Sign-in lockouts"), "lock_person", "admin:axes_accessattempt_changelist"),
     _link(_("Failed sign-ins"), "history", "admin:axes_accessfailurelog_changelist"),
 ]
+
+# --- The API (issue 15): /api/, Django REST Framework -------------------------------------------
+# README "The API". Kept in one block so it merges apart from the rest.
+INSTALLED_APPS += ["rest_framework", "rest_framework_simplejwt.token_blacklist", "rest_framework_api_key",
+                   "django_filters", "drf_spectacular", "drf_spectacular_sidecar", "clearance_api"]
+REST_FRAMEWORK = {
+    # a person signs in for a JWT (clearance_api/auth.py); a system sends its API key, which acts as
+    # the user it is bound to (clearance_api/keys.py). No session authentication: the API never
+    # reads the sites' cookies, so no request to it can be forged from a page (no CSRF to check).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication",
+                                       "clearance_api.keys.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.MultiPartParser"],
+    "DEFAULT_PAGINATION_CLASS": "clearance_api.pagination.Cursor",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["clearance_api.throttling.PerClientThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env("API_RATE_USER", default="120/min"),      # per signed-in person
+        "key": env("API_RATE_KEY", default="600/min"),        # per API key (a system sends more)
+        "anon": env("API_RATE_ANON", default="30/min"),       # per client address, not signed in
+        "signin": env("API_RATE_SIGNIN", default="10/min"),   # token requests per client address
+    },
+    "EXCEPTION_HANDLER": "clearance_api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "clearance_api.schema.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "URL_FORMAT_OVERRIDE": None,     # ?format= belongs to the reports (csv/xlsx), not to DRF
+}
+API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=200)   # ?page_size= above this is cut to it
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("API_ACCESS_MINUTES", default=10)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("API_REFRESH_DAYS", default=7)),
+    "ROTATE_REFRESH_TOKENS": True,          # each refresh hands out a new refresh token …
+    "BLACKLIST_AFTER_ROTATION": True,       # … and the old one cannot be used again
+    "UPDATE_LAST_LOGIN": True,
+    "CHECK_REVOKE_TOKEN": True,             # a password change ends every token issued before it
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_FIELD": "id",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Clearance API",
+    "DESCRIPTION": "Graduation clearance for students' apps and offices' systems. Every error is "
+                   '`{"detail": "…", "errors": {"field": ["…"]}}`. README "The API".',
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",           # Swagger UI's files from this origin (the CSP is 'self')
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
+}

@@ -27,6 +27,8 @@ from rest_framework.views import APIView
 from core.history import client_ip
 from core.services.mpesa import OTHER_ERROR, C2BPayloadError, mpesa_c2b_confirm, mpesa_c2b_validate
 
+from .schema import ErrorSerializer
+
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024        # a C2B callback is well under 1 KB
 
@@ -105,12 +107,11 @@ C2B_REFUSAL = inline_serializer("MpesaC2BRefusal", fields={
     "detail": serializers.CharField(),
     "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
 })
-NOT_FOUND = inline_serializer("MpesaNotFound", fields={"detail": serializers.CharField()})
 SCHEMA = dict(
     request=C2B_REQUEST,
     responses={400: OpenApiResponse(C2B_REFUSAL, description="Not a C2B callback (malformed JSON, a field missing "
                                                              "or of the wrong type): nothing is recorded."),
-               404: OpenApiResponse(NOT_FOUND, description="Wrong secret, an address not allowed, or callbacks off.")},
+               404: OpenApiResponse(ErrorSerializer, description="Wrong secret, an address not allowed, or callbacks off.")},
     examples=[OpenApiExample("Daraja's C2B example", value=C2B_EXAMPLE, request_only=True)],
     tags=["M-PESA"], auth=[],
 )

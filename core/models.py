@@ -16,6 +16,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from rest_framework_api_key.models import AbstractAPIKey
 from simple_history.models import HistoricalRecords
 
 from . import files
@@ -1149,3 +1150,26 @@ class MpesaConfirmation(models.Model):
 
     def __str__(self):
         return f"M-PESA {self.trans_id} KES {self.amount:,.2f}"
+
+
+# --- systems that call the API ------------------------------------------------------------------
+
+class ApiKey(AbstractAPIKey):
+    """A key an office's system (or the portal) sends to /api/ (`Authorization: Api-Key <key>`).
+    It authenticates as its `user`: a "system" account set up in /admin/ like a person of one role
+    (its group, its offices and schools), so every permission still comes from core.permissions.
+    Only a hash is kept; the key itself is shown once, when it is created (core/services/api_keys.py)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys",
+                             help_text="The account the key acts as: its role and offices are the key's.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+
+    history = history(excluded_fields=["hashed_key"])
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"

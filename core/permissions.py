@@ -145,6 +145,18 @@ def in_group(user, role: str) -> bool:
     return role in user._role_names
 
 
+def may_use_role(user, role: str | None) -> bool:
+    """May `user` act in `role` on a site or through the API? Students sign in without is_staff;
+    every other role is staff. `role` None: the administrators' (superusers only)."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if role is None:
+        return user.is_superuser
+    if not has_role(user, role):
+        return False
+    return user.is_staff or role == STUDENT
+
+
 def roles_of(user) -> set[str]:
     if not user.is_authenticated:
         return set()

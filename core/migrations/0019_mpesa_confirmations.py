@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('core', '0017_student_imports'),
+        ('core', '0018_api_keys'),
     ]
 
     operations = [

@@ -50,6 +50,30 @@ class ApprovalView:
     def is_overdue(self) -> bool:
         return self.approval.is_overdue
 
+    @property
+    def next_step(self) -> str:
+        """What the student does next about this item, in a sentence (the API's `next_step`; the
+        /student/ page says the same in its table)."""
+        approval, department = self.approval, self.approval.department
+        if approval.is_cleared:
+            return f"Nothing: {department.name} has cleared you."
+        if self.holds:
+            held = "; ".join(f"{h.reason} (KES {h.amount:,.2f})" if h.amount is not None else h.reason
+                             for h in self.holds)
+            return f"Settle what {department.name} holds against you: {held}."
+        if self.earlier_open:
+            return f"Nothing yet: this opens once {', '.join(self.earlier_open)} cleared you."
+        if approval.status == ClearanceApproval.Status.REJECTED:
+            if self.can_resubmit:
+                return f"Answer the reason given and re-submit to {department.name}."
+            request = approval.request
+            if request.status in OPEN_STATUSES and request.resubmission_count >= request.cycle.resubmission_limit:
+                return (f"You have used every re-submission allowed in {request.cycle.name}; contact "
+                        f"{department.name} in person.")
+            return f"Contact {department.name} about the reason given."
+        overdue = (f" — overdue (the office's target is {department.sla_days} days)" if self.is_overdue else "")
+        return f"Nothing: waiting for {department.name}{overdue}."
+
 
 @dataclass
 class RequestView:
@@ -110,6 +134,16 @@ def student_progress(student: Student, *, holds: list[Hold] | None = None) -> li
                 earlier_open=earlier_open if a.status == ClearanceApproval.Status.PENDING else []))
         views.append(view)
     return views
+
+
+def student_holds(student: Student) -> QuerySet[Hold]:
+    """Every hold placed on the student (active, released or waived), newest first."""
+    return Hold.objects.filter(student=student).select_related("department").order_by("-placed_at", "-pk")
+
+
+def student_certificates(student: Student) -> QuerySet[Certificate]:
+    """The certificates of the student's requests, newest first."""
+    return Certificate.objects.filter(request__student=student).select_related("request__cycle").order_by("-pk")
 
 
 def student_payments(student: Student, *, limit: int = 50) -> list[Payment]:

@@ -430,14 +430,17 @@ def approval_reopen(*, approval: ClearanceApproval, acting_user, note: str = "",
 
 
 @transaction.atomic
-def approval_resubmit(*, approval: ClearanceApproval, acting_user, response: str) -> ClearanceApproval:
-    """The student answers a rejection and sends the item back to the office.
+def approval_resubmit(*, approval: ClearanceApproval, acting_user, response: str, evidence=None) -> ClearanceApproval:
+    """The student answers a rejection and sends the item back to the office, with a file to show
+    it when they have one (`evidence`: checked by content as an office's evidence is, and stored as
+    the item's evidence, which the office then downloads; the earlier file stays in history).
 
     Refused: not the student's own item; no response, or one longer than REASON_MAX_LENGTH; the item is not rejected; the request is
     completed or revoked; the cycle is closed; the re-submission limit of the cycle is reached; a
     finance item while finance follows the holds (it clears by itself when the balance is paid).
     Locks the request, then the approval."""
     response = text_within(response, limit=REASON_MAX_LENGTH, what="response")
+    _check_evidence(evidence)
     lock_requests([approval.request_id])
     approval = (ClearanceApproval.objects.select_related("request__student", "request__cycle", "department")
                 .select_for_update(of=("self",)).get(pk=approval.pk))
@@ -467,6 +470,7 @@ def approval_resubmit(*, approval: ClearanceApproval, acting_user, response: str
     approval.reason = ""
     approval.student_response = response
     approval.waiting_since = now
+    _store_evidence([approval], evidence)
     save_tracked(approval, user=acting_user, reason=f"Re-submitted by the student: {response}")
     req.resubmission_count += 1
     save_tracked(req, user=acting_user, reason="Re-submission", update_fields=["resubmission_count"])

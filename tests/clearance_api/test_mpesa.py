@@ -14,7 +14,7 @@ from core.models import MpesaConfirmation, Payment
 from tests import factories
 from tests.core.services.test_mpesa import daraja
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.clearance_api.mpesa_urlconf")]
+pytestmark = pytest.mark.django_db
 SECRET = "s3cret-callback-path-0123456789"
 SAFARICOM = "196.201.214.200"
 
@@ -43,7 +43,7 @@ def console():
 
 
 def url(which, secret=SECRET):
-    return reverse(f"mpesa:c2b-{which}", args=[secret])
+    return reverse(f"api:mpesa:c2b-{which}", args=[secret])
 
 
 def post(client, which, body, *, secret=SECRET, ip=SAFARICOM, raw=None, **extra):
