@@ -568,5 +568,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",           # Swagger UI's files from this origin (the CSP is 'self')
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        # one name per status choice set (several components have a `status`)
+        "ApprovalStatusEnum": "core.models.ClearanceApproval.Status",
+        "HoldStatusEnum": "core.models.Hold.Status",
+        "ClearanceStatusEnum": "core.models.ClearanceRequest.Status",
+        "HoldImportStatusEnum": "core.models.HoldImport.Status",
+        "BalanceImportStatusEnum": "core.models.BalanceImport.Status",
+    },
 }

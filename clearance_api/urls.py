@@ -34,6 +34,12 @@ urlpatterns = [
 # part 4: the M-PESA Daraja callbacks (clearance_api/mpesa.py), under their secret
 urlpatterns += [path("mpesa/", include("clearance_api.mpesa_urls"))]
 
+# part 3: staff and systems (clearance_api/approvals.py, holds.py, balances.py, reports.py, gowns.py)
+from . import approvals, balances, gowns, holds, reports  # noqa: E402  (each area's block stays its own)
+
+urlpatterns += (approvals.urlpatterns + holds.urlpatterns + balances.urlpatterns + reports.urlpatterns
+                + gowns.urlpatterns)
+
 # --- staff and systems (parts 3 and 4): approvals.py, holds.py, imports.py, reports.py, gowns.py,
 # mpesa.py each define `urlpatterns` (paths, or a router's .urls) and are added here, e.g.
 #     from . import approvals
