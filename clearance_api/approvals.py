@@ -114,8 +114,8 @@ class ApprovalFilter(filters.FilterSet):
                                    max_length=20, help_text="A programme's code.")
     cohort = filters.NumberFilter(field_name="request__student__expected_graduation_year", min_value=1900,
                                   max_value=2200, help_text="Expected graduation year, e.g. 2026.")
-    overdue = filters.BooleanFilter(method="by_overdue", help_text="true: pending past the office's SLA; false: the "
-                                                                   "rest.")
+    overdue = filters.ChoiceFilter(method="by_overdue", choices=[("true", "true"), ("false", "false")],
+                                   help_text="true: pending past the office's SLA; false: the rest.")
     waiting_days = filters.NumberFilter(method="by_waiting", min_value=0, max_value=3650,
                                         help_text="Pending for at least this many days.")
     search = filters.CharFilter(method="by_search", max_length=100,
@@ -129,9 +129,9 @@ class ApprovalFilter(filters.FilterSet):
         return queryset.filter(department__code__iexact=value.strip())
 
     def by_overdue(self, queryset, name, value):
-        if value is None:
-            return queryset
-        return staff_selectors.approvals_overdue(queryset) if value else staff_selectors.approvals_not_overdue(queryset)
+        if value == "true":
+            return staff_selectors.approvals_overdue(queryset)
+        return staff_selectors.approvals_not_overdue(queryset)
 
     def by_waiting(self, queryset, name, value):
         return queryset.filter(status=A.PENDING,
