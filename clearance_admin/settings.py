@@ -557,5 +557,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",           # Swagger UI's files from this origin (the CSP is 'self')
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "TAGS": [{"name": "auth", "description": "Signing in: tokens for people; systems send an API key."},
+             {"name": "students", "description": "A student's own clearance."},
+             {"name": "notifications", "description": "Anyone's own notifications."}],
 }
