@@ -576,4 +576,13 @@ SPECTACULAR_SETTINGS = {
         "HoldImportStatusEnum": "core.models.HoldImport.Status",
         "BalanceImportStatusEnum": "core.models.BalanceImport.Status",
     },
+    "TAGS": [{"name": "auth", "description": "Signing in: tokens for people; systems send an API key."},
+             {"name": "students", "description": "A student's own clearance."},
+             {"name": "notifications", "description": "Anyone's own notifications."},
+             {"name": "approvals", "description": "The offices' clearance queue and decisions."},
+             {"name": "holds", "description": "Holds of my offices, and an office system's list of holds."},
+             {"name": "balances", "description": "The finance system's fee balances."},
+             {"name": "reports", "description": "The registry's reports (and finance's, offices')."},
+             {"name": "gowns", "description": "The gown store."},
+             {"name": "M-PESA", "description": "Daraja's C2B callbacks (Safaricom calls these)."}],
 }
