@@ -101,16 +101,13 @@ C2B_ANSWER = inline_serializer("MpesaC2BAnswer", fields={
                                                   "C2B00016 other error."),
     "ResultDesc": serializers.CharField(help_text="Accepted or Rejected."),
 })
-C2B_REFUSAL = inline_serializer("MpesaC2BRefusal", fields={
-    "ResultCode": serializers.CharField(),
-    "ResultDesc": serializers.CharField(),
-    "detail": serializers.CharField(),
-    "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
-})
 SCHEMA = dict(
     request=C2B_REQUEST,
-    responses={400: OpenApiResponse(C2B_REFUSAL, description="Not a C2B callback (malformed JSON, a field missing "
-                                                             "or of the wrong type): nothing is recorded."),
+    responses={400: OpenApiResponse(ErrorSerializer, description="Not a C2B callback (malformed JSON, a field "
+                                                                 "missing or of the wrong type): nothing is recorded. "
+                                                                 "The error shape, with Daraja's `ResultCode` (the "
+                                                                 "rejection code that fits) and `ResultDesc` beside "
+                                                                 "`detail` and `errors`."),
                404: OpenApiResponse(ErrorSerializer, description="Wrong secret, an address not allowed, or callbacks off.")},
     examples=[OpenApiExample("Daraja's C2B example", value=C2B_EXAMPLE, request_only=True)],
     tags=["M-PESA"], auth=[],
