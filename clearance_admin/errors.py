@@ -44,11 +44,28 @@ def _in_site(request, exception, status: int, fallback):
     return response
 
 
+def _api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
 def permission_denied(request, exception=None):
+    if _api(request):
+        from clearance_api.errors import json_error
+        return json_error(request, 403, DEFAULT_REASONS[403])
     return _in_site(request, exception, 403,
                     lambda: defaults.permission_denied(request, exception or PermissionDenied()))
 
 
 def page_not_found(request, exception=None):
+    if _api(request):        # an /api/ address that matches nothing: the API's error shape, not a page
+        from clearance_api.errors import json_error
+        return json_error(request, 404, "There is no such API endpoint; see /api/docs/.")
     return _in_site(request, exception, 404, lambda: defaults.page_not_found(request, exception))
 
+
+
+def server_error(request):
+    if _api(request):
+        from clearance_api.errors import json_error
+        return json_error(request, 500, "Something went wrong on our side; it has been logged.")
+    return defaults.server_error(request)

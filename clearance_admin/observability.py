@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 
 from core.history import client_ip
-from core.logs import new_request_id, reset_request_id, set_request_id
+from core.logs import mask_secrets, new_request_id, reset_request_id, set_request_id
 
 log = logging.getLogger("clearance.request")
 
@@ -74,8 +74,9 @@ class RequestLogMiddleware:
             REQUESTS.labels(site, request.method if request.method in _METHODS else "OTHER",
                             f"{status // 100}xx").inc()
             LATENCY.labels(site).observe(elapsed)
-            log.info("%s %s %s %.0fms", request.method, request.path, status, elapsed * 1000,
-                     extra={"method": request.method, "path": request.path, "site": site, "user_id": user_id,
+            path = mask_secrets(request.path)   # the M-PESA callbacks' URL secret
+            log.info("%s %s %s %.0fms", request.method, path, status, elapsed * 1000,
+                     extra={"method": request.method, "path": path, "site": site, "user_id": user_id,
                             "status": status, "duration_ms": round(elapsed * 1000, 1)})
             reset_request_id(token)
 

@@ -81,7 +81,10 @@ INSTALLED_APPS = [
     "unfold.contrib.import_export",
     "unfold.contrib.simple_history",
     "unfold.contrib.guardian",
-    "django.contrib.admin",
+    # no autodiscover: every site registers its own ModelAdmins (clearance_admin/<site>.py); the
+    # default admin.site is never routed, and the admin modules packages bring for it would only be
+    # imported (simplejwt's reads SECRET_KEY on import, which commands that serve nobody lack)
+    "django.contrib.admin.apps.SimpleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -369,14 +372,14 @@ LOG_FORMAT = env("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "core.logs.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "core.logs.RequestIdFilter"}, "secrets": {"()": "core.logs.SecretFilter"}},
     "formatters": {
         "json": {"()": "pythonjsonlogger.json.JsonFormatter",
                  "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
                  "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}},
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"],
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id", "secrets"],
                              "formatter": "text" if LOG_FORMAT == "text" else "json"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
@@ -384,6 +387,16 @@ LOGGING = {
 # $METRICS_TOKEN`, or from these addresses or networks (comma-separated); by default this host only.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+
+# M-PESA Daraja C2B callbacks (clearance_api/mpesa.py, README "M-PESA callbacks"): the secret part
+# of their URLs (empty: the callbacks answer 404, i.e. they are off) and the addresses or networks
+# they are accepted from (the client address as core.history.client_ip reads it behind
+# TRUSTED_PROXY_COUNT proxies); by default the addresses Safaricom publishes for its callbacks.
+MPESA_CALLBACK_SECRET = env("MPESA_CALLBACK_SECRET", default="")
+MPESA_ALLOWED_IPS = env.list("MPESA_ALLOWED_IPS", default=[
+    "196.201.214.200", "196.201.214.206", "196.201.213.114", "196.201.214.207", "196.201.214.208",
+    "196.201.213.44", "196.201.212.127", "196.201.212.138", "196.201.212.129", "196.201.212.136",
+    "196.201.212.74", "196.201.212.69"])
 
 # One unfold configuration per site (clearance_admin/sites.py names them). Sidebar links reverse
 # through each site's own namespace.
@@ -442,6 +455,7 @@ UNFOLD_FINANCE = _unfold("Clearance — finance", "payments", "finance_dashboard
         _link(_("Verify by M-PESA code"), "qr_code_scanner", "finance:core_payment_verify_by_code"),
         _link(_("Reconcile M-PESA statement"), "fact_check", "finance:core_payment_reconcile_statement"),
         _link(_("M-PESA reconciliations"), "history", "finance:core_statementreconciliation_changelist"),
+        _link(_("M-PESA confirmations"), "phone_iphone", "finance:core_mpesaconfirmation_changelist"),
         _link(_("Balance imports"), "upload_file", "finance:core_balanceimport_changelist"),
         _link(_("Reports"), "summarize", "finance:reports"),
         _link(_("My exports"), "download", "finance:core_exportfile_changelist"),
@@ -505,3 +519,70 @@ UNFOLD["SIDEBAR"]["navigation"][0]["items"] += [
     _link(_("Sign-in lockouts"), "lock_person", "admin:axes_accessattempt_changelist"),
     _link(_("Failed sign-ins"), "history", "admin:axes_accessfailurelog_changelist"),
 ]
+
+# --- The API (issue 15): /api/, Django REST Framework -------------------------------------------
+# README "The API". Kept in one block so it merges apart from the rest.
+INSTALLED_APPS += ["rest_framework", "rest_framework_simplejwt.token_blacklist", "rest_framework_api_key",
+                   "django_filters", "drf_spectacular", "drf_spectacular_sidecar", "clearance_api"]
+REST_FRAMEWORK = {
+    # a person signs in for a JWT (clearance_api/auth.py); a system sends its API key, which acts as
+    # the user it is bound to (clearance_api/keys.py). No session authentication: the API never
+    # reads the sites' cookies, so no request to it can be forged from a page (no CSRF to check).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication",
+                                       "clearance_api.keys.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.MultiPartParser"],
+    "DEFAULT_PAGINATION_CLASS": "clearance_api.pagination.Cursor",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["clearance_api.throttling.PerClientThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env("API_RATE_USER", default="120/min"),      # per signed-in person
+        "key": env("API_RATE_KEY", default="600/min"),        # per API key (a system sends more)
+        "anon": env("API_RATE_ANON", default="30/min"),       # per client address, not signed in
+        "signin": env("API_RATE_SIGNIN", default="10/min"),   # token requests per client address
+    },
+    "EXCEPTION_HANDLER": "clearance_api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "clearance_api.schema.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "URL_FORMAT_OVERRIDE": None,     # ?format= belongs to the reports (csv/xlsx), not to DRF
+}
+API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=200)   # ?page_size= above this is cut to it
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("API_ACCESS_MINUTES", default=10)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("API_REFRESH_DAYS", default=7)),
+    "ROTATE_REFRESH_TOKENS": True,          # each refresh hands out a new refresh token …
+    "BLACKLIST_AFTER_ROTATION": True,       # … and the old one cannot be used again
+    "UPDATE_LAST_LOGIN": True,
+    "CHECK_REVOKE_TOKEN": True,             # a password change ends every token issued before it
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_FIELD": "id",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Clearance API",
+    "DESCRIPTION": "Graduation clearance for students' apps and offices' systems. Every error is "
+                   '`{"detail": "…", "errors": {"field": ["…"]}}`. README "The API".',
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",           # Swagger UI's files from this origin (the CSP is 'self')
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        # one name per status choice set (several components have a `status`)
+        "ApprovalStatusEnum": "core.models.ClearanceApproval.Status",
+        "HoldStatusEnum": "core.models.Hold.Status",
+        "ClearanceStatusEnum": "core.models.ClearanceRequest.Status",
+        "HoldImportStatusEnum": "core.models.HoldImport.Status",
+        "BalanceImportStatusEnum": "core.models.BalanceImport.Status",
+    },
+    "TAGS": [{"name": "auth", "description": "Signing in: tokens for people; systems send an API key."},
+             {"name": "students", "description": "A student's own clearance."},
+             {"name": "notifications", "description": "Anyone's own notifications."},
+             {"name": "approvals", "description": "The offices' clearance queue and decisions."},
+             {"name": "holds", "description": "Holds of my offices, and an office system's list of holds."},
+             {"name": "balances", "description": "The finance system's fee balances."},
+             {"name": "reports", "description": "The registry's reports (and finance's, offices')."},
+             {"name": "gowns", "description": "The gown store."},
+             {"name": "M-PESA", "description": "Daraja's C2B callbacks (Safaricom calls these)."}],
+}

@@ -64,14 +64,7 @@ class RoleSite(UnfoldAdminSite):
         SITES[name] = self
 
     def user_allowed(self, user) -> bool:
-        if not (user.is_active and user.is_authenticated):
-            return False
-        if self.role is None:
-            return user.is_superuser
-        if not permissions.has_role(user, self.role):
-            return False
-        # students log in without is_staff; every other role is staff
-        return user.is_staff or self.role == permissions.STUDENT
+        return permissions.may_use_role(user, self.role)
 
     def has_permission(self, request):
         return self.user_allowed(request.user)

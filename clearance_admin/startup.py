@@ -11,6 +11,15 @@ MISSING_SECRET_KEY = ("Clearance will not start: SECRET_KEY is not set. Set SECR
 SERVING_COMMANDS = {"runserver", "qcluster"}
 
 
+def has_secret_key() -> bool:
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+    try:
+        return bool(settings.SECRET_KEY)
+    except ImproperlyConfigured:
+        return False
+
+
 def require_secret_key() -> None:
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured

@@ -10,13 +10,14 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm
 from django.contrib.auth.models import Group
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Prefetch
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_q import admin as q_admin
 from django_q import models as q_models
@@ -29,6 +30,7 @@ from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
 from core import models as m
 from core import permissions
+from core.services import api_keys as api_key_services
 from core.services import signin as signin_services
 
 from .downloads import file_link
@@ -400,6 +402,83 @@ class CertificateAdmin(ReadOnlyHistoryAdmin):
 class DelegationAdmin(ReadOnlyHistoryAdmin):
     list_display = ["department", "from_user", "to_user", "starts_on", "ends_on", "revoked_at"]
     list_select_related = ["department", "from_user", "to_user"]
+
+
+# --- API keys for systems (clearance_api/keys.py, README "The API") ------------------------------
+# A key acts as the account it is bound to (a "system" user with one role and its offices, set up
+# above like a person of that role). The key is shown once, on creation; revoked, never deleted.
+
+class ApiKeyForm(forms.ModelForm):
+    class Meta:
+        model = m.ApiKey
+        fields = ["name", "user", "expiry_date"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "user" in self.fields:           # the add form (a key's page shows it read-only)
+            self.fields["user"].queryset = m.User.objects.filter(is_active=True, is_superuser=False).order_by("email")
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors:
+            try:
+                data["name"] = api_key_services.api_key_check(name=data.get("name"), user=data.get("user"),
+                                                              expires_at=data.get("expiry_date"))
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    self.add_error(field if field in self.fields else None, errors)
+        return data
+
+
+@admin.register(m.ApiKey, site=site)
+class ApiKeyAdmin(HistoryModelAdmin):
+    form = ApiKeyForm
+    list_display = ["name", "prefix", "user", "created", "expiry_date", "revoked"]
+    list_filter = ["revoked"]
+    list_select_related = ["user"]
+    search_fields = ["name", "prefix", "user__email"]
+    readonly_fields = ["prefix", "user", "name", "expiry_date", "created", "created_by", "revoked",
+                       "revoked_at", "revoked_by"]
+    actions = ["revoke_selected"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else []
+
+    def get_fields(self, request, obj=None):
+        return ["name", "user", "expiry_date"] if obj is None else self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None):
+        return False            # revoked, not deleted: history keeps who made it and who ended it
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        created, key = api_key_services.api_key_create(
+            name=form.cleaned_data["name"], user=form.cleaned_data["user"],
+            expires_at=form.cleaned_data.get("expiry_date"), acting_user=request.user)
+        for field in ("id", "prefix", "hashed_key", "created", "created_by_id"):
+            setattr(obj, field, getattr(created, field))
+        obj._state.adding, obj._state.db = False, created._state.db
+        self.message_user(request, format_html(
+            "The key of “{}” (acting as {}) is <code>{}</code> — copy it now into the system that uses it: it "
+            "is not stored and cannot be shown again.", created.name, created.user.email, key), messages.WARNING)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return redirect(reverse(f"{site.name}:core_apikey_change", args=[obj.pk]))
+
+    def _revoke(self, request, keys):
+        for api_key in keys:
+            if api_key.revoked:
+                self.message_user(request, f"{api_key.name} ({api_key.prefix}): already revoked.", messages.INFO)
+                continue
+            api_key_services.api_key_revoke(api_key=api_key, acting_user=request.user)
+            self.message_user(request, f"{api_key.name} ({api_key.prefix}): revoked; requests with it are "
+                                       "refused from now on.", messages.SUCCESS)
+
+    @action(description="Revoke", permissions=["change"], icon="key_off")
+    def revoke_selected(self, request, queryset):
+        self._revoke(request, queryset)
 
 
 # --- sign-in lockouts (django-axes), with unfold's look -------------------------------------------

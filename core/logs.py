@@ -47,6 +47,28 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def mask_secrets(text: str) -> str:
+    """The text as logged: the M-PESA callbacks' secret (MPESA_CALLBACK_SECRET, a part of their
+    URL path) replaced by "<secret>", so no request line or "Not Found: <path>" gives it away."""
+    from django.conf import settings
+    secret = getattr(settings, "MPESA_CALLBACK_SECRET", "")
+    return text.replace(secret, "<secret>") if secret and isinstance(text, str) and secret in text else text
+
+
+class SecretFilter(logging.Filter):
+    """Masks the URL secrets (mask_secrets) in every record the console writes: its arguments and
+    the request Django's own 4xx/5xx lines carry."""
+
+    def filter(self, record):
+        if isinstance(record.args, tuple):
+            record.args = tuple(mask_secrets(a) if isinstance(a, str) else a for a in record.args)
+        record.msg = mask_secrets(record.msg)
+        request = getattr(record, "request", None)
+        if request is not None and not isinstance(request, str) and hasattr(request, "path"):
+            record.request = mask_secrets(f"<{type(request).__name__}: {request.method} {request.path!r}>")
+        return True
+
+
 def connect_task_signals() -> None:
     """Carry the request id into the tasks a request queues (called from CoreConfig.ready: the
     logging settings import this module before the apps are loaded)."""

@@ -16,6 +16,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from rest_framework_api_key.models import AbstractAPIKey
 from simple_history.models import HistoricalRecords
 
 from . import files
@@ -1106,3 +1107,82 @@ class ReconciliationLine(models.Model):
 
     def __str__(self):
         return f"Line {self.row}: {self.receipt} KES {self.amount:,.2f}"
+
+
+class MpesaConfirmation(models.Model):
+    """One M-PESA C2B confirmation as Daraja posted it (core/services/mpesa.py: mpesa_c2b_confirm) and
+    what it came to. Every confirmation is kept, so one whose account names no student is not lost:
+    finance sees it in /finance/ → M-PESA confirmations. `trans_id` is unique: a replayed or
+    concurrent post of the same transaction finds this row and records nothing more. Written once
+    (no history of its own: it never changes; the payment recorded or verified from it has its
+    own history, naming it)."""
+
+    class Outcome(models.TextChoices):
+        RECORDED = "recorded", "Payment recorded and verified"
+        VERIFIED = "verified", "Recorded payment verified"
+        ALREADY_VERIFIED = "already_verified", "Already verified"
+        MISMATCH = "mismatch", "Amount differs from the recorded payment"
+        UNMATCHED = "unmatched", "No student: to record by hand"
+
+    class Match(models.TextChoices):
+        PAYMENT = "payment", "Recorded payment"
+        EXACT = "exact", "Registration number"
+        TYPO = "typo", "Clear typo of one number"
+        AMBIGUOUS = "ambiguous", "Ambiguous"
+        NONE = "none", "No match"
+
+    trans_id = models.CharField("M-PESA code", max_length=10, unique=True)
+    trans_time = models.DateTimeField("paid at")
+    amount = models.DecimalField("amount (KES)", **KES)
+    bill_ref = models.CharField("account typed", max_length=100, blank=True,
+                                help_text="BillRefNumber: the account the payer typed.")
+    msisdn = models.CharField("phone", max_length=20, blank=True)
+    payer_name = models.CharField(max_length=255, blank=True)
+    short_code = models.CharField("Pay Bill", max_length=20, blank=True)
+    transaction_type = models.CharField(max_length=40, blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+    source_ip = models.GenericIPAddressField("from", null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    match = models.CharField(max_length=10, choices=Match.choices)
+    detail = models.CharField(max_length=255, blank=True)
+    student = models.ForeignKey(Student, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                help_text="The student it was recorded for; unmatched with a clear typo: the one "
+                                          "it probably is.")
+    candidates = models.JSONField(default=list, blank=True, help_text="Ambiguous: the candidate students' ids.")
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    payload = models.JSONField(default=dict, blank=True, help_text="The callback's body as Daraja sent it.")
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        verbose_name = "M-PESA confirmation"
+        verbose_name_plural = "M-PESA confirmations"
+        constraints = [
+            models.CheckConstraint(condition=Q(trans_id__regex=MPESA_CODE_RE), name="mpesa_confirmation_code_format"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="mpesa_confirmation_amount_positive"),
+        ]
+
+    def __str__(self):
+        return f"M-PESA {self.trans_id} KES {self.amount:,.2f}"
+
+
+# --- systems that call the API ------------------------------------------------------------------
+
+class ApiKey(AbstractAPIKey):
+    """A key an office's system (or the portal) sends to /api/ (`Authorization: Api-Key <key>`).
+    It authenticates as its `user`: a "system" account set up in /admin/ like a person of one role
+    (its group, its offices and schools), so every permission still comes from core.permissions.
+    Only a hash is kept; the key itself is shown once, when it is created (core/services/api_keys.py)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys",
+                             help_text="The account the key acts as: its role and offices are the key's.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+
+    history = history(excluded_fields=["hashed_key"])
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"

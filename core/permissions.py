@@ -64,6 +64,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_crud("payment", "view", "add", "change"),
         *_crud("balanceimport", "view", "add", "change"),
         *_crud("statementreconciliation", "view", "add"),
+        *_crud("mpesaconfirmation", "view"),
         *_crud("clearanceapproval", "view", "change"),
         *_crud("student", "view"),
         *_crud("clearancerequest", "view"),
@@ -96,7 +97,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *[p for model in ("user", "school", "academicdepartment", "programme", "student", "department",
                           "clearancecycle", "clearancerequest", "clearanceapproval", "hold", "financerecord",
                           "balanceimport", "holdimport", "studentimport", "payment", "gownissuance", "notification", "certificate",
-                          "delegation", "statementreconciliation") for p in _crud(model, *ALL)],
+                          "delegation", "statementreconciliation", "mpesaconfirmation") for p in _crud(model, *ALL)],
         *[f"auth.{p}" for p in _crud("group", *ALL)],
         *[f"django_q.{p}" for model in ("schedule", "task", "success", "failure", "ormq")
           for p in _crud(model, *ALL)],
@@ -142,6 +143,18 @@ def in_group(user, role: str) -> bool:
     if getattr(user, "_role_names", None) is None:
         user._role_names = set(user.groups.values_list("name", flat=True))
     return role in user._role_names
+
+
+def may_use_role(user, role: str | None) -> bool:
+    """May `user` act in `role` on a site or through the API? Students sign in without is_staff;
+    every other role is staff. `role` None: the administrators' (superusers only)."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if role is None:
+        return user.is_superuser
+    if not has_role(user, role):
+        return False
+    return user.is_staff or role == STUDENT
 
 
 def roles_of(user) -> set[str]:

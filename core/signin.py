@@ -50,9 +50,11 @@ def lockout_message(request=None) -> str:
 
 def lockout_response(request, original_response=None, credentials=None):
     """`AXES_LOCKOUT_CALLABLE`. The sign-in forms of the sites already show `lockout_message` (their
-    form refuses with it): keep that page, answered 429. Anything else gets the sentence as text."""
+    form refuses with it), and so does the API's token request (clearance_api/auth.py, in its JSON
+    error): keep that answer, as 429. Anything else gets the sentence as text."""
     status = settings.AXES_HTTP_RESPONSE_CODE
-    if original_response is not None and original_response.get("Content-Type", "").startswith("text/html"):
+    if original_response is not None and original_response.get("Content-Type", "").startswith(
+            ("text/html", "application/json")):
         original_response.status_code = status
         return original_response
     return HttpResponse(lockout_message(request), status=status, content_type="text/plain; charset=utf-8")

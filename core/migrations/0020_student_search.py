@@ -23,7 +23,7 @@ def backwards(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("core", "0017_student_imports"),
+        ("core", "0019_mpesa_confirmations"),
     ]
 
     operations = [

@@ -175,6 +175,16 @@ def _next_step(item: ApprovalView, view: RequestView, *, is_open: bool, cycle_op
     return f"Go to {office} in person."
 
 
+def student_holds(student: Student) -> QuerySet[Hold]:
+    """Every hold placed on the student (active, released or waived), newest first."""
+    return Hold.objects.filter(student=student).select_related("department").order_by("-placed_at", "-pk")
+
+
+def student_certificates(student: Student) -> QuerySet[Certificate]:
+    """The certificates of the student's requests, newest first."""
+    return Certificate.objects.filter(request__student=student).select_related("request__cycle").order_by("-pk")
+
+
 def student_payments(student: Student, *, limit: int = 50) -> list[Payment]:
     """The student's payments, newest first (their receipts are downloaded from /student/)."""
     return list(Payment.objects.filter(student=student).order_by("-paid_at", "-pk")[:limit])

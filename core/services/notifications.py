@@ -125,6 +125,18 @@ def notification_mark_read(*, notification: Notification, acting_user) -> Notifi
 
 
 @transaction.atomic
+def notifications_mark_all_read(*, acting_user) -> int:
+    """Mark every unread notification of `acting_user` read (one UPDATE, and one historical row
+    each); returns how many. Someone else's are never touched: the query is theirs only."""
+    from ..history import bulk_update_tracked
+    now = timezone.now()
+    unread = [{"id": pk, "read_at": now} for pk in Notification.objects.filter(
+        user=acting_user, read_at__isnull=True).select_for_update().values_list("pk", flat=True)]
+    bulk_update_tracked(unread, Notification, ["read_at"], user=acting_user, reason="Marked all read")
+    return len(unread)
+
+
+@transaction.atomic
 def notifications_email_set(*, user, on: bool) -> None:
     """A person turns the emails of their notifications on or off (they stay in Clearance)."""
     from ..history import save_tracked
