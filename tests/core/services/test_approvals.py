@@ -311,6 +311,22 @@ def test_student_resubmits_a_rejected_item_with_a_response(clearance, approval, 
     assert stored.history.filter(status=A.REJECTED, reason="Book overdue").exists()
 
 
+def test_a_resubmission_may_carry_a_file_checked_as_evidence(clearance, approval, lib_reviewer, student):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    lib = approval(clearance, "LIB")
+    approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book overdue")
+    bad = SimpleUploadedFile("receipt.pdf", b"<html>not a pdf</html>")
+    with pytest.raises(ValidationError, match="PDF, PNG or JPEG"):
+        approval_resubmit(approval=lib, acting_user=student.user, response="Returned it", evidence=bad)
+    assert status_of(lib) == A.REJECTED and not ClearanceApproval.objects.get(pk=lib.pk).evidence
+    good = SimpleUploadedFile("receipt.pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+    approval_resubmit(approval=lib, acting_user=student.user, response="Returned it", evidence=good)
+    stored = ClearanceApproval.objects.get(pk=lib.pk)
+    assert stored.status == A.PENDING and stored.evidence_name == "receipt.pdf"
+    assert stored.evidence.name != "receipt.pdf"          # stored under an unguessable name
+    assert stored.evidence.read().startswith(b"%PDF")
+
+
 @pytest.mark.parametrize("closed", [R.COMPLETED, R.REVOKED])
 def test_resubmit_is_refused_on_a_completed_or_revoked_request(clearance, approval, lib_reviewer, student, closed):
     lib = approval(clearance, "LIB")
