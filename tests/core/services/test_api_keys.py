@@ -49,6 +49,7 @@ def test_revoke_is_for_good_and_twice_changes_nothing(superuser, make_reviewer):
     api_key_revoke(api_key=api_key, acting_user=superuser)
     api_key.refresh_from_db()
     assert api_key.revoked_at == revoked_at and api_key.history.count() == 2
-    api_key.revoked = False
+    fresh = ApiKey.objects.get(pk=api_key.pk)
+    fresh.revoked = False
     with pytest.raises(ValidationError):      # the package refuses un-revoking
-        api_key.save()
+        fresh.save()
