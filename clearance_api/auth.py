@@ -14,6 +14,7 @@ The sites' rules hold here too:
 """
 from __future__ import annotations
 
+from axes.helpers import get_cool_off
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model, user_logged_in
 from django.urls import path
@@ -46,8 +47,15 @@ OTP_NOT_SET_UP = ("Your account needs a second factor, which is not set up yet: 
 
 
 class Locked(exceptions.APIException):
+    """429 with the sites' sentence; `wait` (seconds) becomes Retry-After, as for a throttle."""
+
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     default_code = "locked_out"
+
+    def __init__(self, request):
+        super().__init__(lockout_message(request))
+        cool_off = get_cool_off(request)
+        self.wait = int(cool_off.total_seconds()) if cool_off else None
 
 
 def second_factor_required(user) -> bool:
@@ -130,7 +138,7 @@ class TokenView(_SignIn):
         user = authenticate(django_request, username=email, password=password)
         if user is None:
             if getattr(django_request, "axes_locked_out", False):
-                raise Locked(lockout_message(django_request))
+                raise Locked(django_request)
             raise exceptions.AuthenticationFailed(WRONG_CREDENTIALS)
         if second_factor_required(user):
             if not signin_services.has_second_factor(user):

@@ -75,6 +75,7 @@ def test_the_sites_lockout_applies_to_the_token_request_with_when_to_retry(api, 
     locked = token(api, learner.email, "wrong-pass")
     assert locked.status_code == 429 and locked["Content-Type"] == "application/json"
     assert "locked on this device's network address for 30 minutes" in locked.json()["detail"]
+    assert locked["Retry-After"] == "1800"
     # the right password is refused too while locked, from this address …
     assert token(api, learner.email).status_code == 429
     # … and the same lock holds on the site's sign-in page (one count for both)

@@ -45,3 +45,13 @@ def test_the_finance_item_says_to_pay_not_to_resubmit(student, clearance, office
     fin = next(i for i in student_progress(student)[0].items if i.department.code == "FIN")
     assert fin.status == ClearanceApproval.Status.REJECTED
     assert not fin.can_resubmit and fin.next_step.startswith("Pay the balance")
+
+
+def test_next_step_once_the_resubmissions_are_used_up(clearance, student, approval, lib_reviewer):
+    from core.services.approvals import approval_reject
+    clearance.cycle.max_resubmissions = 0
+    clearance.cycle.save()
+    approval_reject(approval=approval(clearance, "LIB"), acting_user=lib_reviewer, reason="Book overdue")
+    [view] = student_progress(student)
+    lib = next(i for i in view.items if i.department.code == "LIB")
+    assert "used every re-submission" in lib.next_step

@@ -24,6 +24,18 @@ def test_marking_ones_own_notification_read(student):
     assert stored.read_at is not None and stored.history.first().history_user == student.user
 
 
+def test_marking_all_read_marks_only_ones_own_unread_ones_with_history(student, make_user, django_assert_max_num_queries):
+    from core.services.notifications import notifications_mark_all_read
+    mine = [Notification.objects.create(user=student.user, title=f"N{i}") for i in range(3)]
+    theirs = Notification.objects.create(user=make_user(), title="Theirs")
+    with django_assert_max_num_queries(6):              # one UPDATE and one history INSERT, whatever the count
+        assert notifications_mark_all_read(acting_user=student.user) == 3
+    assert not Notification.objects.filter(pk__in=[n.pk for n in mine], read_at__isnull=True).exists()
+    assert Notification.objects.get(pk=theirs.pk).read_at is None
+    assert Notification.objects.get(pk=mine[0].pk).history.first().history_change_reason == "Marked all read"
+    assert notifications_mark_all_read(acting_user=student.user) == 0
+
+
 # --- told by email too ------------------------------------------------------------------------
 
 import datetime  # noqa: E402
