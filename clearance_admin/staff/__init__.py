@@ -448,12 +448,7 @@ class ClearanceApprovalAdmin(RoleModelAdmin):
 
     @display(description="Student's response")
     def response_text(self, obj):
-        if not obj.student_response:
-            return "—"
-        if _resubmitted(obj):
-            return format_html('<span class="bg-blue-100 font-semibold px-2 py-1 rounded-default text-blue-700 '
-                               'text-xs">re-submitted</span> {}', obj.student_response)
-        return obj.student_response
+        return obj.student_response or "—"     # whole; the status row marks a re-submission
 
     @display(description="Evidence")
     def evidence_link(self, obj):

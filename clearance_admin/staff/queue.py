@@ -76,7 +76,8 @@ def filter_chips(cl) -> list[dict]:
         params = [p for p in spec.expected_parameters() if p in cl.params]
         if not params:
             continue
-        chips.append(_chip(str(spec.title).capitalize(), _selected_label(spec, cl, params), _query(cl, drop=params)))
+        title = str(spec.title)
+        chips.append(_chip(title[:1].upper() + title[1:], _selected_label(spec, cl, params), _query(cl, drop=params)))
     if cl.query:
         chips.append(_chip("Search", cl.query, _query(cl, drop=[SEARCH_VAR])))
     return chips
