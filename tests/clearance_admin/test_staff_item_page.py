@@ -117,6 +117,16 @@ def test_next_follows_the_lists_own_sort_order(lib_client, three):
     assert fresh(chao).status == A.PENDING       # "next without deciding" decides nothing
 
 
+def test_next_never_lands_on_the_item_just_decided(lib_client, three):
+    filters = "queue=all&o=4"                    # by status: a rejected item sorts after the pending ones
+    order = listed(lib_client, "?" + filters)
+    last = fresh(next(a for a in three if a.pk == order[-1]))
+    response = lib_client.post(decide_url(last, "reject", filters), {"reason": "Two books out",
+                                                                     "seen": last.state_token, "_next": "1"})
+    assert fresh(last).status == A.REJECTED
+    assert response["Location"] == f"{QUEUE}?{filters}"     # the end of the list, not the same item again
+
+
 def test_reject_asks_the_reason_and_offers_the_offices_recent_reasons(lib_client, lib_reviewer, make_reviewer, three,
                                                                       approval):
     amina, brian, chao = three
