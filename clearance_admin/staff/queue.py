@@ -40,6 +40,11 @@ class QueueFilter(admin.SimpleListFilter):
     def explicit(self) -> bool:
         return self.parameter_name in self.used_parameters
 
+    @property
+    def default_applied(self) -> bool:
+        """Narrowing the list without a parameter saying so (export titles name it)."""
+        return not self.explicit and self.value() == self.WAITING
+
     def lookups(self, request, model_admin):
         return list(self.LABELS.items())
 

@@ -253,6 +253,19 @@ def test_active_filters_are_chips_each_removing_only_itself(lib_client, three, o
     assert chips["Search"] == ("Otieno", {"queue": ["all"], "department": [str(lib)], "status__exact": ["pending"]})
 
 
+def test_an_export_of_the_default_queue_is_the_waiting_list_and_says_so(lib_client, three, open_request,
+                                                                        lib_reviewer, approval):
+    from clearance_admin.sites import staff_site
+    from core.models import ExportLog
+    approval_reject(approval=approval(open_request(factories.StudentFactory()), "LIB"), acting_user=lib_reviewer,
+                    reason="Fine")                                   # not waiting: not in the default list
+    response = lib_client.post(reverse("staff:core_clearanceapproval_export"), {"format": "1"})   # csv
+    assert response.status_code == 200 and ExportLog.objects.get().rows == 3
+    admin_ = staff_site._registry[ClearanceApproval]
+    request = lib_client.get(QUEUE).wsgi_request
+    assert "queue: Waiting (stage open)" in admin_.export_title(request, admin_.export_resource(), None)
+
+
 def test_a_resubmitted_item_keeps_its_waiting_time_and_shows_the_response(lib_client, lib_reviewer, student,
                                                                           open_request, approval, three):
     mine = approval(open_request(student), "LIB")
