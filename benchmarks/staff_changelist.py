@@ -46,8 +46,8 @@ def cases():
     return {
         "default queue": ("lib", QUEUE),
         "pending": ("lib", QUEUE + "?status__exact=pending"),
-        "waiting": ("lib", QUEUE + "?waiting=yes"),
-        "waiting, REG clerk": ("reg", QUEUE + "?waiting=yes"),
+        "waiting": ("lib", QUEUE + "?queue=waiting"),
+        "waiting, REG clerk": ("reg", QUEUE + "?queue=waiting"),
         "pending, page 3": ("lib", QUEUE + "?status__exact=pending&p=3"),
         "search by name": ("lib", QUEUE + f"?q={name}"),
         "search by reg no": ("lib", QUEUE + f"?q={number}"),

@@ -102,7 +102,7 @@ class ListExportMixin(ExportActionMixin):
             cl = self.get_changelist_instance(request)
             for spec in cl.filter_specs:
                 used = set(getattr(spec, "expected_parameters", lambda: [])()) & set(request.GET)
-                if not used:
+                if not used and not getattr(spec, "default_applied", False):   # a list's default view narrows too
                     continue
                 chosen = [str(c.get("display")) for c in spec.choices(cl) if c.get("selected")]
                 parts.append(f"{spec.title}: {', '.join(chosen) or ', '.join(request.GET[u] for u in used)}")

@@ -29,6 +29,7 @@ from core.files import validate_receipt
 from core.imports.balances import MAX_FILE_BYTES, READABLE_EXTENSIONS, READABLE_KINDS
 from core.models import (REASON_MAX_LENGTH, BalanceImport, FinanceRecord, Hold, Payment, Student,
                          normalize_registration_number)
+from core.money import kes
 from core.selectors.finance import balance_import_applying, balance_import_outcome, balance_import_progress
 from core.services import balances as balances_service
 from core.services.balances import (balances_import_apply, balances_import_apply_async, balances_import_cancel,
@@ -48,10 +49,6 @@ from .exports import register_my_exports
 from .sites import finance_site as site
 
 site.index_template = "finance/index.html"
-
-
-def kes(amount) -> str:
-    return f"KES {amount:,.2f}"
 
 
 def badge(variant: str, text: str) -> str:

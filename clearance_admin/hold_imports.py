@@ -7,7 +7,6 @@ id of another office is "not one of the available choices", and the services ask
 `permissions.may_import_holds` again whatever the page lets through."""
 from __future__ import annotations
 
-from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
@@ -23,6 +22,7 @@ from unfold.widgets import UnfoldAdminFileFieldWidget, UnfoldAdminSelectWidget, 
 from core import permissions
 from core.imports.balances import MAX_FILE_BYTES, READABLE_EXTENSIONS, READABLE_KINDS
 from core.models import Department, HoldImport
+from core.money import kes
 from core.services.hold_imports import (hold_import_apply, hold_import_cancel, hold_import_preview,
                                         hold_import_preview_again)
 
@@ -36,7 +36,7 @@ STATUS_LABELS = {"applied": "success", "failed": "danger", "cancelled": "info", 
 
 
 def _kes(amount) -> str:
-    return "—" if amount is None else f"KES {Decimal(amount):,.2f}"
+    return kes(amount, "—")
 
 
 class HoldImportUploadForm(forms.Form):

@@ -427,7 +427,8 @@ class ClearanceApproval(TimeStamped):
     department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="approvals")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, editable=False)
     waiting_since = models.DateTimeField(default=timezone.now, editable=False,
-                                         help_text="When it last became pending (SLA clock).")
+                                         help_text="When it first became pending (the SLA clock): a re-submission or a "
+                                                   "re-open does not restart it.")
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+", editable=False)
     decided_by_import = models.ForeignKey("BalanceImport", null=True, blank=True, on_delete=models.SET_NULL,

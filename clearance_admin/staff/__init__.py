@@ -17,7 +17,8 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import ValidationError
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.forms.models import construct_instance
 from django.http import HttpResponseRedirect
@@ -26,16 +27,16 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
 from unfold.contrib.filters.admin import DropdownFilter
 from unfold.decorators import action, display
 from unfold.utils import display_for_label
-from unfold.widgets import (UnfoldAdminFileFieldWidget, UnfoldAdminSelectWidget, UnfoldAdminTextareaWidget,
-                            UnfoldAdminTextInputWidget)
+from unfold.widgets import UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget
 
 from core import permissions
-from core.files import validate_evidence
 from core.models import (REASON_MAX_LENGTH, ClearanceApproval, Delegation, Department, Hold, Student, User,
                          normalize_registration_number)
+from core.money import kes
 from core.selectors import staff as staff_selectors
 from core.services import approvals as approval_services
 from core.services import delegations as delegation_services
@@ -49,6 +50,9 @@ from ..exports import register_my_exports
 from ..changelists import RememberingChangeList
 from ..paginators import CappedCountPaginator
 from ..sites import staff_site as site
+from .decisions import (DECISIONS, DECISIONS_BY_STATUS, NEEDS_REASON, DecideForm, HoldEndForm, ItemForm,
+                        decision_page)
+from .queue import QueueFilter, filter_chips, next_after, preserved_filters, queue_cursor, queue_queryset, with_filters
 
 site.index_template = "staff/index.html"
 
@@ -57,8 +61,7 @@ STATUS_LABELS = {A.PENDING: "warning", A.APPROVED: "success", A.REJECTED: "dange
 HOLD_LABELS = {Hold.Status.ACTIVE: "danger", Hold.Status.RELEASED: "success", Hold.Status.WAIVED: "info"}
 
 
-def _kes(amount) -> str:
-    return f"KES {amount:,.2f}" if amount is not None else ""
+_kes = kes  # one format for money (core/money.py); "" for no amount
 
 
 def _selected_ids(request, queryset) -> list[int]:
@@ -118,24 +121,28 @@ class ReasonForm(forms.Form):
         return reason
 
 
-def _reason_action(modeladmin, request, queryset, *, title, verb, submit, noun, run):
-    """An action that needs a reason: an intermediate page with the form; on confirmation `run(ids,
-    reason)` calls the service. An empty reason shows the form again with an error and changes
-    nothing."""
+CONFIRM_SHOWN = 50   # names listed on a confirmation page; the count says the rest
+
+
+def _reason_action(modeladmin, request, queryset, *, title, verb, submit, noun, run, form_class=ReasonForm,
+                   describe=str, variant="danger"):
+    """A bulk action that asks first: an intermediate page naming the selected rows with their
+    count (and the reason's form, unless `form_class` is None); on confirmation `run(ids, reason)`
+    calls the service. An empty reason shows the form again with an error and changes nothing."""
     ids = _selected_ids(request, queryset)
     if request.POST.get("confirm") == "yes":
-        form = ReasonForm(request.POST)
-        if form.is_valid():
-            result = run(ids, form.cleaned_data["reason"])
+        form = form_class(request.POST) if form_class else None
+        if form is None or form.is_valid():
+            result = run(ids, form.cleaned_data["reason"] if form else None)
             if result is not None:
                 report_bulk_result(modeladmin, request, result, done_verb=verb, noun=noun)
             return None
     else:
-        form = ReasonForm()
+        form = form_class() if form_class else None
     opts = modeladmin.model._meta
-    # a sample of what will change, from the user's own scope (foreign ids are refused by the service)
-    shown = list(modeladmin.get_queryset(request).select_related(*modeladmin.list_select_related)
-                 .prefetch_related(None).filter(pk__in=ids[:20]))
+    # whom it changes, from the user's own scope (foreign ids are refused and counted by the service)
+    shown = [describe(obj) for obj in modeladmin.get_queryset(request).select_related(*modeladmin.list_select_related)
+             .prefetch_related(None).filter(pk__in=ids[:CONFIRM_SHOWN]).order_by("pk")]
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": title,
@@ -154,6 +161,7 @@ def _reason_action(modeladmin, request, queryset, *, title, verb, submit, noun, 
         # back to the list as it was (filters and search kept)
         "changelist_url": request.get_full_path(),
         "submit_label": submit,
+        "submit_variant": variant,
     }
     request.current_app = modeladmin.admin_site.name
     return TemplateResponse(request, "staff/action_reason.html", context)
@@ -251,18 +259,6 @@ class StageFilter(admin.SimpleListFilter):
 SchoolFilter, ProgrammeFilter, CohortFilter = student_filters("request__student")
 
 
-class WaitingFilter(admin.SimpleListFilter):
-    """Pending items whose stage is open (core.selectors.staff.approvals_waiting)."""
-    title = "waiting"
-    parameter_name = "waiting"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Waiting (pending, stage open)")]
-
-    def queryset(self, request, queryset):
-        return staff_selectors.approvals_waiting(queryset) if self.value() == "yes" else queryset
-
-
 class OverdueFilter(admin.SimpleListFilter):
     title = "SLA"
     parameter_name = "overdue"
@@ -279,65 +275,6 @@ class OverdueFilter(admin.SimpleListFilter):
 
 
 # --- clearance approvals (the queue) ------------------------------------------------------------
-
-DECISIONS = {
-    "approve": "Approve",
-    "reject": "Reject (reason required)",
-    "waive": "Waive (reason required)",
-    "reopen": "Re-open",
-}
-DECISIONS_BY_STATUS = {
-    A.PENDING: ("approve", "reject", "waive"),
-    A.REJECTED: ("reopen", "reject", "waive"),
-    A.APPROVED: ("reject",),
-    A.WAIVED: (),
-}
-
-
-class DecisionForm(ServiceForm):
-    decision = forms.ChoiceField(label="Decision", choices=[("", "— choose —"), *DECISIONS.items()],
-                                 widget=UnfoldAdminSelectWidget)
-    # the item as the clerk saw it: a decision on an item that changed since is refused by the service
-    seen = forms.CharField(widget=forms.HiddenInput, required=False)
-    decision_reason = forms.CharField(
-        label="Reason", required=False, max_length=REASON_MAX_LENGTH,
-        widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
-        help_text=f"Required to reject or waive; the student reads it. Up to {REASON_MAX_LENGTH:,} characters.")
-    evidence_file = forms.FileField(
-        label="Evidence", required=False, widget=UnfoldAdminFileFieldWidget,
-        help_text="PDF, PNG or JPEG, at most 5 MB. Kept with an approval or a rejection.")
-
-    class Meta:
-        model = ClearanceApproval
-        fields = ["notes"]
-        widgets = {"notes": UnfoldAdminTextareaWidget(attrs={"rows": 3})}
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        allowed = DECISIONS_BY_STATUS.get(self.instance.status, tuple(DECISIONS))
-        # offered: what this status allows; accepted: any decision, so one sent from a page that
-        # showed an older status reaches the service and is refused with who changed the item
-        self.fields["decision"].widget.choices = [("", "— choose —"), *((k, DECISIONS[k]) for k in allowed)]
-        self.fields["seen"].initial = self.instance.state_token
-        self.fields["notes"].help_text = "Internal notes for the office; saved with the decision."
-
-    def clean_evidence_file(self):
-        upload = self.cleaned_data.get("evidence_file")
-        if upload:
-            validate_evidence(upload)
-        return upload
-
-    def clean(self):
-        cleaned = super().clean()
-        decision = cleaned.get("decision")
-        reason = (cleaned.get("decision_reason") or "").strip()
-        if decision in ("reject", "waive") and not reason:
-            self.add_error("decision_reason", "Write the reason; the student reads it.")
-        if decision in ("waive", "reopen") and cleaned.get("evidence_file"):
-            self.add_error("evidence_file", "Evidence is kept with an approval or a rejection only.")
-        cleaned["decision_reason"] = reason
-        return cleaned
-
 
 QUEUE_SEEN = "clearance_queue_seen"
 
@@ -357,15 +294,27 @@ def queue_badge(request) -> str:
     return f"{count} new" if count else ""
 
 
+def _resubmitted(obj) -> bool:
+    """Back from the student: pending again with the student's response to the office."""
+    return obj.status == A.PENDING and bool(obj.student_response)
+
+
+def _approval_label(obj) -> str:
+    student = obj.request.student
+    return f"{student.registration_number} — {student.full_name} ({obj.department.code})"
+
+
 @admin.register(ClearanceApproval, site=site)
-class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
-    form = DecisionForm
+class ClearanceApprovalAdmin(RoleModelAdmin):
+    form = ItemForm
+    change_form_template = "staff/approval_change_form.html"
+    list_before_template = "staff/queue_chips.html"
     counts_unseen_itself = True     # the decision services count what is not in the clerk's queue
     list_display = ("student_column", "programme_column", "department_column", "status_badge", "waiting_column",
                     "holds_column")
     list_display_links = ("student_column",)
     list_select_related = ("request__student__programme", "department")
-    list_filter = (DepartmentFilter, "status", WaitingFilter, StageFilter, SchoolFilter, ProgrammeFilter, CohortFilter,
+    list_filter = (QueueFilter, DepartmentFilter, "status", StageFilter, SchoolFilter, ProgrammeFilter, CohortFilter,
                    OverdueFilter, ApprovalsOfImportFilter)
     list_filter_submit = True
     search_fields = ("request__student__registration_number", "request__student__first_name",
@@ -373,14 +322,17 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
     search_help_text = "Registration number or student name"
     ordering = ("waiting_since", "pk")
     actions = ["approve_selected", "reject_selected", "reopen_selected"]
+    # the decisions as unfold detail actions (their own URLs, permission-checked by unfold and again
+    # in `decide`); the item page shows them as buttons beside the form that carries note and evidence
+    actions_detail = ["approve_item", "reject_item", "waive_item", "reopen_item"]
     readonly_fields = ("student_info", "department", "status_text", "waiting_column", "decided_info",
-                       "reason", "student_response", "response_file_link", "evidence_link", "student_holds",
+                       "reason_text", "response_text", "response_file_link", "evidence_link", "student_holds",
                        "history_table")
     fieldsets = (
         ("Clearance item", {"fields": ("student_info", "department", "status_text", "waiting_column",
-                                       "decided_info", "reason", "student_response", "response_file_link",
+                                       "decided_info", "reason_text", "response_text", "response_file_link",
                                        "evidence_link")}),
-        ("Decide", {"fields": ("decision", "decision_reason", "notes", "evidence_file", "seen")}),
+        ("With the decision", {"fields": ("notes", "evidence_file", "seen")}),
         ("The student's holds (every office)", {"fields": ("student_holds",)}),
         ("History", {"fields": ("history_table",)}),
     )
@@ -389,6 +341,9 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)
         if request.method == "GET" and getattr(response, "status_code", 200) == 200:
+            cl = getattr(response, "context_data", {}).get("cl")
+            if cl is not None:
+                response.context_data["filter_chips"] = filter_chips(cl)
             # the badge counts from here (a signed cookie: no write to the session on every look)
             response.set_signed_cookie(QUEUE_SEEN, timezone.now().isoformat(), salt=QUEUE_SEEN, httponly=True,
                                        samesite="Lax", secure=settings.SESSION_COOKIE_SECURE, max_age=90 * 86400)
@@ -418,10 +373,25 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def has_decide_permission(self, request, obj=None):
+        # unfold passes the URL's id: another office's item is refused with the reason (get_object)
+        if isinstance(obj, str):
+            obj = self.get_object(request, unquote(obj))
+        return self.has_change_permission(request, obj)
+
+    def get_actions_detail(self, request, object_id):
+        return []   # drawn as the buttons of the item page (staff/approval_change_form.html), not as tabs
+
     def get_fieldsets(self, request, obj=None):
         if obj is not None and not DECISIONS_BY_STATUS.get(obj.status):
-            return tuple(fs for fs in self.fieldsets if fs[0] != "Decide")
+            return tuple(fs for fs in self.fieldsets if fs[0] != "With the decision")
         return self.fieldsets
+
+    def get_urls(self):
+        from django.urls import path
+        skip = path("<path:object_id>/next/", self.admin_site.admin_view(self.next_view),
+                    name="core_clearanceapproval_next")
+        return [skip, *super().get_urls()]
 
     # columns
 
@@ -438,13 +408,20 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
     def department_column(self, obj):
         return obj.department.code
 
-    @display(description="Status", ordering="status", label=STATUS_LABELS)
+    @display(description="Status", ordering="status")
     def status_badge(self, obj):
-        return obj.status, obj.get_status_display()
+        badge = display_for_label((obj.status, obj.get_status_display()), "-", STATUS_LABELS)
+        if not _resubmitted(obj):
+            return badge
+        return format_html('{} <span class="bg-blue-100 font-semibold px-2 py-1 rounded-default text-blue-700 '
+                           'text-xs" title="{}" data-resubmitted="{}">re-submitted</span>'
+                           '<div class="italic text-base-500 text-xs truncate" title="{}">“{}”</div>',
+                           badge, obj.student_response, obj.pk, obj.student_response,
+                           Truncator(obj.student_response).chars(60))
 
     @display(description="Status")
     def status_text(self, obj):
-        return display_for_label((obj.status, obj.get_status_display()), "-", STATUS_LABELS)
+        return self.status_badge(obj)
 
     @display(description="Days waiting", ordering="waiting_since")
     def waiting_column(self, obj):
@@ -481,6 +458,14 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
         when = timezone.localtime(obj.decided_at).strftime("%d %b %Y %H:%M") if obj.decided_at else ""
         return f"{who} {when}".strip() or "—"
 
+    @display(description="Reason")
+    def reason_text(self, obj):
+        return obj.reason or "—"
+
+    @display(description="Student's response")
+    def response_text(self, obj):
+        return obj.student_response or "—"     # whole; the status row marks a re-submission
+
     @display(description="Evidence")
     def evidence_link(self, obj):
         return file_link(self.admin_site.name, obj)
@@ -502,38 +487,152 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
 
     @display(description="Decisions so far")
     def history_table(self, obj):
-        records = obj.history.select_related("history_user").order_by("-history_date", "-history_id")[:30]
-        rows = [(timezone.localtime(r.history_date).strftime("%d %b %Y %H:%M"), r.history_user or "system",
-                 r.get_status_display(), r.reason or "—", r.history_change_reason or "—") for r in records]
-        return _table(("When", "Who", "Status", "Reason", "Note"), rows) if rows else "No history."
+        records = list(obj.history.select_related("history_user").order_by("-history_date", "-history_id")[:31])
+        rows = []
+        for record, older in zip(records[:30], [*records[1:], None]):
+            # a note shows where it was written, not again on every later change
+            note = record.notes if record.notes and (older is None or older.notes != record.notes) else ""
+            rows.append((timezone.localtime(record.history_date).strftime("%d %b %Y %H:%M"),
+                         record.history_user or "system", record.get_status_display(), record.reason or "—",
+                         note or "—", record.history_change_reason or "—"))
+        return (_table(("When", "Who", "Status", "Reason", "Internal note", "Change"), rows) if rows
+                else "No history.")
 
-    # one decision: DecisionForm validates, then this calls the one service for the choice
+    # the item page: the decisions beside the form
 
-    def perform(self, request, form):
-        approval = form.instance
-        decision = form.cleaned_data.get("decision")
-        if not decision:
-            raise ValidationError(f"Nothing can be decided on a {approval.get_status_display().lower()} item.")
-        reason = form.cleaned_data["decision_reason"]
-        notes = (form.cleaned_data.get("notes") or "").strip()
-        upload = form.cleaned_data.get("evidence_file")  # checked by core.files; the service stores it
-        seen = form.cleaned_data.get("seen") or None
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "POST" and object_id:
+            # the item's own form posted without a decision button's address: the decision it names
+            return self.decide(request, object_id, request.POST.get("decision", ""))
+        extra_context = {**(extra_context or {}), "show_save": False, "show_save_and_add_another": False,
+                         "show_save_and_continue": False, "show_delete": False}
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            filters = preserved_filters(request)
+            opts = self.opts
+            def url(name):
+                return reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_{name}", args=[obj.pk])
+            allowed = DECISIONS_BY_STATUS.get(obj.status, ()) if self.has_change_permission(request, obj) else ()
+            buttons = []
+            for decision in allowed:
+                label = DECISIONS[decision][0]
+                attrs = {"formaction": with_filters(url(f"{decision}_item"), filters)}
+                if decision in NEEDS_REASON:   # asks the reason on its own page, the note carried there
+                    buttons.append({"label": f"{label}…", "attrs": attrs, "name": "_ask",
+                                    "variant": "danger" if decision == "reject" else "default"})
+                else:
+                    buttons.append({"label": f"{label} and next", "attrs": attrs, "name": "_next",
+                                    "variant": "primary"})
+                    buttons.append({"label": label, "attrs": attrs, "name": "_stay", "variant": "default"})
+            context.update({"decision_buttons": buttons, "skip_url": with_filters(url("next"), filters),
+                            "queue_url": self._list_url(filters)})
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @action(description="Approve", url_path="approve", permissions=["decide"])
+    def approve_item(self, request, object_id):
+        return self.decide(request, object_id, "approve")
+
+    @action(description="Reject…", url_path="reject", permissions=["decide"])
+    def reject_item(self, request, object_id):
+        return self.decide(request, object_id, "reject")
+
+    @action(description="Waive…", url_path="waive", permissions=["decide"])
+    def waive_item(self, request, object_id):
+        return self.decide(request, object_id, "waive")
+
+    @action(description="Re-open", url_path="reopen", permissions=["decide"])
+    def reopen_item(self, request, object_id):
+        return self.decide(request, object_id, "reopen")
+
+    def decide(self, request, object_id, decision):
+        """One decision on one item: GET (or the item page's "Reject…") shows its page; POST calls
+        the one service with what the clerk saw, then lands on the item again or, with "… and
+        next", on the next item of the list the clerk came from. A refusal (a rule, a stale view
+        naming who changed it and when) shows on the page and changes nothing."""
+        filters = preserved_filters(request)
+        obj = self.get_object(request, unquote(object_id))   # another office's: 403 with the reason
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied(self.scope_refusal)
+        item_url = with_filters(reverse(f"{self.admin_site.name}:core_clearanceapproval_change", args=[obj.pk]),
+                                filters)
+        if decision not in DECISIONS:
+            self.message_user(request, "Choose Approve, Reject, Waive or Re-open with the buttons.", messages.ERROR)
+            return HttpResponseRedirect(item_url)
+        asked = request.method == "POST" and "_ask" in request.POST
+        if request.method == "POST" and not asked:
+            form = DecideForm(request.POST, request.FILES, decision=decision)
+            if form.is_valid():
+                walking = "_next" in request.POST
+                listing = queue_queryset(self, request, filters) if walking else None
+                cursor = queue_cursor(listing, obj) if walking else None   # where it stood before it moves
+                try:
+                    decided = self._decide_one(request, obj, decision, form.cleaned_data)
+                except ValidationError as exc:
+                    form.add_error(None, exc.messages)
+                else:
+                    self.message_user(request, f"{decided.department.code} for "
+                                               f"{decided.request.student.registration_number}: "
+                                               f"{DECISIONS[decision][1]}.", messages.SUCCESS)
+                    if walking:
+                        return self._to_next(request, listing, cursor, obj, filters)
+                    return HttpResponseRedirect(item_url)
+        else:
+            source = request.POST if asked else request.GET
+            form = DecideForm(decision=decision, initial={"seen": source.get("seen") or obj.state_token,
+                                                          "notes": source.get("notes", "")})
+        verb = DECISIONS[decision][0]
+        reasons = (staff_selectors.recent_reasons(obj.department_id, A.REJECTED if decision == "reject" else A.WAIVED)
+                   if decision in NEEDS_REASON else ())
+        summary = [("Student", f"{obj.request.student.registration_number} — {obj.request.student.full_name}"),
+                   ("Office", f"{obj.department.code} — {obj.department.name}"),
+                   ("Status", self.status_badge(obj)), ("Waiting", self.waiting_column(obj))]
+        if obj.student_response:
+            summary.append(("Student's response", obj.student_response))
+        return decision_page(
+            self, request, title=f"{verb}: {obj.department.code} for {obj.request.student.registration_number}",
+            summary=summary, form=form, reasons=reasons,
+            buttons=[(f"{verb} and next", "_next", "1", "danger" if decision == "reject" else "primary"),
+                     (verb, "_stay", "1", "default")],
+            cancel_url=item_url, error_link=item_url if form.non_field_errors() else None)
+
+    def _decide_one(self, request, obj, decision, data):
+        seen = data.get("seen") or None
+        notes = data.get("notes", "")
         if decision == "approve":
-            return approval_services.approval_approve(approval=approval, acting_user=request.user, notes=notes,
-                                                      evidence=upload, seen=seen)
+            return approval_services.approval_approve(approval=obj, acting_user=request.user, notes=notes,
+                                                      evidence=data.get("evidence_file"), seen=seen)
         if decision == "reject":
-            return approval_services.approval_reject(approval=approval, acting_user=request.user, reason=reason,
-                                                     notes=notes, evidence=upload, seen=seen)
+            return approval_services.approval_reject(approval=obj, acting_user=request.user, reason=data["reason"],
+                                                     notes=notes, evidence=data.get("evidence_file"), seen=seen)
         if decision == "waive":
-            return approval_services.approval_waive(approval=approval, acting_user=request.user, reason=reason,
+            return approval_services.approval_waive(approval=obj, acting_user=request.user, reason=data["reason"],
                                                     notes=notes, seen=seen)
-        return approval_services.approval_reopen(approval=approval, acting_user=request.user, note=notes, seen=seen)
+        return approval_services.approval_reopen(approval=obj, acting_user=request.user, note=notes, seen=seen)
 
-    def response_change(self, request, obj):
-        approval = obj
-        self.message_user(request, f"{approval.department.code} for {approval.request.student.registration_number}: "
-                                   f"{approval.get_status_display().lower()}.", messages.SUCCESS)
-        return HttpResponseRedirect(request.path)
+    def _list_url(self, filters: str) -> str:
+        url = reverse(f"{self.admin_site.name}:core_clearanceapproval_changelist")
+        return f"{url}?{filters}" if filters else url
+
+    def _to_next(self, request, listing, cursor, obj, filters):
+        next_pk = next_after(listing, cursor, exclude=obj.pk)
+        if next_pk is None:
+            self.message_user(request, "That was the last item of this list.", messages.INFO)
+            return HttpResponseRedirect(self._list_url(filters if listing is not None else ""))
+        return HttpResponseRedirect(with_filters(
+            reverse(f"{self.admin_site.name}:core_clearanceapproval_change", args=[next_pk]), filters))
+
+    def next_view(self, request, object_id):
+        """"Next" without deciding: the item after this one in the clerk's list."""
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        filters = preserved_filters(request)
+        listing = queue_queryset(self, request, filters)
+        return self._to_next(request, listing, queue_cursor(listing, obj), obj, filters)
 
     # bulk
 
@@ -541,19 +640,19 @@ class ClearanceApprovalAdmin(ServiceAdminMixin, RoleModelAdmin):
         # each row carries the state the clerk sees, so a bulk decision refuses rows changed since
         return format_html("{}{}", super().action_checkbox(obj), _seen_input(obj))
 
-    @action(description="Approve selected", permissions=["change"])
+    @action(description="Approve selected…", permissions=["change"])
     def approve_selected(self, request, queryset):
-        result = run_service(self, request, approval_services.approvals_approve,
-                             approval_ids=_selected_ids(request, queryset), acting_user=request.user,
-                             **_seen_state(request))
-        if result is not None:
-            report_bulk_result(self, request, result, done_verb="Approved", noun="clearance item")
+        return _reason_action(
+            self, request, queryset, title="Approve the selected clearance items", verb="Approved", submit="Approve",
+            noun="clearance item", form_class=None, describe=_approval_label, variant="primary",
+            run=lambda ids, reason: run_service(self, request, approval_services.approvals_approve, approval_ids=ids,
+                                                acting_user=request.user, **_seen_state(request)))
 
     @action(description="Reject selected…", permissions=["change"])
     def reject_selected(self, request, queryset):
         return _reason_action(
             self, request, queryset, title="Reject the selected clearance items", verb="Rejected", submit="Reject",
-            noun="clearance item",
+            noun="clearance item", describe=_approval_label,
             run=lambda ids, reason: run_service(self, request, approval_services.approvals_reject, approval_ids=ids,
                                                 acting_user=request.user, reason=reason, **_seen_state(request)))
 
@@ -677,8 +776,10 @@ class HoldAdmin(ServiceAdminMixin, RoleModelAdmin):
     autocomplete_fields = ("student",)
     actions = ["release_selected", "waive_selected"]
     ordering = ("-placed_at", "-pk")
-    readonly_fields = ("student", "department", "reason", "amount", "source", "status", "placed_by", "placed_at",
+    readonly_fields = ("student", "department", "reason", "amount_text", "source", "status", "placed_by", "placed_at",
                        "released_by", "released_at", "release_reason", "balance_import", "hold_import")
+    # release and waive on the hold's own page, each asking the reason (the same services as the list)
+    actions_detail = ["release_hold", "waive_hold"]
     scope_refusal = "This hold belongs to an office you do not review."
 
     def scope(self, request, queryset):
@@ -730,6 +831,56 @@ class HoldAdmin(ServiceAdminMixin, RoleModelAdmin):
     def status_badge(self, obj):
         return obj.status, obj.get_status_display()
 
+    @display(description="Amount")
+    def amount_text(self, obj):
+        return _kes(obj.amount) or "—"
+
+    def has_end_permission(self, request, obj=None):
+        # unfold passes the URL's id: another office's hold is refused with the reason (get_object)
+        if isinstance(obj, str):
+            obj = self.get_object(request, unquote(obj))
+        return super().has_change_permission(request) and (obj is None or self.in_scope(request, obj))
+
+    def get_actions_detail(self, request, object_id):
+        # offered on an active hold only; a request for another is answered by the service's refusal
+        if not Hold.objects.filter(pk=parse_id(unquote(object_id)), status=Hold.Status.ACTIVE).exists():
+            return []
+        return super().get_actions_detail(request, object_id)
+
+    @action(description="Release…", url_path="release", permissions=["end"], icon="lock_open")
+    def release_hold(self, request, object_id):
+        return self._end_hold(request, object_id, "release")
+
+    @action(description="Waive…", url_path="waive", permissions=["end"], icon="do_not_disturb_on")
+    def waive_hold(self, request, object_id):
+        return self._end_hold(request, object_id, "waive")
+
+    def _end_hold(self, request, object_id, verb):
+        """Release or waive one hold with its reason (optional to release, required to waive);
+        a refusal from the service shows on the page and changes nothing."""
+        hold = self.get_object(request, unquote(object_id))   # another office's: 403 with the reason
+        if hold is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        hold_url = reverse(f"{self.admin_site.name}:core_hold_change", args=[hold.pk])
+        form = HoldEndForm(request.POST or None, verb=verb)
+        if request.method == "POST" and form.is_valid():
+            service = hold_services.hold_release if verb == "release" else hold_services.hold_waive
+            try:
+                service(hold=hold, acting_user=request.user, reason=form.cleaned_data["reason"])
+            except ValidationError as exc:
+                form.add_error(None, exc.messages)
+            else:
+                self.message_user(request, f"{hold.department.code} hold on {hold.student.registration_number}: "
+                                           f"{'released' if verb == 'release' else 'waived'}.", messages.SUCCESS)
+                return HttpResponseRedirect(hold_url)
+        label = "Release" if verb == "release" else "Waive"
+        summary = [("Student", f"{hold.student.registration_number} — {hold.student.full_name}"),
+                   ("Office", f"{hold.department.code} — {hold.department.name}"), ("Reason", hold.reason),
+                   ("Amount", _kes(hold.amount) or "—"), ("Status", hold.get_status_display())]
+        return decision_page(self, request, title=f"{label} the hold", summary=summary, form=form,
+                             buttons=[(label, "_end", "1", "primary" if verb == "release" else "danger")],
+                             cancel_url=hold_url)
+
     def perform(self, request, form):
         data = form.cleaned_data
         return hold_services.holds_place(department=data["department"], student_ids=data["student_ids"],
@@ -754,6 +905,8 @@ class HoldAdmin(ServiceAdminMixin, RoleModelAdmin):
     def waive_selected(self, request, queryset):
         return _reason_action(
             self, request, queryset, title="Waive the selected holds", verb="Waived", submit="Waive", noun="hold",
+            describe=lambda h: f"{h.student.registration_number} — {h.student.full_name}: {h.department.code}, "
+                               f"{h.reason}",
             run=lambda ids, reason: run_service(self, request, hold_services.holds_waive, hold_ids=ids,
                                                 acting_user=request.user, reason=reason))
 

@@ -26,6 +26,7 @@ from unfold.widgets import (UnfoldAdminDecimalFieldWidget, UnfoldAdminSelectWidg
 
 from core import permissions
 from core.models import NOTES_MAX_LENGTH, REASON_MAX_LENGTH, GownIssuance, Student
+from core.money import kes
 from core.selectors import gowns as gown_selectors
 from core.services import gowns as gown_services
 
@@ -38,8 +39,7 @@ DEPOSIT_LABELS = {D.HELD: "warning", D.REFUNDED: "success", D.PART_REFUNDED: "in
 VIEWS = {"out": "Gowns out", "overdue": "Overdue returns", "held": "Deposits held", "returned": "Returned"}
 
 
-def _kes(amount) -> str:
-    return f"KES {amount:,.2f}"
+_kes = kes  # one format for money (core/money.py)
 
 
 def _day(value) -> str:
@@ -233,7 +233,7 @@ class GownIssuanceAdmin(RoleModelAdmin):
             return obj.deposit_status, f"{_kes(obj.refunded_amount)} refunded"
         if obj.deposit_status == D.RETAINED:
             return obj.deposit_status, f"{_kes(obj.deposit)} retained"
-        return obj.deposit_status, f"{_kes(obj.refunded_amount)} of {obj.deposit:,.2f} refunded"
+        return obj.deposit_status, f"{_kes(obj.refunded_amount)} of {_kes(obj.deposit)} refunded"
 
     # the detail page
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('core', '0020_student_search'),
+        ('core', '0021_waiting_since_kept'),
     ]
 
     operations = [

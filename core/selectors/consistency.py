@@ -32,6 +32,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, Max, OuterRef, Value
 
 from ..models import ClearanceApproval, ClearanceRequest, Department, Hold, Student
+from ..money import kes
 from ..services._common import id_chunks
 from ..services.finance import finance_department
 from ..services.status import derive_request_status
@@ -109,7 +110,7 @@ def _keyset(queryset, fields: Iterable[str], size: int | None = None) -> Iterato
 
 
 def _kes(amount) -> str:
-    return "no amount" if amount is None else f"KES {Decimal(amount):,.2f}"
+    return kes(amount, "no amount")
 
 
 # --- 1. request status --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from .. import progress
 from ..models import BalanceImport, ClearanceApproval, ClearanceRequest, FinanceRecord, Hold, Payment
+from ..money import kes
 from ..services.finance import FINANCE_CODE
 
 ZERO = Decimal("0")
@@ -168,8 +169,7 @@ class HoldCoverage:
         return None if self.balance is None else self.balance - self.paid_since
 
 
-def _kes(amount) -> str:
-    return f"KES {amount:,.2f}"
+_kes = kes  # one format for money (core/money.py)
 
 
 def _import_in_force(record, hold):

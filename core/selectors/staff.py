@@ -78,6 +78,21 @@ def active_holds_prefetch() -> Prefetch:
                     to_attr="active_holds")
 
 
+RECENT_REASONS_SAMPLE = 300
+
+
+def recent_reasons(department_id: int, status: str, *, limit: int = 6) -> list[str]:
+    """The reasons the office gave most often in its latest decisions of `status` (rejected or
+    waived), most used first: there is no store of saved reasons, so what the office writes is what
+    it is offered. Reads the latest RECENT_REASONS_SAMPLE decisions only, whatever the table size."""
+    latest = (ClearanceApproval.objects.filter(department_id=department_id, status=status).exclude(reason="")
+              .order_by("-decided_at", "-pk").values_list("reason", flat=True)[:RECENT_REASONS_SAMPLE])
+    counts: dict[str, int] = {}
+    for reason in latest:
+        counts[reason.strip()] = counts.get(reason.strip(), 0) + 1
+    return sorted(counts, key=lambda r: -counts[r])[:limit]
+
+
 def staff_queue(user) -> QuerySet[ClearanceApproval]:
     """The approvals `user` may decide, ready for a list page."""
     return (permissions.approvals_for(user)

@@ -18,6 +18,7 @@ from django.utils import timezone
 from .. import files, permissions
 from ..history import bulk_update_tracked, save_tracked
 from ..models import NOTES_MAX_LENGTH, REASON_MAX_LENGTH, ClearanceApproval, ClearanceRequest, Hold, Notification
+from ..money import kes
 from ._common import BulkResult, bulk_service, id_chunks, lock_requests, lock_rows, require_reason, text_within
 from .finance import FINANCE_CODE, finance_clearance_follow, finance_department
 from .notifications import notifications_send
@@ -162,7 +163,7 @@ def _blocking(approvals) -> tuple[dict, dict]:
 def _hold_text(holds: list[Hold]) -> str:
     parts = []
     for h in holds:
-        parts.append(f"{h.reason} (KES {h.amount:,.2f})" if h.amount is not None else h.reason)
+        parts.append(f"{h.reason} ({kes(h.amount)})" if h.amount is not None else h.reason)
     return "; ".join(parts)
 
 
@@ -367,7 +368,6 @@ def approvals_reopen(*, approval_ids: Iterable[int], acting_user, note: str = ""
     approvals = _scope_filter(_load(ids, result), acting_user, result)
     approvals = _seen_filter(approvals, seen, seen_at, result)
     approvals = _open_request_filter(approvals, result)
-    now = timezone.now()
     todo = []
     for a in approvals:
         if a.status != A.REJECTED:
@@ -377,14 +377,14 @@ def approvals_reopen(*, approval_ids: Iterable[int], acting_user, note: str = ""
             result.refuse(a.pk, _label(a), "finance clearance follows the finance holds: release or waive the "
                                            "hold and this item is approved by itself")
             continue
+        # waiting_since stays: the student has waited since the item first became pending
         a.status, a.decided_by, a.decided_by_import, a.decided_at, a.reason = A.PENDING, None, None, None, ""
-        a.waiting_since = now
         if note:
             a.notes = note
         todo.append(a)
         result.done.append(a.pk)
     _write(todo, acting_user=acting_user, reason_for_history="Re-opened by the office" + (f": {note}" if note else ""),
-           fields=DECISION_FIELDS + ["waiting_since"] + (["notes"] if note else []),
+           fields=DECISION_FIELDS + (["notes"] if note else []),
            notify_kind=Notification.Kind.REOPENED)
     return result
 
@@ -468,7 +468,6 @@ def approval_resubmit(*, approval: ClearanceApproval, acting_user, response: str
     if req.resubmission_count >= limit:
         raise ValidationError(f"You have used all {limit} re-submissions allowed in {req.cycle}; "
                               f"contact {approval.department.name} in person.", code="limit")
-    now = timezone.now()
     approval.status, approval.decided_by, approval.decided_by_import, approval.decided_at = A.PENDING, None, None, None
     approval.reason = ""
     approval.student_response = response
@@ -478,7 +477,7 @@ def approval_resubmit(*, approval: ClearanceApproval, acting_user, response: str
         approval.response_file_name = name
     else:
         approval.response_file, approval.response_file_name = "", ""
-    approval.waiting_since = now
+    # waiting_since stays: a re-submitted item keeps its place in the queue and its waiting time
     save_tracked(approval, user=acting_user, reason=f"Re-submitted by the student: {response}")
     req.resubmission_count += 1
     save_tracked(req, user=acting_user, reason="Re-submission", update_fields=["resubmission_count"])

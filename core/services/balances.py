@@ -27,6 +27,7 @@ from ..bulk_load import (History, any_of, decimal_of, fetch_in, insert_history_s
 from ..history import as_system, audit_context, save_tracked
 from ..imports.balances import MAX_FILE_BYTES, ParsedBalances, estimate_rows, parse_balances
 from ..models import BalanceImport, FinanceRecord, Hold, Student
+from ..money import kes
 from ..selectors.finance import balance_import_applying
 from . import jobs
 from ._common import chunked, gc_paused
@@ -447,9 +448,8 @@ def _check_plan_fresh(changed: list, unchanged: list) -> None:
     regs = dict(Student.objects.filter(pk__in=[sid for sid, *_ in stale[:STALE_EXAMPLES]])
                 .values_list("pk", "registration_number"))
 
-    def kes(value):
-        return "no record" if value is None else f"KES {value:,.2f}"
-    examples = "; ".join(f"{regs.get(sid, f'#{sid}')}: {kes(then)} at the preview, {kes(now_)} now"
+    examples = "; ".join(f"{regs.get(sid, f'#{sid}')}: {kes(then, 'no record')} at the preview, "
+                         f"{kes(now_, 'no record')} now"
                          for sid, then, now_ in stale[:STALE_EXAMPLES])
     raise ValidationError(f"Balances changed since this preview ({len(stale)} student{'s' if len(stale) != 1 else ''}, "
                           f"e.g. {examples}); preview the file again.", code="stale")
@@ -570,7 +570,7 @@ def _write_holds(bi, student_ids: list[int], *, acting_user, reason, now, progre
                     amounts.append((hold[0], balance, hold_reason(balance)))
             elif hold is not None:
                 # released: the amount and reason stay as they were, to show what was owed
-                releases.append((hold[0], f"{import_reason(bi)}: balance KES {balance:,.2f}"))
+                releases.append((hold[0], f"{import_reason(bi)}: balance {kes(balance)}"))
         # two statements: one joined over fewer columns each runs faster than one over all of them
         changed_history = History("~", acting_user, reason, now)
         update_from_values(Hold, ["amount", "reason"], amounts, history=changed_history,

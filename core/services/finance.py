@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from decimal import Decimal
 from typing import Iterable
 
 from django.conf import settings
@@ -12,6 +11,7 @@ from django.utils import timezone
 from ..bulk_load import History, decimal_of, fetch_in, memo, quote, update_from_values, update_ids
 from ..history import as_system
 from ..models import ClearanceApproval, ClearanceRequest, Department, Hold, Notification, Student
+from ..money import kes
 from ._common import BulkResult, gc_paused, id_chunks
 from .notifications import notifications_send
 from .status import requests_refresh_status
@@ -28,7 +28,7 @@ def finance_hold_reason(amount, reasons=()) -> str:
     """What the student reads on a finance rejection: the amount held, or the holds' own reasons
     when they carry no amount."""
     if amount:
-        return f"Outstanding fee balance of KES {Decimal(amount):,.2f}"
+        return f"Outstanding fee balance of {kes(amount)}"
     return "Finance hold: " + ("; ".join(sorted(set(reasons))) or "see the finance office")
 
 

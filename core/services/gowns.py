@@ -15,6 +15,7 @@ from django.utils import timezone
 from .. import permissions
 from ..history import save_tracked
 from ..models import REASON_MAX_LENGTH, GownIssuance, Student
+from ..money import kes
 from ..selectors.gowns import default_return_date, normalize_gown_code, not_cleared_reason
 from ._common import BulkResult, lock_rows, text_within
 
@@ -153,7 +154,7 @@ def _refund(gown: GownIssuance, *, acting_user, amount, retained_reason: str) ->
         by = f" by {gown.deposit_settled_by}" if gown.deposit_settled_by_id else ""
         when = f" on {_day(gown.deposit_settled_at)}" if gown.deposit_settled_at else ""
         raise ValidationError(f"This deposit was already settled ({gown.get_deposit_status_display().lower()}){when}"
-                              f"{by}: KES {gown.refunded_amount:,.2f} refunded.", code="settled")
+                              f"{by}: {kes(gown.refunded_amount)} refunded.", code="settled")
     if amount is None:
         if gown.damage_notes:
             raise ValidationError(f"Gown {gown.gown_code} came back damaged ({gown.damage_notes}): say how much of the "
@@ -161,14 +162,14 @@ def _refund(gown: GownIssuance, *, acting_user, amount, retained_reason: str) ->
         amount = gown.deposit
     amount = _amount(amount, "refund")
     if amount < 0 or amount > gown.deposit:
-        raise ValidationError(f"The refund must be between KES 0 and the deposit, KES {gown.deposit:,.2f}.",
+        raise ValidationError(f"The refund must be between KES 0 and the deposit, {kes(gown.deposit)}.",
                               code="out_of_range")
     if amount < gown.deposit and not gown.damage_notes:
         raise ValidationError("Only a damaged gown's deposit is refunded in part; record the damage on return.",
                               code="not_damaged")
     retained_reason = text_within(retained_reason, limit=REASON_MAX_LENGTH, what="reason")
     if amount < gown.deposit and not retained_reason:
-        raise ValidationError(f"Say why KES {gown.deposit - amount:,.2f} of the deposit is kept.",
+        raise ValidationError(f"Say why {kes(gown.deposit - amount)} of the deposit is kept.",
                               code="reason_required")
     gown.refunded_amount = amount
     gown.retained_reason = retained_reason if amount < gown.deposit else ""
@@ -176,7 +177,7 @@ def _refund(gown: GownIssuance, *, acting_user, amount, retained_reason: str) ->
     gown.deposit_settled_at, gown.deposit_settled_by = timezone.now(), acting_user
     reason = f"Deposit {gown.get_deposit_status_display().lower()}"
     if gown.retained_reason:
-        reason += f": KES {gown.deposit - amount:,.2f} kept ({gown.retained_reason})"
+        reason += f": {kes(gown.deposit - amount)} kept ({gown.retained_reason})"
     return save_tracked(gown, user=acting_user, reason=reason)
 
 

@@ -27,6 +27,7 @@ from .. import permissions
 from ..history import as_system, bulk_create_tracked, bulk_update_tracked, save_tracked
 from ..imports.holds import SKIPPED_WHY, ParsedHolds, parse_holds, reason_key
 from ..models import Department, Hold, HoldImport, Notification, Student
+from ..money import kes
 from .finance import FINANCE_CODE, finance_clearance_follow
 from .imports import (earlier_application, import_cancel, import_confirm, new_import, read_upload, stored_bytes,
                       students_by_registration)
@@ -259,7 +260,7 @@ def _notify(department: Department, plan: dict, acting_user) -> None:
         return
     users = dict(Student.objects.filter(pk__in=ids, user_id__isnull=False).values_list("pk", "user_id"))
     items = [dict(user_id=users[sid], kind=Notification.Kind.HOLD, title=f"{department.code} placed a hold",
-                  message=reason + (f" (KES {Decimal(amount):,.2f})" if amount is not None else ""), link="/student/")
+                  message=reason + (f" ({kes(amount)})" if amount is not None else ""), link="/student/")
              for sid, _reg, _row, reason, amount in placed if sid in users]
     items += [dict(user_id=users[sid], kind=Notification.Kind.HOLD, title=f"{department.code} released a hold",
                    message=reason, link="/student/")

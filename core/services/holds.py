@@ -10,6 +10,7 @@ from django.utils import timezone
 from .. import permissions
 from ..history import as_system as _said, bulk_create_tracked, bulk_update_tracked
 from ..models import Department, Hold, Notification, Payment, Student
+from ..money import kes
 from ..selectors.finance import payments_hold_coverage
 from ._common import BulkResult, bulk_service, id_chunks, lock_rows, require_reason, text_within
 from .finance import FINANCE_CODE, finance_clearance_follow, finance_department
@@ -26,7 +27,7 @@ def _check_amount(amount):
     if amount < 0:
         raise ValidationError("A hold's amount cannot be negative.", code="negative")
     if amount > MAX_AMOUNT:
-        raise ValidationError(f"KES {amount:,.2f} is more than any fee; check the amount.", code="absurd")
+        raise ValidationError(f"{kes(amount)} is more than any fee; check the amount.", code="absurd")
     return amount
 
 
@@ -88,7 +89,7 @@ def holds_place(*, department: Department, student_ids: Iterable[int], reason: s
     bulk_create_tracked(new, Hold, user=acting_user, reason=_said(f"Hold placed: {reason}", system))
     notifications_send([dict(user_id=students[h.student_id].user_id, kind=Notification.Kind.HOLD,
                              title=f"{department.code} placed a hold",
-                             message=reason + (f" (KES {amount:,.2f})" if amount is not None else ""), link="/student/")
+                             message=reason + (f" ({kes(amount)})" if amount is not None else ""), link="/student/")
                         for h in new if students[h.student_id].user_id])
     _after_change(department, result.done, acting_user=acting_user, reason=f"Hold placed: {reason}", system=system)
     return result
@@ -123,7 +124,7 @@ def _end(hold_ids, *, acting_user, new_status, reason, verb, system=False) -> Bu
             result.refuse(h.pk, label, f"already {h.status}")
         elif h.source == Hold.Source.BALANCE_IMPORT and not system:
             # rule 5: this hold is the stored balance; it goes when an import shows the balance paid
-            result.refuse(h.pk, label, f"it follows the fee balance from the finance system (KES {h.amount or 0:,.2f}); "
+            result.refuse(h.pk, label, f"it follows the fee balance from the finance system ({kes(h.amount or 0)}); "
                                        "it is released by the balance import that shows the balance paid")
         else:
             h.status, h.released_by, h.released_at, h.release_reason = new_status, acting_user, now, reason

@@ -11,6 +11,7 @@ from django.utils import timezone
 from .. import files
 from ..history import bulk_update_tracked, save_tracked
 from ..models import FinanceRecord, Payment, Student, validate_mpesa_code
+from ..money import kes
 from ._common import BulkResult, bulk_service, lock_rows, require_reason
 
 MAX_AMOUNT = Decimal("10000000")
@@ -35,7 +36,7 @@ def payment_record(*, student: Student, amount, method: str, transaction_code: s
     if amount <= 0:
         raise ValidationError("A payment's amount must be more than zero.", code="amount")
     if amount > MAX_AMOUNT:
-        raise ValidationError(f"KES {amount:,.2f} is more than any fee; check the amount.", code="absurd")
+        raise ValidationError(f"{kes(amount)} is more than any fee; check the amount.", code="absurd")
     if method == Payment.Method.MPESA:
         validate_mpesa_code(code)
     elif not code:
@@ -43,7 +44,7 @@ def payment_record(*, student: Student, amount, method: str, transaction_code: s
     duplicate = Payment.objects.filter(method=method, transaction_code=code).select_related("student").first()
     if duplicate:
         raise ValidationError(f"{code} is already recorded, for {duplicate.student.registration_number} "
-                              f"(KES {duplicate.amount:,.2f}).", code="duplicate")
+                              f"({kes(duplicate.amount)}).", code="duplicate")
     payment = Payment(student=student, amount=amount, method=method, transaction_code=code, phone=phone,
                       paid_at=paid_at or timezone.now(), recorded_by=acting_user)
     if receipt is not None:

@@ -33,6 +33,7 @@ from ..imports.balances import RowError
 from ..imports.mpesa import (MAX_STATEMENT_BYTES, NO_MATCH, AccountIndex, AccountMatch, ImportFileError,
                              StatementLine, parse_mpesa_statement)
 from ..models import Payment, ReconciliationLine, StatementReconciliation, Student
+from ..money import kes
 from ._common import BulkResult, chunked
 from .payments import normalize_code, payment_record, payments_verify
 
@@ -237,7 +238,7 @@ def statement_line_record_and_verify(*, reconciliation_id: int, row: int, acting
     if existing is not None:
         state = "verified" if existing.is_verified else "not verified yet"
         raise ValidationError(f"{line.receipt} already has a payment: {existing.student.registration_number}, "
-                              f"KES {existing.amount:,.2f}, {state}. Nothing was recorded.", code="duplicate")
+                              f"{kes(existing.amount)}, {state}. Nothing was recorded.", code="duplicate")
     if line.match not in CERTAIN or line.student is None:
         why = {L.Match.AMBIGUOUS: "it is as close to more than one student's registration number",
                L.Match.NONE: "it is no student's registration number, nor a clear typo of one"}.get(

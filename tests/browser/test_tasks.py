@@ -28,6 +28,10 @@ def test_staff_bulk_approves_and_bulk_rejects_with_a_reason(page):
     page.goto("/staff/core/clearanceapproval/?status__exact=pending&all=")
     _tick(page, to_approve)
     _run_action(page, "approve_selected")
+    assert "3 selected." in page.inner_text("body")          # it asks first, naming the students
+    assert set(ClearanceApproval.objects.filter(pk__in=to_approve).values_list("status", flat=True)) == {"pending"}
+    page.click("button[type=submit]:has-text('Approve 3')")
+    page.wait_for_load_state("networkidle")
     assert "Approved 3" in page.inner_text("body")
     assert set(ClearanceApproval.objects.filter(pk__in=to_approve).values_list("status", flat=True)) == {"approved"}
 

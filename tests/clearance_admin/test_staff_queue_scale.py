@@ -50,7 +50,7 @@ def cohort(n, cycle, registry_user, year=2026, **fields):
 
 # --- queries: the same for 10 rows and 200 ----------------------------------------------------------
 
-QUERIES = ["", "?status__exact=pending", "?waiting=yes", "?status__exact=pending&p=3", "?q=SCE/CS", "?q=Stu"]
+QUERIES = ["", "?status__exact=pending", "?queue=waiting", "?status__exact=pending&p=3", "?q=SCE/CS", "?q=Stu"]
 
 
 def queries_of(client, query) -> int:
@@ -208,10 +208,10 @@ def test_waiting_is_pending_with_every_earlier_stage_cleared(client, make_review
     ClearanceApproval.objects.filter(request=rejected, department__code="LIB").update(
         status=A.REJECTED, reason="Book not returned")
     client.force_login(make_reviewer("REG"))
-    assert listed(client, "?waiting=yes") == {approval(cleared, "REG").pk}
+    assert listed(client, "?queue=waiting") == {approval(cleared, "REG").pk}
     assert listed(client, "?status__exact=pending") == {approval(r, "REG").pk for r in (cleared, blocked, rejected)}
     client.force_login(make_reviewer("LIB"))
-    assert listed(client, "?waiting=yes") == {approval(blocked, "LIB").pk}    # stage 1: every pending item waits
+    assert listed(client, "?queue=waiting") == {approval(blocked, "LIB").pk}    # stage 1: every pending item waits
 
 
 # --- the cohort filter's choices ---------------------------------------------------------------------

@@ -107,19 +107,19 @@ def test_queue_filters(lib_client, two_students, offices, approval):
         assert response.status_code == 200, query
         return {a.pk for a in rows(response)}
 
-    assert listed("") == {lib_first.pk, lib_second.pk, lib_spa.pk}
+    assert listed("?queue=all") == {lib_first.pk, lib_second.pk, lib_spa.pk}
     assert listed("?status__exact=rejected") == {lib_second.pk}
     assert listed("?overdue=yes") == {lib_first.pk}
-    assert listed("?overdue=no") == {lib_second.pk, lib_spa.pk}
+    assert listed("?queue=all&overdue=no") == {lib_second.pk, lib_spa.pk}
     assert listed(f"?school={spa.school_id}") == {lib_spa.pk}
     assert listed(f"?programme={spa.programme_id}") == {lib_spa.pk}
     assert listed("?cohort=2027") == {lib_spa.pk}
-    assert listed(f"?department={offices['LIB'].pk}") == {lib_first.pk, lib_second.pk, lib_spa.pk}
-    assert listed("?stage=1") == {lib_first.pk, lib_second.pk, lib_spa.pk}
+    assert listed(f"?queue=all&department={offices['LIB'].pk}") == {lib_first.pk, lib_second.pk, lib_spa.pk}
+    assert listed("?queue=all&stage=1") == {lib_first.pk, lib_second.pk, lib_spa.pk}
     assert listed("?stage=2") == set()
     assert listed("?status__exact=pending&overdue=yes") == {lib_first.pk}
     assert listed("?q=" + first.student.registration_number.lower()) == {lib_first.pk}
-    assert listed("?q=Kamau") == {lib_second.pk}
+    assert listed("?queue=all&q=Kamau") == {lib_second.pk}
 
 
 def test_overdue_filter_follows_each_offices_sla(client, make_reviewer, two_students, offices, approval):
@@ -157,7 +157,7 @@ def test_another_offices_item_by_url_is_refused_and_unchanged(lib_client, cleara
 
 def test_bulk_action_with_another_offices_id_changes_nothing(lib_client, clearance, approval):
     spt = approval(clearance, "SPT")
-    response = act(lib_client, QUEUE, "approve_selected", [spt.pk])
+    response = act(lib_client, QUEUE, "approve_selected", [spt.pk], confirm="yes")
     assert status_of(spt) == A.PENDING
     assert messages_of(response) == ["Refused: 1 clearance item is not in your queue; nothing was done to them."]
     response = act(lib_client, QUEUE, "reject_selected", [spt.pk], confirm="yes", reason="Because")
@@ -173,7 +173,7 @@ def test_detail_shows_holds_of_every_office_and_history(lib_client, clearance, a
     html = lib_client.get(detail(lib)).content.decode()
     assert "Fees" in html and "KES 900.00" in html and "FIN" in html
     assert "Decisions so far" in html
-    assert 'name="decision"' in html
+    assert "Approve and next" in html and 'name="decision"' not in html   # buttons, not a dropdown
 
 
 def test_approve_on_the_detail_page_with_a_pdf(lib_client, lib_reviewer, clearance, approval):
@@ -206,11 +206,11 @@ def test_bad_evidence_is_refused_with_a_form_error(lib_client, clearance, approv
 
 def test_reject_on_the_detail_page_needs_a_reason(lib_client, clearance, approval):
     lib = approval(clearance, "LIB")
-    response = lib_client.post(detail(lib), {"decision": "reject", "decision_reason": "  "})
+    response = lib_client.post(detail(lib), {"decision": "reject", "reason": "  "})
     assert response.status_code == 200
     assert "Write the reason" in response.content.decode()
     assert status_of(lib) == A.PENDING
-    response = lib_client.post(detail(lib), {"decision": "reject", "decision_reason": "Two books out"})
+    response = lib_client.post(detail(lib), {"decision": "reject", "reason": "Two books out"})
     assert response.status_code == 302
     lib.refresh_from_db()
     assert (lib.status, lib.reason) == (A.REJECTED, "Two books out")
@@ -218,9 +218,9 @@ def test_reject_on_the_detail_page_needs_a_reason(lib_client, clearance, approva
 
 def test_an_overlong_reason_or_note_is_refused_on_the_detail_page(lib_client, clearance, approval):
     lib = approval(clearance, "LIB")
-    page = lib_client.get(detail(lib)).content.decode()
+    page = lib_client.get(reverse("staff:core_clearanceapproval_reject_item", args=[lib.pk])).content.decode()
     assert 'maxlength="2000"' in page and 'maxlength="4000"' in page and "Up to 2,000 characters" in page
-    for data in ({"decision": "reject", "decision_reason": "x" * 2001},
+    for data in ({"decision": "reject", "reason": "x" * 2001},
                  {"decision": "approve", "notes": "n" * 4001}):
         response = lib_client.post(detail(lib), data)
         assert response.status_code == 200
@@ -239,7 +239,7 @@ def test_service_refusal_on_the_detail_page_is_a_form_error(lib_client, clearanc
 
 def test_waive_and_reopen_on_the_detail_page(lib_client, clearance, approval):
     lib = approval(clearance, "LIB")
-    assert lib_client.post(detail(lib), {"decision": "waive", "decision_reason": "Staff child"}).status_code == 302
+    assert lib_client.post(detail(lib), {"decision": "waive", "reason": "Staff child"}).status_code == 302
     lib.refresh_from_db()
     assert (lib.status, lib.reason) == (A.WAIVED, "Staff child")
     ClearanceApproval.objects.filter(pk=lib.pk).update(status=A.REJECTED)
@@ -260,7 +260,7 @@ def test_bulk_approve_reports_done_and_each_refusal(client, make_reviewer, two_s
     not_mine = approval(first, "SPT")
     factories.HoldFactory(department=offices["LIB"], student=second.student, reason="Book not returned",
                           amount=Decimal("700"))
-    response = act(client, QUEUE, "approve_selected", [ok.pk, earlier.pk, held.pk, not_mine.pk])
+    response = act(client, QUEUE, "approve_selected", [ok.pk, earlier.pk, held.pk, not_mine.pk], confirm="yes")
     assert response.status_code == 200
     text = " ".join(messages_of(response))
     assert "Approved 1 clearance item." in text
@@ -274,7 +274,8 @@ def test_bulk_approve_reports_done_and_each_refusal(client, make_reviewer, two_s
 def test_select_all_acts_on_the_filtered_scoped_list(lib_client, two_students, approval):
     first, second = two_students
     response = lib_client.post(QUEUE + "?q=Otieno", {"action": "approve_selected", "select_across": "1", "index": "0",
-                                                     "_selected_action": [str(approval(first, "LIB").pk)]},
+                                                     "_selected_action": [str(approval(first, "LIB").pk)],
+                                                     "confirm": "yes"},
                                follow=True)
     assert "Approved 1 clearance item." in messages_of(response)
     assert (status_of(approval(first, "LIB")), status_of(approval(second, "LIB"))) == (A.APPROVED, A.PENDING)
@@ -283,7 +284,7 @@ def test_select_all_acts_on_the_filtered_scoped_list(lib_client, two_students, a
 
 def test_history_page_of_own_item(lib_client, clearance, approval):
     lib = approval(clearance, "LIB")
-    lib_client.post(detail(lib), {"decision": "reject", "decision_reason": "Two books out"})
+    lib_client.post(detail(lib), {"decision": "reject", "reason": "Two books out"})
     page = lib_client.get(reverse("staff:core_clearanceapproval_history", args=[lib.pk]))
     assert page.status_code == 200 and "Two books out" in page.content.decode()
 
@@ -520,7 +521,7 @@ def _bulk_approve_via_admin(client, n, cycle, registry_user, year):
                                                 department__code="LIB").values_list("pk", flat=True))
     assert len(ids) == n
     with CaptureQueriesContext(connection) as ctx:
-        response = act(client, QUEUE, "approve_selected", ids)
+        response = act(client, QUEUE, "approve_selected", ids, confirm="yes")
     assert f"Approved {n} clearance items." in messages_of(response)
     assert ClearanceApproval.history.filter(id__in=ids, status=A.APPROVED).count() == n
     return len(ctx)
@@ -543,7 +544,7 @@ def test_the_decision_page_carries_the_item_as_shown_and_refuses_it_once_changed
     assert seen == lib.state_token and f'name="seen" value="{seen}"' in page.content.decode()
     other = make_reviewer("LIB", email="lib2@clearance.test")
     approvals_approve(approval_ids=[lib.pk], acting_user=other).raise_if_refused()
-    response = lib_client.post(detail(lib), {"decision": "reject", "decision_reason": "Two books out", "seen": seen})
+    response = lib_client.post(detail(lib), {"decision": "reject", "reason": "Two books out", "seen": seen})
     assert response.status_code == 200
     body = response.content.decode()
     assert "changed since you opened it: approved by lib2@clearance.test at" in body and "reload" in body
@@ -558,7 +559,7 @@ def test_bulk_actions_carry_each_row_as_shown_and_refuse_the_rows_changed_since(
     assert f'name="seen" value="{first.pk}:{first.state_token}"' in body
     seen = [f"{a.pk}:{a.state_token}" for a in (first, second)]
     approvals_approve(approval_ids=[second.pk], acting_user=superuser).raise_if_refused()
-    response = act(lib_client, QUEUE, "approve_selected", [first.pk, second.pk], seen=seen)
+    response = act(lib_client, QUEUE, "approve_selected", [first.pk, second.pk], seen=seen, confirm="yes")
     text = " ".join(messages_of(response)) + response.content.decode()
     assert "Approved 1 clearance item." in text
     assert "changed since you opened it: approved by admin@clearance.test" in text
@@ -574,7 +575,7 @@ def test_bulk_actions_carry_each_row_as_shown_and_refuse_the_rows_changed_since(
 @pytest.mark.parametrize("junk", ["", "abc", "1:", ":x", "²:x", "99999999999999999999999:x"])
 def test_junk_in_what_the_clerk_saw_is_ignored_not_a_500(lib_client, clearance, approval, junk):
     lib = approval(clearance, "LIB")
-    response = act(lib_client, QUEUE, "approve_selected", [lib.pk], seen=[junk], seen_at=junk)
+    response = act(lib_client, QUEUE, "approve_selected", [lib.pk], seen=[junk], seen_at=junk, confirm="yes")
     assert response.status_code == 200
     assert status_of(lib) == A.APPROVED
 

@@ -189,7 +189,7 @@ def test_a_hold_of_another_amount_is_named(fin, amount):
 
 @pytest.mark.parametrize("stored, why", [
     ("0", "balance KES 0.00 is not above the threshold"),
-    ("-500", "balance KES -500.00 is not above the threshold"),
+    ("-500", "balance -KES 500.00 is not above the threshold"),
     (None, "there is no finance record (no balance)"),
 ])
 def test_an_import_hold_where_none_should_be_is_named(fin, stored, why):

@@ -1,6 +1,7 @@
 """Deciding clearance approvals (workflow rules 2–4)."""
 from __future__ import annotations
 
+import datetime
 from decimal import Decimal
 
 import pytest
@@ -337,6 +338,19 @@ def test_a_resubmission_with_a_file_that_is_no_document_changes_nothing(clearanc
     stored = ClearanceApproval.objects.get(pk=lib.pk)
     assert (stored.status, stored.student_response, stored.response_file.name) == (A.REJECTED, "", "")
     assert ClearanceRequest.objects.get(pk=clearance.pk).resubmission_count == 0
+
+
+def test_resubmitted_and_reopened_items_keep_their_first_waiting_time(clearance, approval, lib_reviewer, student):
+    lib = approval(clearance, "LIB")
+    first = timezone.now() - datetime.timedelta(days=9)
+    ClearanceApproval.objects.filter(pk=lib.pk).update(waiting_since=first)
+    approval_reject(approval=lib, acting_user=lib_reviewer, reason="Book overdue")
+    approval_resubmit(approval=lib, acting_user=student.user, response="Returned it")
+    stored = ClearanceApproval.objects.get(pk=lib.pk)
+    assert (stored.status, stored.waiting_since, stored.days_waiting) == (A.PENDING, first, 9)
+    approval_reject(approval=stored, acting_user=lib_reviewer, reason="Still overdue")
+    approval_reopen(approval=stored, acting_user=lib_reviewer)
+    assert ClearanceApproval.objects.get(pk=lib.pk).waiting_since == first
 
 
 @pytest.mark.parametrize("closed", [R.COMPLETED, R.REVOKED])
