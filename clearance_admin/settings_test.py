@@ -2,7 +2,7 @@
 from .settings import *  # noqa: F401,F403
 from .settings import env
 
-SECRET_KEY = "test-secret"
+SECRET_KEY = "test-secret-of-the-suite-long-enough-for-hmac-sha256"   # ≥ 32 bytes: it signs the API's tokens
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 DATABASES = {"default": env.db("TEST_DATABASE_URL", default="sqlite:///:memory:")}

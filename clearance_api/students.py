@@ -102,7 +102,7 @@ class ItemSerializer(serializers.Serializer):
     your_response = serializers.CharField(source="approval.student_response")
     holds = HoldSerializer(many=True)
     amount = serializers.SerializerMethodField(help_text="What the office's active holds add up to (KES), or null.")
-    days_waiting = serializers.IntegerField()
+    days_waiting = serializers.IntegerField(allow_null=True, help_text="Days the item has waited; null unless it waits for the office and its stage is open.")
     is_overdue = serializers.BooleanField()
     waits_for = serializers.ListField(source="earlier_open", child=serializers.CharField(),
                                       help_text="Offices of earlier stages that must clear you first.")

@@ -166,7 +166,7 @@ def _next_step(item: ApprovalView, view: RequestView, *, is_open: bool, cycle_op
         return ("Pay the balance named in the reason; finance clears you by itself after its next balance "
                 "import. If you have paid, show your receipt at the finance office.")
     if item.can_resubmit:
-        return (f"Do what the reason asks, then re-submit below with your response (and the file {office} "
+        return (f"Do what the reason asks, then re-submit with your response (and the file {office} "
                 f"asked for, if any).")
     if not cycle_open:
         return f"Re-submissions are closed with the cycle; go to {office} in person."

@@ -70,8 +70,8 @@ def test_clearances_show_each_office_with_reason_amount_and_what_to_do_next(me, 
     items = {i["office"]: i for i in view["items"]}
     assert items["LIB"]["status"] == "rejected" and items["LIB"]["reason"] == "Two books not returned"
     assert items["LIB"]["can_resubmit"] and "re-submit" in items["LIB"]["next_step"]
-    assert items["FIN"]["amount"] == "2500.00" and "Fee balance (KES 2,500.00)" in items["FIN"]["next_step"]
-    assert items["SPT"]["next_step"].startswith("Nothing: waiting for")
+    assert items["FIN"]["amount"] == "2500.00" and items["FIN"]["next_step"].startswith("Pay the balance")
+    assert items["SPT"]["next_step"].startswith("Nothing to do: Sports")
 
 
 def test_resubmit_with_a_file_puts_the_item_back_to_pending(me, clearance, approval, lib_reviewer):

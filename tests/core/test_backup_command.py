@@ -295,7 +295,7 @@ def test_an_archive_made_with_another_secret_key_is_refused_unless_that_key_is_a
     settings.SECRET_KEY = "another-key"
     with pytest.raises(CommandError, match="signature does not match.*SECRET_KEY"):
         restore("--latest", "--yes")
-    settings.SECRET_KEY_FALLBACKS = ["test-secret"]
+    settings.SECRET_KEY_FALLBACKS = ["test-secret-of-the-suite-long-enough-for-hmac-sha256"]
     Student.objects.all().delete()
     assert "Restored" in restore("--latest", "--yes")
     assert Student.objects.count() == n

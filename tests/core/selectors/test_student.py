@@ -32,7 +32,7 @@ def test_cards_put_what_needs_the_student_first(student, clearance, superuser, l
     codes = [i.department.code for i in view.cards]
     assert codes[0] == "LIB" and codes[-1] == "SPT"
     lib = next(i for i in view.items if i.department.code == "LIB")
-    assert lib.can_resubmit and "re-submit below" in lib.next_step
+    assert lib.can_resubmit and "then re-submit with your response" in lib.next_step
 
 
 def test_the_finance_item_says_to_pay_not_to_resubmit(student, clearance, offices, finance_user, settings):
