@@ -20,8 +20,9 @@ PRESERVED = "_changelist_filters"
 
 class QueueFilter(admin.SimpleListFilter):
     """`?queue=waiting` (the default: pending items whose stage is open) or `?queue=all`. Choosing
-    a status in the status filter steps this default aside, so `?status__exact=rejected` lists the
-    rejected items (and the links in digests and reports keep meaning what they say)."""
+    a status in the status filter (or the items of a balance import) steps this default aside, so
+    `?status__exact=rejected` lists the rejected items (and the links in digests, reports and the
+    finance pages keep meaning what they say)."""
 
     title = "queue"
     parameter_name = "queue"
@@ -30,7 +31,9 @@ class QueueFilter(admin.SimpleListFilter):
     horizontal = True           # unfold draws the two choices side by side
 
     def __init__(self, request, params, model, model_admin):
-        self.status_chosen = any(key.startswith("status__") for key in request.GET)
+        # a status chosen, or the items one balance import decided (the finance pages link to them):
+        # the list says what it lists, whatever waits
+        self.status_chosen = any(key.startswith("status__") or key == "import" for key in request.GET)
         super().__init__(request, params, model, model_admin)
         # unfold's submit form keeps a choice through these (as for its field filters)
         self.lookup_kwarg = self.parameter_name

@@ -106,8 +106,8 @@ def wipe_everything(media: Path) -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             cursor.execute("PRAGMA foreign_keys = OFF")
-            for table in tables:
-                cursor.execute(f'DROP TABLE "{table}"')
+            for table in tables:       # IF EXISTS: dropping the search index (FTS5) drops its own tables
+                cursor.execute(f'DROP TABLE IF EXISTS "{table}"')
             cursor.execute("PRAGMA foreign_keys = ON")
         else:
             cursor.execute(f"DROP TABLE {', '.join(connection.ops.quote_name(t) for t in tables)} CASCADE")
