@@ -157,7 +157,7 @@ def _next_step(item: ApprovalView, view: RequestView, *, is_open: bool, cycle_op
                 f"{', '.join(item.earlier_open)} {'has' if len(item.earlier_open) == 1 else 'have'} cleared you.")
     if item.status == A.PENDING:
         if item.holds:
-            return f"Settle the hold below with {office}; the office clears you once it is released."
+            return f"Settle the hold {office} placed; the office clears you once it is released."
         if item.approval.student_response:
             return f"Nothing to do: {office} is reading your response."
         return f"Nothing to do: {office} is reviewing your clearance."
