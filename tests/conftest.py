@@ -5,6 +5,9 @@ Stages: every office is in stage 1 (fully parallel) unless a test overrides `off
 """
 from __future__ import annotations
 
+import datetime as dt
+import os
+
 import pytest
 from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
@@ -13,6 +16,21 @@ from core import permissions
 from core.models import ClearanceApproval, Department
 from core.services.requests import request_open
 from tests import factories
+
+
+def pytest_configure(config):
+    """CLEARANCE_TEST_CLOCK=2026-12-04T21:30:00+00:00 runs the suite from that moment (the clock ticks).
+
+    Late evening UTC is already tomorrow in Nairobi: a run from there finds a date taken in UTC where
+    people read the local one (CI once failed so, at 21:04 UTC).
+    """
+    start = os.environ.get("CLEARANCE_TEST_CLOCK")
+    if start:
+        import time_machine
+
+        config._clearance_clock = time_machine.travel(dt.datetime.fromisoformat(start), tick=True)
+        config._clearance_clock.start()
+
 
 OFFICES = [
     # code, name, type, applies_to

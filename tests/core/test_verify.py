@@ -1,4 +1,8 @@
+import datetime as dt
+
 import pytest
+import time_machine
+from django.utils import timezone
 from django.urls import reverse
 
 from core.services.certificates import certificate_issue
@@ -7,6 +11,8 @@ from core.services.requests import request_revoke
 pytestmark = pytest.mark.django_db
 
 
+# revoked late in the evening UTC: already the next day in Nairobi, the date people read
+@time_machine.travel(dt.datetime(2026, 12, 4, 22, 30, tzinfo=dt.timezone.utc), tick=True)
 def test_anyone_can_verify_a_certificate_and_sees_a_revocation(client, clearance, complete_request,
                                                                registry_user):
     request = complete_request(clearance)
@@ -21,7 +27,7 @@ def test_anyone_can_verify_a_certificate_and_sees_a_revocation(client, clearance
     body = response.content.decode()
     assert response.status_code == 200
     assert 'data-status="revoked"' in body and 'data-status="valid"' not in body
-    assert f"Revoked on {certificate.revoked_at:%-d %B %Y}" in body
+    assert f"Revoked on {timezone.localtime(certificate.revoked_at):%-d %B %Y}" in body
     assert "Hold found after completion" not in body  # why it was revoked is not the public's business
 
 
