@@ -22,7 +22,8 @@ class QueueFilter(admin.SimpleListFilter):
     """`?queue=waiting` (the default: pending items whose stage is open) or `?queue=all`. Choosing
     a status in the status filter (or the items of a balance import) steps this default aside, so
     `?status__exact=rejected` lists the rejected items (and the links in digests, reports and the
-    finance pages keep meaning what they say)."""
+    finance pages keep meaning what they say). So does a search: a clerk who types a student's name
+    or number is looking for that student's items, whatever their state."""
 
     title = "queue"
     parameter_name = "queue"
@@ -33,7 +34,8 @@ class QueueFilter(admin.SimpleListFilter):
     def __init__(self, request, params, model, model_admin):
         # a status chosen, or the items one balance import decided (the finance pages link to them):
         # the list says what it lists, whatever waits
-        self.status_chosen = any(key.startswith("status__") or key == "import" for key in request.GET)
+        self.status_chosen = (any(key.startswith("status__") or key == "import" for key in request.GET)
+                              or bool(str(request.GET.get(SEARCH_VAR, "")).strip()))
         super().__init__(request, params, model, model_admin)
         # unfold's submit form keeps a choice through these (as for its field filters)
         self.lookup_kwarg = self.parameter_name

@@ -236,6 +236,11 @@ def test_the_queue_opens_on_what_waits(client, make_reviewer, open_request, appr
     assert set(listed(client, "?status__exact=rejected")) == {rejected.pk}    # a chosen status steps aside
     assert set(listed(client, "?status__exact=pending")) == {waiting.pk, stage_closed.pk, reg_of_second.pk}
     assert set(listed(client, "?queue=junk")) == {waiting.pk}
+    # looking a student up finds their items whatever waits; "waiting" chosen with it still narrows
+    number = second.student.registration_number
+    assert set(listed(client, f"?q={number}")) == {rejected.pk, reg_of_second.pk}
+    assert set(listed(client, f"?q={number}&queue=waiting")) == set()
+    assert set(listed(client, "?q=+")) == {waiting.pk}
 
 
 def test_active_filters_are_chips_each_removing_only_itself(lib_client, three, offices):
