@@ -129,6 +129,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            "libraries": {"compact_list": "clearance_admin.compact"},
         },
     },
 ]
@@ -407,6 +408,7 @@ def _unfold(title, symbol, dashboard, navigation, **extra):
         "SITE_SYMBOL": symbol,
         "SITE_FAVICONS": [{"rel": "icon", "sizes": "32x32", "type": "image/x-icon",
                            "href": lambda request: static("core/favicon.ico")}],
+        "STYLES": [lambda request: static("core/compact_list.css")],   # clearance_admin/compact.py
         "SHOW_HISTORY": True,
         "SHOW_VIEW_ON_SITE": False,
         "DASHBOARD_CALLBACK": f"clearance_admin.dashboards.{dashboard}",

@@ -30,7 +30,6 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from unfold.contrib.filters.admin import DropdownFilter
 from unfold.decorators import action, display
-from unfold.utils import display_for_label
 from unfold.widgets import UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget
 
 from core import permissions
@@ -43,6 +42,7 @@ from core.services import delegations as delegation_services
 from core.services import holds as hold_services
 from core.services._common import BulkResult
 
+from .. import compact
 from ..downloads import file_link
 from ..filters import ApprovalsOfImportFilter, parse_id, student_filters
 from ..mixins import RoleModelAdmin, report_bulk_result, run_service
@@ -395,10 +395,10 @@ class ClearanceApprovalAdmin(RoleModelAdmin):
 
     # columns
 
-    @display(description="Student", ordering="request__student__registration_number", header=True)
+    @display(description="Student", ordering="request__student__registration_number")
     def student_column(self, obj):
         student = obj.request.student
-        return student.registration_number, student.full_name
+        return compact.header(student.registration_number, student.full_name)
 
     @display(description="Programme", ordering="request__student__programme__code")
     def programme_column(self, obj):
@@ -410,7 +410,7 @@ class ClearanceApprovalAdmin(RoleModelAdmin):
 
     @display(description="Status", ordering="status")
     def status_badge(self, obj):
-        badge = display_for_label((obj.status, obj.get_status_display()), "-", STATUS_LABELS)
+        badge = compact.label(obj.get_status_display(), STATUS_LABELS.get(obj.status))
         if not _resubmitted(obj):
             return badge
         return format_html('{} <span class="bg-blue-100 font-semibold px-2 py-1 rounded-default text-blue-700 '
@@ -638,7 +638,7 @@ class ClearanceApprovalAdmin(RoleModelAdmin):
 
     def action_checkbox(self, obj):
         # each row carries the state the clerk sees, so a bulk decision refuses rows changed since
-        return format_html("{}{}", super().action_checkbox(obj), _seen_input(obj))
+        return format_html("{}{}", compact.checkbox_html(obj.pk), _seen_input(obj))
 
     @action(description="Approve selected…", permissions=["change"])
     def approve_selected(self, request, queryset):

@@ -55,3 +55,27 @@ def test_clerk_approves_with_the_button_and_lands_on_the_next_item_with_filters_
     assert f"programme={programme}" in page.url
     assert "Programme:" in page.locator("[data-testid=filter-chips]").inner_text()
     assert errors == []
+
+
+STYLE_OF = """(selector) => { const el = document.querySelector(selector); const s = getComputedStyle(el);
+  const before = getComputedStyle(el, '::before');
+  return {display: s.display, paddingLeft: s.paddingLeft, borderTop: s.borderTopWidth,
+          label: before.content, labelShown: before.display}; }"""
+
+
+def test_the_compact_rows_look_like_unfolds_on_a_desk_and_on_a_phone(page):
+    """clearance_admin/compact.py: unfold's utilities by one class each. Were its stylesheet to land in
+    the wrong cascade layer, unfold's reset would strip every page (it once did): the cells keep
+    unfold's padding, the table layout on a desk and the labelled cards on a phone."""
+    login(page, "staff", "lib@clearance.test")
+    page.goto("/staff/core/clearanceapproval/?queue=all")
+    cell = page.evaluate(STYLE_OF, "td.field-programme_column")
+    assert (cell["display"], cell["paddingLeft"], cell["labelShown"]) == ("table-cell", "12px", "none")
+    assert page.evaluate("getComputedStyle(document.querySelector('input.action-select')).appearance") == "none"
+    sidebar_link = page.evaluate("getComputedStyle(document.querySelector('a.active[href$=\"/clearanceapproval/\"]'))"
+                                 ".paddingLeft")
+    assert sidebar_link == "12px"                   # the rest of the page keeps unfold's utilities too
+    page.set_viewport_size({"width": 390, "height": 900})
+    cell = page.evaluate(STYLE_OF, "td.field-programme_column")
+    assert (cell["display"], cell["paddingLeft"], cell["label"]) == ("flex", "12px", '"Programme"')
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
