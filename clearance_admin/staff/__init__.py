@@ -108,6 +108,17 @@ def _seen_state(request) -> dict:
     return {"seen": seen, "seen_at": seen_at}
 
 
+class ReleaseReasonForm(forms.Form):
+    """What settled the holds released together (optional, kept on each hold, as on the hold page)."""
+
+    reason = forms.CharField(label="What settled it", required=False, max_length=REASON_MAX_LENGTH,
+                             widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
+                             help_text="Optional (e.g. “Books returned 3 Dec”). Kept on each hold.")
+
+    def clean_reason(self):
+        return (self.cleaned_data.get("reason") or "").strip()
+
+
 class ReasonForm(forms.Form):
     reason = forms.CharField(
         label="Reason", max_length=REASON_MAX_LENGTH, widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
@@ -894,21 +905,26 @@ class HoldAdmin(ServiceAdminMixin, RoleModelAdmin):
         report_bulk_result(self, request, form.service_result or BulkResult(), done_verb="Placed", noun="hold")
         return obj
 
-    @action(description="Release selected", permissions=["change"])
+    @action(description="Release selected…", permissions=["change"])
     def release_selected(self, request, queryset):
-        result = run_service(self, request, hold_services.holds_release,
-                             hold_ids=_selected_ids(request, queryset), acting_user=request.user)
-        if result is not None:
-            report_bulk_result(self, request, result, done_verb="Released", noun="hold")
+        # as the hold page's Release button: the holds named and counted first, what settled them optional
+        return _reason_action(
+            self, request, queryset, title="Release the selected holds", verb="Released", submit="Release",
+            noun="hold", form_class=ReleaseReasonForm, variant="primary", describe=_hold_label,
+            run=lambda ids, reason: run_service(self, request, hold_services.holds_release, hold_ids=ids,
+                                                acting_user=request.user, reason=reason or ""))
 
     @action(description="Waive selected…", permissions=["change"])
     def waive_selected(self, request, queryset):
         return _reason_action(
             self, request, queryset, title="Waive the selected holds", verb="Waived", submit="Waive", noun="hold",
-            describe=lambda h: f"{h.student.registration_number} — {h.student.full_name}: {h.department.code}, "
-                               f"{h.reason}",
+            describe=_hold_label,
             run=lambda ids, reason: run_service(self, request, hold_services.holds_waive, hold_ids=ids,
                                                 acting_user=request.user, reason=reason))
+
+
+def _hold_label(hold) -> str:
+    return f"{hold.student.registration_number} — {hold.student.full_name}: {hold.department.code}, {hold.reason}"
 
 
 # --- delegations -------------------------------------------------------------------------------

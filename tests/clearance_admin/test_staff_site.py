@@ -373,10 +373,21 @@ def test_release_and_waive_holds(lib_client, lib_reviewer, offices, student):
     one, two, three = (factories.HoldFactory(department=offices["LIB"], student=student, reason=r)
                        for r in ("a", "b", "c"))
     theirs = factories.HoldFactory(department=offices["SPT"], student=student, reason="jersey")
-    response = act(lib_client, HOLDS, "release_selected", [one.pk, theirs.pk])
+    # asked first, as on the hold page: the clerk's own holds named and counted, the reason optional
+    page = act(lib_client, HOLDS, "release_selected", [one.pk, theirs.pk])
+    body = page.content.decode()
+    assert page.status_code == 200 and "Release the selected holds" in body and "What settled it" in body
+    assert f"{student.registration_number}" in body and "jersey" not in body
+    assert (status_of(one), status_of(theirs)) == (H.ACTIVE, H.ACTIVE)
+    response = act(lib_client, HOLDS, "release_selected", [one.pk, theirs.pk], confirm="yes",
+                   reason="  Books returned 3 Dec ")
     text = " ".join(messages_of(response))
     assert "Released 1 hold." in text and "1 hold is not among your offices' holds" in text and "SPT" not in text
     assert (status_of(one), status_of(theirs)) == (H.RELEASED, H.ACTIVE)
+    assert Hold.objects.get(pk=one.pk).release_reason == "Books returned 3 Dec"
+    response = act(lib_client, HOLDS, "release_selected", [three.pk], confirm="yes", reason="")
+    assert "Released 1 hold." in messages_of(response) and status_of(three) == H.RELEASED
+    three = factories.HoldFactory(department=offices["LIB"], student=student, reason="c2")
 
     page = act(lib_client, HOLDS, "waive_selected", [two.pk, three.pk], confirm="yes", reason="")
     assert "Write the reason" in page.content.decode()
