@@ -135,6 +135,7 @@ def make_season(students: int) -> int:
 
         def approvals():
             for i in range(students):
+                rows = []
                 for office in offices:
                     waiting = now - datetime.timedelta(seconds=rng.randrange(30 * 86400))
                     roll = rng.random() if office.stage == 1 else 0.0
@@ -145,6 +146,10 @@ def make_season(students: int) -> int:
                         status = A.APPROVED if roll < 0.85 else A.REJECTED if roll < 0.95 else A.WAIVED
                         row.update(status=status, decided_at=min(waiting + day, now), decided_by_id=admin.pk,
                                    reason="" if status == A.APPROVED else "Benchmark reason")
+                    rows.append((office.stage, row))
+                for stage, row in rows:     # stored as the services store it (core.services.status)
+                    row["stage_open"] = all(other["status"] in ClearanceApproval.CLEARED
+                                            for other_stage, other in rows if other_stage < stage)
                     yield row
         _, made = copy_in(approvals(), ClearanceApproval, user=admin, reason="benchmark", check_keys=False)
     return made

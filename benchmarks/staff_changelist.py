@@ -120,7 +120,9 @@ def report(result: dict, small: int, large: int) -> bool:
     s, l = result["sizes"][str(small)], result["sizes"][str(large)]
     print(f"\n{vendor}: {s['count']:,} vs {l['count']:,} approvals (load {s['load']:.1f} / {l['load']:.1f}; "
           f"seeding to {large:,} took {l['seed_s']:.0f} s)")
-    print(f"{'case':<20} {'10k ms':>8} {'1M ms':>8} {'ratio':>6} {'1M cpu':>7} {'queries':>8} {'rows':>5} "
+    # rows on each page: a case whose small page holds fewer rows than its large one (the registry's
+    # "waiting" at 10,000 approvals lists a handful) compares unlike pages, and the ratio says so
+    print(f"{'case':<20} {'10k ms':>8} {'1M ms':>8} {'ratio':>6} {'1M cpu':>7} {'queries':>8} {'rows':>9} "
           f"{'KB':>6} {'gzip KB':>8}  budget")
     ok = True
     for name in s["cases"]:
@@ -133,7 +135,7 @@ def report(result: dict, small: int, large: int) -> bool:
         within = all(checks)
         ok &= within
         print(f"{name:<20} {a['ms']:8.1f} {b['ms']:8.1f} {ratio:5.2f}x {b['cpu_ms']:7.1f} "
-              f"{a['queries']:>3} / {b['queries']:<3} {b['rows']:>5} {b['kb']:6.0f} {b['gzip_kb']:8.1f}  "
+              f"{a['queries']:>3} / {b['queries']:<3} {a['rows']:>4}/{b['rows']:<4} {b['kb']:6.0f} {b['gzip_kb']:8.1f}  "
               f"{'ok' if within else 'OVER'}")
     return ok
 

@@ -32,6 +32,7 @@ from core import models as m
 from core import permissions
 from core.services import api_keys as api_key_services
 from core.services import signin as signin_services
+from core.services import status as status_services
 
 from .downloads import file_link
 from .mixins import HistoryModelAdmin, ReadOnlyAdminMixin
@@ -269,6 +270,12 @@ class DepartmentAdmin(HistoryModelAdmin):
     list_filter = ["type", "stage", "is_active"]
     search_fields = ["code", "name"]
     filter_horizontal = ["schools"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "stage" in form.changed_data:
+            # which items wait follows the stages: stored again for every request, in this save's transaction
+            status_services.approvals_refresh_stage_open(None)
 
 
 @admin.register(m.ClearanceCycle, site=site)

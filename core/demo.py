@@ -312,6 +312,10 @@ def _write_chunk(b: _Builder, students: list[dict], states: list[str], fixed_pla
                 items.append(dict(
                     department_id=dept.pk, status=status, reason=reason, waiting_since=now - waited,
                     decided_by_id=admin.pk if decided else None, decided_at=now - waited / 2 if decided else None))
+            stage = {b.offices[code].pk: b.offices[code].stage for code in plan}
+            for item in items:      # the queue's "waiting": every earlier stage cleared (core.services.status)
+                item["stage_open"] = all(other["status"] in ClearanceApproval.CLEARED for other in items
+                                         if stage[other["department_id"]] < stage[item["department_id"]])
             status = derive_request_status([a["status"] for a in items], revoked=state == "revoked")
             req = dict(student_id=sid, cycle_id=b.cycle.pk, status=status, submitted_at=now - waited,
                        opened_by_id=admin.pk, created_at=now - waited,

@@ -448,8 +448,13 @@ class ClearanceApproval(TimeStamped):
     response_file = models.FileField(upload_to=files.response_name, blank=True, editable=False)
     response_file_name = models.CharField(max_length=255, blank=True, editable=False,
                                           help_text="The name of the student's file as uploaded.")
+    # derived, stored for the queue: no item of the request in an earlier stage is still to be
+    # cleared. Kept by core.services.status.approvals_refresh_stage_open, which every change of an
+    # approval's status goes through (requests_refresh_status) and an office's stage change calls;
+    # check_consistency proves it. The approve service checks the stages itself, under the locks.
+    stage_open = models.BooleanField(default=True, editable=False)
 
-    history = history()
+    history = history(excluded_fields=["stage_open"])      # derived: not a change anyone made
 
     class Meta:
         ordering = ["waiting_since"]
@@ -465,10 +470,23 @@ class ClearanceApproval(TimeStamped):
             # the queue's default order within an office, whatever the status filter
             models.Index(fields=["department", "waiting_since"]),
             models.Index(fields=["status", "decided_at"]),
+            # "waiting" (pending, stage open), in the queue's order: a page and its capped count read
+            # from here, whatever the queue (core.selectors.staff.approvals_waiting). Not partial:
+            # PostgreSQL leaves a column its predicate fixes out of the scan's bounds, SQLite then
+            # prefers the index above
+            models.Index(fields=["department", "status", "stage_open", "waiting_since", "id"], name="approval_waiting"),
         ]
 
     def __str__(self):
         return f"{self.department.code} for {self.request.student.registration_number}"
+
+    def save(self, *args, **kwargs):
+        # `stage_open` is the database's to keep (approvals_refresh_stage_open): saving an item that
+        # was loaded never writes back the value it was loaded with over a sibling's newer decision
+        if not self._state.adding and kwargs.get("update_fields") is None and not args:
+            kwargs["update_fields"] = [f.name for f in self._meta.concrete_fields
+                                       if not f.primary_key and f.name != "stage_open"]
+        super().save(*args, **kwargs)
 
     @property
     def is_cleared(self) -> bool:

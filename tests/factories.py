@@ -156,10 +156,19 @@ class ClearanceRequestFactory(factory.django.DjangoModelFactory):
 class ClearanceApprovalFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = models.ClearanceApproval
+        skip_postgeneration_save = True
 
     request = factory.SubFactory(ClearanceRequestFactory)
     department = factory.SubFactory(DepartmentFactory)
     status = models.ClearanceApproval.Status.PENDING
+
+    @factory.post_generation
+    def stage_open_stored(obj, create, extracted, **kwargs):
+        """The request's items stored as the services store them: which of them wait (stage open)."""
+        if create:
+            from core.services.status import approvals_refresh_stage_open
+            approvals_refresh_stage_open([obj.request_id])
+            obj.refresh_from_db(fields=["stage_open"])
 
 
 class HoldFactory(factory.django.DjangoModelFactory):

@@ -12,6 +12,8 @@
    an open request is rejected while any FIN hold is active, else approved — unless it was waived,
    or an earlier stage is still open (then the approve is not due yet, and an approval made before
    that stage re-opened stands, as it does for any office).
+4. stage-open: an approval's stored `stage_open` (what the queue's "waiting" reads) is true exactly
+   when no approval of its request in an earlier stage is still to be cleared.
 
 Set-based: rows are read in keyset chunks of CHUNK as plain tuples (no model instances), with a
 constant number of queries per chunk, so 100,000 students and 700,000 approvals take seconds and
@@ -29,7 +31,7 @@ from typing import Iterable, Iterator
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, Max, OuterRef, Value
+from django.db.models import Count, Exists, Max, OuterRef, Q, Value
 
 from ..models import ClearanceApproval, ClearanceRequest, Department, Hold, Student
 from ..money import kes
@@ -40,7 +42,8 @@ from ..services.status import derive_request_status
 RULE_STATUS = "request-status"
 RULE_BALANCE_HOLD = "balance-hold"
 RULE_FINANCE_DECISION = "finance-decision"
-RULES = (RULE_STATUS, RULE_BALANCE_HOLD, RULE_FINANCE_DECISION)
+RULE_STAGE_OPEN = "stage-open"
+RULES = (RULE_STATUS, RULE_BALANCE_HOLD, RULE_FINANCE_DECISION, RULE_STAGE_OPEN)
 
 CHUNK = 5000
 
@@ -74,6 +77,7 @@ def iter_consistency_violations() -> Iterator[Violation]:
     yield from request_status_violations()
     yield from balance_hold_violations()
     yield from finance_decision_violations()
+    yield from stage_open_violations()
 
 
 @contextlib.contextmanager
@@ -277,3 +281,24 @@ def _active_fin_holds(active_fin, student_ids) -> dict[int, list[str]]:
             what = _kes(amount) if amount is not None else f"“{reason}”"
             out[student_id].append(f"#{pk} {source} {what}")
     return out
+
+
+# --- 4. the stored "stage open" -----------------------------------------------------------------
+
+def stage_open_violations() -> Iterator[Violation]:
+    """Invariant 4: the approvals whose stored flag disagrees with their request's earlier stages,
+    found by the database (one query per chunk of them)."""
+    blocking = (ClearanceApproval.objects
+                .filter(request_id=OuterRef("request_id"), department__stage__lt=OuterRef("department__stage"))
+                .exclude(status__in=ClearanceApproval.CLEARED))
+    wrong = (ClearanceApproval.objects.annotate(blocked=Exists(blocking))
+             .filter(Q(stage_open=True, blocked=True) | Q(stage_open=False, blocked=False)))
+    fields = ("stage_open", "department__code", "request__student__registration_number", "request__cycle__name")
+    for rows in _keyset(wrong, fields):
+        for pk, stage_open, code, reg, cycle in rows:
+            if stage_open:
+                message = "stored as waiting (stage open), but an earlier stage still has an item to clear"
+            else:
+                message = "stored as not yet open, but every earlier stage is cleared"
+            yield Violation(RULE_STAGE_OPEN, "ClearanceApproval", pk, f"{code} approval of {reg} ({cycle})", message)
+

@@ -52,12 +52,13 @@ def approvals_not_overdue(queryset: QuerySet[ClearanceApproval], *, now=None) ->
 
 def approvals_waiting(queryset: QuerySet[ClearanceApproval]) -> QuerySet[ClearanceApproval]:
     """What waits for the office: pending items whose stage is open — no item of the same request
-    in an earlier stage is still to be cleared (what approve checks, core.services.approvals). One
-    probe of the (request, department) index per row looked at."""
-    blocking = (ClearanceApproval.objects
-                .filter(request_id=OuterRef("request_id"), department__stage__lt=OuterRef("department__stage"))
-                .exclude(status__in=ClearanceApproval.CLEARED))
-    return queryset.filter(status=A.PENDING).filter(~Exists(blocking))
+    in an earlier stage is still to be cleared (what approve checks, core.services.approvals). Read
+    from the stored `stage_open` through its index (department, status, stage_open, waiting_since):
+    a page of the registry's queue costs the same at 10,000 approvals and at 1,000,000 (it probed
+    every earlier item of each row looked at). `stage_open IN (true)`, not the bare column Django
+    writes for `=True`: SQLite bounds an index scan only by a comparison, and without one read the
+    registry's 142,000 pending items for the 551 that wait."""
+    return queryset.filter(status=A.PENDING, stage_open__in=[True])
 
 
 def approvals_matching(queryset: QuerySet[ClearanceApproval], text: str) -> QuerySet[ClearanceApproval]:

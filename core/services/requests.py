@@ -78,6 +78,12 @@ def _finance_at_opening(student_ids, departments, now):
     return fields
 
 
+def _stage_open(department, planned) -> bool:
+    """At opening: no office of an earlier stage is still to clear (finance may be cleared already)."""
+    return not any(d.stage < department.stage and f.get("status", ClearanceApproval.Status.PENDING)
+                   not in ClearanceApproval.CLEARED for d, f in planned)
+
+
 def _open_for_students(students: QuerySet[Student], *, cycle, acting_user, reason, request_reason) -> OpenResult:
     """Bulk: one request per student without an open one in the cycle, and one pending approval per
     applicable active office. Queries grow with batches of 2,000 students, not with students."""
@@ -109,7 +115,8 @@ def _open_for_students(students: QuerySet[Student], *, cycle, acting_user, reaso
                     for s in batch]
         requests = bulk_create_tracked(requests, ClearanceRequest, user=acting_user, reason=history_reason)
         by_student = {r.student_id: r for r in requests}
-        approvals = [ClearanceApproval(request_id=by_student[s.pk].pk, department_id=d.pk, waiting_since=now, **f)
+        approvals = [ClearanceApproval(request_id=by_student[s.pk].pk, department_id=d.pk, waiting_since=now,
+                                       stage_open=_stage_open(d, planned[s.pk]), **f)
                      for s in batch for d, f in planned[s.pk]]
         bulk_create_tracked(approvals, ClearanceApproval, user=acting_user, reason=history_reason)
         result.created.extend(r.pk for r in requests)

@@ -426,3 +426,18 @@ def test_the_sidebar_names_departments_as_their_page_does(admin_client, offices)
     assert ">Offices<" not in body.replace("\n", "").replace(" ", "")
     page = admin_client.get(reverse("admin:core_department_changelist")).content.decode()
     assert "Departments" in page
+
+
+@pytest.mark.parametrize("office_stages", [{"REG": 2}])
+def test_moving_an_office_to_another_stage_stores_again_which_items_wait(admin_client, offices, clearance):
+    from django.forms.models import model_to_dict
+
+    from core.selectors.consistency import consistency_violations
+    reg = offices["REG"]
+    assert not ClearanceApproval.objects.get(request=clearance, department=reg).stage_open   # stage 1 pending
+    data = {k: v for k, v in model_to_dict(reg).items() if v is not None}
+    data.update(stage=1, schools=[s.pk for s in data.get("schools", [])])
+    response = admin_client.post(reverse("admin:core_department_change", args=[reg.pk]), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert ClearanceApproval.objects.get(request=clearance, department=reg).stage_open
+    assert consistency_violations() == []

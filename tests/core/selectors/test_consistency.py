@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from core.models import ClearanceApproval, ClearanceRequest, Department, FinanceRecord, Hold
 from core.selectors import consistency
-from core.selectors.consistency import (RULE_BALANCE_HOLD, RULE_FINANCE_DECISION, RULE_STATUS, Violation,
+from core.selectors.consistency import (RULE_BALANCE_HOLD, RULE_FINANCE_DECISION, RULE_STAGE_OPEN, RULE_STATUS, Violation,
                                         balance_hold_problems, consistency_snapshot, consistency_violations,
                                         request_status_problem)
 from core.services.status import derive_request_status
@@ -386,7 +386,7 @@ def test_queries_do_not_grow_with_rows(fin, lib, django_assert_max_num_queries):
 
     small, large = queries(8), queries(8 * 25)
     assert small == large
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(11):          # one more per rule 4 (stage open), none per row
         consistency_violations()
 
 
@@ -458,3 +458,21 @@ def test_an_import_hold_released_by_hand_is_still_a_violation(db, offices, finan
                           amount=Decimal("500"), status=Hold.Status.RELEASED)     # a later import's, released
     assert [v.label for v in consistency_violations() if v.rule == "balance-hold"] == [s.registration_number]
     assert old.pk
+
+
+# --- 4. the stored "stage open" -----------------------------------------------------------------------
+
+def test_a_stored_stage_open_that_disagrees_with_the_earlier_stages_is_reported_both_ways():
+    lib, reg = office("LIB"), office("REG", stage=2)
+    closed = make_request({lib: A.PENDING, reg: A.PENDING})
+    opened = make_request({lib: A.APPROVED, reg: A.PENDING})
+    assert found() == []                                    # the factory stores it as the services do
+    ClearanceApproval.objects.filter(request=closed, department=reg).update(stage_open=True)
+    ClearanceApproval.objects.filter(request=opened, department=reg).update(stage_open=False)
+    messages = {(v.rule, v.pk): v.message for v in found()}
+    assert messages == {
+        (RULE_STAGE_OPEN, ClearanceApproval.objects.get(request=closed, department=reg).pk):
+            "stored as waiting (stage open), but an earlier stage still has an item to clear",
+        (RULE_STAGE_OPEN, ClearanceApproval.objects.get(request=opened, department=reg).pk):
+            "stored as not yet open, but every earlier stage is cleared"}
+

@@ -669,3 +669,26 @@ def test_evidence_of_a_bulk_decision_is_stored_once_under_a_random_name(clearanc
     assert len(names) == 1
     (stored, shown), = names
     assert shown == "Books returned.pdf" and stored.startswith("evidence/") and "Books" not in stored
+
+
+# --- which items wait: the stored stage_open follows every decision (core.services.status) ------
+
+@pytest.mark.parametrize("office_stages", [{"GOWN": 2, "REG": 3}])
+def test_the_stored_stage_open_follows_the_decisions_of_earlier_stages(clearance, approval, make_reviewer, superuser):
+    from core.selectors.consistency import consistency_violations
+
+    def open_codes():
+        return {a.department.code for a in clearance.approvals.select_related("department") if a.stage_open}
+
+    stage_one = {"FIN", "LIB", "HOS", "SCH", "SPT"} & {a.department.code for a in clearance.approvals.all()}
+    assert open_codes() == stage_one                        # as opened: only stage 1 waits
+    pending = clearance.approvals.filter(department__stage=1, status=A.PENDING).values_list("pk", flat=True)
+    approvals_approve(approval_ids=list(pending), acting_user=superuser).raise_if_refused()
+    assert open_codes() == stage_one | {"GOWN"}             # stage 1 cleared: the gown store's turn
+    approval_reject(approval=approval(clearance, "LIB"), acting_user=superuser, reason="Book")
+    assert open_codes() == stage_one                        # a stage-1 item open again closes the rest
+    approval_reopen(approval=approval(clearance, "LIB"), acting_user=superuser)
+    approvals_waive(approval_ids=[approval(clearance, "LIB").pk], acting_user=superuser, reason="Lost in flood")
+    approval_approve(approval=approval(clearance, "GOWN"), acting_user=superuser)
+    assert open_codes() == stage_one | {"GOWN", "REG"}
+    assert consistency_violations() == []
