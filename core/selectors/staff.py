@@ -132,10 +132,13 @@ def staff_dashboard_figures(user, *, now=None) -> dict:
     now = now or timezone.now()
     scope = permissions.approvals_for(user)
     pending = scope.filter(status=A.PENDING)
-    overdue_ids = approvals_overdue(scope, now=now).values("pk")
+    # overdue and the oldest are of what waits (stage open), as the queue the figures link to lists
+    # them: an item whose stage has not opened is not the office's to clear yet
+    waiting = approvals_waiting(scope)
+    overdue_ids = approvals_overdue(waiting, now=now).values("pk")
     counts = {r["department_id"]: r for r in pending.values("department_id").annotate(
-        pending=Count("pk"), overdue=Count("pk", filter=Q(pk__in=overdue_ids)), oldest=Min("waiting_since"))
-        .order_by()}
+        pending=Count("pk"), overdue=Count("pk", filter=Q(pk__in=overdue_ids)),
+        oldest=Min("waiting_since", filter=Q(stage_open=True))).order_by()}
     # every office the user reviews, with nothing pending or not
     rows = [{"department_id": d.pk, "department__code": d.code, "department__name": d.name,
              "department__sla_days": d.sla_days, "pending": 0, "overdue": 0, "oldest": None,
@@ -145,7 +148,7 @@ def staff_dashboard_figures(user, *, now=None) -> dict:
     week_start -= datetime.timedelta(days=week_start.weekday())
     decided = scope.filter(decided_at__gte=week_start).exclude(status=A.PENDING)
     decided_counts = dict(decided.values_list("status").annotate(n=Count("pk")).order_by())
-    oldest = (pending.select_related("request__student", "department").order_by("waiting_since", "pk").first())
+    oldest = (waiting.select_related("request__student", "department").order_by("waiting_since", "pk").first())
     for row in rows:
         row["oldest_days"] = max((now - row["oldest"]).days, 0) if row["oldest"] else None
     return {

@@ -503,6 +503,25 @@ def test_dashboard_numbers(client, make_reviewer, open_request, offices):
     assert '<span data-kpi="decided-this-week">3</span>' in html
 
 
+@pytest.mark.parametrize("office_stages", [{"REG": 2}])
+def test_the_dashboards_overdue_and_oldest_are_of_what_waits_as_the_list_it_links_to(client, make_reviewer,
+                                                                                   open_request):
+    reviewer = make_reviewer("REG")
+    client.force_login(reviewer)
+    blocked, cleared = open_request(factories.StudentFactory()), open_request(factories.StudentFactory())
+    long_ago = timezone.now() - datetime.timedelta(days=40)
+    ClearanceApproval.objects.filter(department__code="REG").update(waiting_since=long_ago)
+    stage_one = ClearanceApproval.objects.filter(request=cleared).exclude(department__code="REG")
+    approvals_approve(approval_ids=list(stage_one.filter(status=A.PENDING).values_list("pk", flat=True)),
+                      acting_user=factories.UserFactory(is_superuser=True)).raise_if_refused()
+    queue = client.get(reverse("staff:index")).context["queue"]
+    waiting_reg = ClearanceApproval.objects.get(request=cleared, department__code="REG")
+    # both REG items pending and 40 days old; only the one whose stage is open is the office's to clear
+    assert (queue["pending"], queue["overdue"], queue["oldest"].pk) == (2, 1, waiting_reg.pk)
+    listed_overdue = {a.pk for a in client.get(QUEUE + "?overdue=yes").context["cl"].result_list}
+    assert listed_overdue == {waiting_reg.pk}
+
+
 # --- queries ------------------------------------------------------------------------------------------
 
 def _queue_with(n, open_request, offices):
