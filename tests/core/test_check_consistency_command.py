@@ -99,3 +99,17 @@ def test_a_limit_that_is_not_reached_lists_them_all(broken):
 def test_a_limit_below_1_is_refused():
     with pytest.raises(CommandError, match="--limit must be 1 or more"):
         call_command("check_consistency", "--limit", "0")
+
+
+def test_a_waiting_flag_that_disagrees_with_the_earlier_stages_is_a_stage_open_line():
+    request = factories.ClearanceRequestFactory(status=R.PENDING)
+    factories.ClearanceApprovalFactory(request=request, department=factories.DepartmentFactory(code="LIB"))
+    reg = factories.ClearanceApprovalFactory(request=request, department=factories.DepartmentFactory(code="REG",
+                                                                                                      stage=2))
+    assert run() == (0, [CLEAN])
+    ClearanceApproval.objects.filter(pk=reg.pk).update(stage_open=True)     # written past the services
+    code, out = run()
+    reg_no = request.student.registration_number
+    assert (code, out) == (1, [f"stage-open: REG approval of {reg_no} ({request.cycle.name}): stored as waiting "
+                               "(stage open), but an earlier stage still has an item to clear",
+                               "1 violation (1 stage-open)."])

@@ -13,7 +13,8 @@ from django.core.management.base import BaseCommand, CommandError
 from core.selectors.consistency import RULES, consistency_snapshot, iter_consistency_violations
 
 CLEAN = ("No violations: every request's status is derived from its approvals, every balance above the "
-         "threshold has its one hold of that amount, and every finance approval follows the holds.")
+         "threshold has its one hold of that amount, every finance approval follows the holds, and every "
+         "item the queue shows as waiting has its earlier stages cleared.")
 
 
 def _plural(n: int, word: str) -> str:
