@@ -28,7 +28,7 @@ from .. import permissions
 from ..bulk_load import any_of, fetch_in, insert_history_select, insert_new, quote
 from ..history import bulk_update_tracked, save_tracked
 from ..models import Student, User
-from ._common import BulkResult
+from ._common import BulkResult, chunked
 
 log = logging.getLogger(__name__)
 SEND_TASK = "core.tasks.account_link_task"
@@ -77,13 +77,13 @@ def _queue_link(user, kind: str) -> None:
 LINKS_PER_TASK = 200
 
 
-def _queue_links(users, kind: str) -> None:
-    """One link for each of `users`, after commit: one task for one, a task per LINKS_PER_TASK for many
-    (an import inviting 5,000 graduands queues 25 tasks, not 5,000)."""
-    if len(users) == 1:
-        _queue_link(users[0], kind)
+def _queue_links(user_ids: list[int], kind: str) -> None:
+    """One link for each of these users, after commit: one task for one, a task per LINKS_PER_TASK for
+    many (an import inviting 5,000 graduands queues 25 tasks, not 5,000)."""
+    ids = list(user_ids)
+    if len(ids) == 1:
+        _queue_link(User(pk=ids[0]), kind)
         return
-    ids = [u.pk for u in users]
 
     def enqueue():
         from django_q.tasks import async_task
@@ -121,25 +121,43 @@ def _login_for(student: Student, *, acting_user, reason: str) -> tuple[User | No
     return user, None
 
 
+INVITE_CHUNK = 2000      # students read, locked and given logins at a time: memory flat whatever the list
+
+
 @transaction.atomic
 def students_invite(*, student_ids, acting_user, reason: str = "", system: bool = False) -> BulkResult:
     """Send each selected student an invitation: a login (made if they have none) and a one-time
     link to set its password. Refused row by row: no email, an address another account (or another
     selected student) has, a login already in use. Only the registry (or an administrator) invites.
-    Queries grow with batches, not rows: the students are read and locked at once, the addresses in
-    use looked up at once, the new logins and their history written in bulk. `system`: invitations
-    a graduand import sends (the import checked who may apply it; `reason` names it)."""
+    Queries grow with batches, not rows: a batch of INVITE_CHUNK students is read and locked at once,
+    the addresses in use looked up at once, the new logins and their history written in bulk (a
+    graduand import invites 100,000 students a batch at a time, in one transaction). `system`:
+    invitations a graduand import sends (the import checked who may apply it; `reason` names it)."""
     if not system and not (acting_user is not None and (permissions.has_role(acting_user, permissions.REGISTRY)
                                                         or acting_user.is_superuser)):
         raise ValidationError("Only the registry invites students.")
     result = BulkResult(unseen_where="not in your list")
-    ids = list(dict.fromkeys(student_ids))
+    reason = reason or f"invited by {acting_user.email}"
+    group = Group.objects.get(name=permissions.STUDENT)
+    taken: set[str] = set()     # addresses in use, and those given to students of earlier batches
+    invited: list[int] = []
+    for part in chunked(list(dict.fromkeys(student_ids)), INVITE_CHUNK):
+        ids = _invite_batch(part, result, taken, acting_user=acting_user, reason=reason)
+        User.groups.through.objects.bulk_create([User.groups.through(user_id=pk, group_id=group.pk) for pk in ids],
+                                                ignore_conflicts=True)
+        invited += ids
+    _queue_links(invited, "invitation")
+    return result
+
+
+def _invite_batch(ids: list[int], result: BulkResult, taken: set[str], *, acting_user, reason: str) -> list[int]:
+    """One batch of students_invite: their logins found or made; returns the invited users' ids."""
     students = {s.pk: s for s in Student.objects.select_related("user").select_for_update(of=("self",))
                 .filter(pk__in=ids)}
-    wanted = {(s.email or "").strip().lower() for s in students.values() if s.user_id is None} - {""}
-    taken = set(User.objects.annotate(address=Lower("email")).filter(address__in=wanted)
-                .values_list("address", flat=True)) if wanted else set()
-    reason = reason or f"invited by {acting_user.email}"
+    wanted = {(s.email or "").strip().lower() for s in students.values() if s.user_id is None} - {""} - taken
+    if wanted:
+        taken |= set(User.objects.annotate(address=Lower("email")).filter(address__in=wanted)
+                     .values_list("address", flat=True))
     new_logins, invited = [], []
     for pk in ids:
         student = students.get(pk)
@@ -153,7 +171,7 @@ def students_invite(*, student_ids, acting_user, reason: str = "", system: bool 
         if user is None:
             new_logins.append(student)
             continue
-        invited.append(user)
+        invited.append(user.pk)
         result.done.append(pk)
     try:
         with transaction.atomic():
@@ -167,13 +185,9 @@ def students_invite(*, student_ids, acting_user, reason: str = "", system: bool 
             if user is None:
                 result.refuse(student.pk, student.registration_number, why)
             else:
-                invited.append(user)
+                invited.append(user.pk)
                 result.done.append(student.pk)
-    group = Group.objects.get(name=permissions.STUDENT)
-    User.groups.through.objects.bulk_create([User.groups.through(user_id=u.pk, group_id=group.pk) for u in invited],
-                                            ignore_conflicts=True)
-    _queue_links(invited, "invitation")
-    return result
+    return invited
 
 
 def _login_to_make(student: Student, taken: set[str]) -> tuple[User | None, str | None]:
@@ -195,8 +209,9 @@ def _login_to_make(student: Student, taken: set[str]) -> tuple[User | None, str 
     return user, None
 
 
-def _logins_make(students: list[Student], *, acting_user, reason: str) -> list[User]:
-    """A login without a password for each student (the link sets it), linked to them, with history.
+def _logins_make(students: list[Student], *, acting_user, reason: str) -> list[int]:
+    """A login without a password for each student (the link sets it), linked to them, with history;
+    returns their ids.
     Written as plain rows (an import invites thousands at once): inserted with executemany, read back
     by address, their history copied by the database, the students' links written per batch."""
     if not students:
@@ -215,7 +230,7 @@ def _logins_make(students: list[Student], *, acting_user, reason: str) -> list[U
         insert_history_select(User, where, params, history_type="+", user=acting_user, reason=reason, when=now)
     bulk_update_tracked([{"id": s.pk, "user_id": id_of[address]} for s, address in zip(students, addresses)],
                         Student, ["user"], user=acting_user, reason=reason)
-    return [User(pk=id_of[address], email=address) for address in addresses]
+    return [id_of[address] for address in addresses]
 
 
 def student_sign_up(*, registration_number: str, email: str) -> None:

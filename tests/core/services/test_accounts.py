@@ -153,3 +153,27 @@ def test_an_address_taken_meanwhile_refuses_only_its_row(registry_user, graduand
     assert "belongs to another account" in {r.pk: r.reason for r in result.refused}[other.pk]
     graduand.refresh_from_db()
     assert graduand.user is not None and Student.objects.get(pk=other.pk).user is None
+
+
+def test_batches_share_what_is_taken_and_cost_queries_per_batch(registry_user, monkeypatch):
+    """students_invite works INVITE_CHUNK students at a time (memory flat at 100,000): an address
+    given in one batch is taken for the next, and the queries grow with batches, not students."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from core.services import accounts
+    monkeypatch.setattr(accounts, "INVITE_CHUNK", 2)
+    first, other, second = (factories.StudentFactory(email=e) for e in
+                            ("twins@example.com", "x@example.com", "TWINS@example.com"))
+    result = students_invite(student_ids=[first.pk, other.pk, second.pk], acting_user=registry_user)
+    assert result.done == [first.pk, other.pk]          # the twin is in the second batch
+    assert "belongs to another account" in {r.pk: r.reason for r in result.refused}[second.pk]
+
+    def queries(n):
+        students = [factories.StudentFactory(email=f"batch{n}.{i}@students.example.ac.ke") for i in range(n)]
+        monkeypatch.setattr(accounts, "INVITE_CHUNK", n // 2)         # two batches each time
+        with CaptureQueriesContext(connection) as ctx:
+            done = students_invite(student_ids=[s.pk for s in students], acting_user=registry_user).done
+        assert len(done) == n
+        return len(ctx)
+    assert queries(80) == queries(160)
