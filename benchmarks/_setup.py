@@ -108,6 +108,7 @@ def make_season(students: int) -> int:
     from django.utils import timezone
 
     from core.bulk_load import copy_in
+    from core.services.status import stages_open
     from core.models import (AcademicDepartment, ClearanceApproval, ClearanceCycle, ClearanceRequest, Department,
                              Programme, School, Student, User)
     if students <= 0:
@@ -147,9 +148,8 @@ def make_season(students: int) -> int:
                         row.update(status=status, decided_at=min(waiting + day, now), decided_by_id=admin.pk,
                                    reason="" if status == A.APPROVED else "Benchmark reason")
                     rows.append((office.stage, row))
-                for stage, row in rows:     # stored as the services store it (core.services.status)
-                    row["stage_open"] = all(other["status"] in ClearanceApproval.CLEARED
-                                            for other_stage, other in rows if other_stage < stage)
+                for (_, row), opened in zip(rows, stages_open((stage, row["status"]) for stage, row in rows)):
+                    row["stage_open"] = opened      # stored as the services store it
                     yield row
         _, made = copy_in(approvals(), ClearanceApproval, user=admin, reason="benchmark", check_keys=False)
     return made

@@ -51,8 +51,7 @@ def compact_cell(html) -> str:
         return conditional_escape(html)
     html = str(html)
     for long, short in _REPLACE:
-        if long in html:
-            html = html.replace(long, short)
+        html = html.replace(long, short)
     if "<textarea" not in html and "<pre" not in html:      # where blank lines are content
         html = _BLANK_LINES.sub("\n", html)
     return mark_safe(html)     # unfold's safe HTML, only its class lists changed

@@ -12,7 +12,6 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.http import Http404, HttpResponseRedirect
-from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -33,6 +32,7 @@ from core.services.certificates import certificate_issue, certificates_issue
 from core.services.cycles import CYCLE_FIELDS, cycle_create, cycle_update
 from core.services.requests import check_cycle_open, request_revoke, requests_open_for_cohort
 
+from . import compact
 from .filters import student_filters
 from .downloads import certificate_url, file_link
 from .mixins import ReadOnlyAdminMixin, RoleModelAdmin, report_bulk_result, run_service
@@ -85,10 +85,6 @@ def approval_status_badge(approval) -> str:
     overdue = f" · overdue {approval.days_waiting} d" if approval.is_overdue else ""
     return format_html('<span class="{}" data-status="{}">{}{}</span>', APPROVAL_BADGE_CLASSES[approval.status],
                        approval.status, approval.get_status_display(), overdue)
-
-
-def label_html(text, variant) -> str:
-    return render_to_string("unfold/helpers/label.html", {"text": text, "variant": variant})
 
 
 def _page(modeladmin, request, *, title, template="registry/action_form.html", **context):
@@ -516,7 +512,7 @@ class ClearanceRequestAdmin(RegistryModelAdmin):
     @display(description="status")
     def status_badge(self, obj):
         # the detail page shows readonly values as text: render the same label as the list
-        return label_html(obj.get_status_display(), REQUEST_STATUS_LABELS[obj.status])
+        return compact.label(obj.get_status_display(), REQUEST_STATUS_LABELS[obj.status])
 
     @display(description="offices")
     def progress(self, obj):

@@ -453,21 +453,29 @@ def update_ids(model, ids: list, constants: dict, *, history: History | None = N
     return sent
 
 
-def fetch_in(sql: str, params: list, column: str, field, ids: list, *, chunk: int = 5000) -> list[tuple]:
-    """Run `sql`, whose `{ids}` stands for `column IN (ids)` (`field` types them; it must come after
-    every other placeholder, its parameters follow `params`), for every chunk
-    of ids (all at once on PostgreSQL), and return the raw rows: no ORM preparation per value nor
-    converters per cell, which at 100,000 rows cost more than the query."""
-    rows = []
+def _run_in(sql: str, params: list, column: str, field, ids: list, chunk: int):
+    """Each chunk of ids (all at once on PostgreSQL) run through `sql`; yields the cursor after each."""
     if not ids:
-        return rows
+        return
     step = len(ids) if connection.vendor == "postgresql" else chunk
     with bulk_cursor() as cursor:
         for start in range(0, len(ids), step):
             in_sql, in_params = any_of(column, ids[start:start + step], field)
             cursor.execute(sql.format(ids=in_sql), [*params, *in_params])
-            rows.extend(cursor.fetchall())
-    return rows
+            yield cursor
+
+
+def fetch_in(sql: str, params: list, column: str, field, ids: list, *, chunk: int = 5000) -> list[tuple]:
+    """Run `sql`, whose `{ids}` stands for `column IN (ids)` (`field` types them; it must come after
+    every other placeholder, its parameters follow `params`), for every chunk
+    of ids (all at once on PostgreSQL), and return the raw rows: no ORM preparation per value nor
+    converters per cell, which at 100,000 rows cost more than the query."""
+    return [row for cursor in _run_in(sql, params, column, field, ids, chunk) for row in cursor.fetchall()]
+
+
+def execute_in(sql: str, params: list, column: str, field, ids: list, *, chunk: int = 5000) -> int:
+    """`fetch_in` for a statement that writes (an UPDATE … WHERE {ids}): the rows it changed."""
+    return sum(cursor.rowcount for cursor in _run_in(sql, params, column, field, ids, chunk))
 
 
 def quote(name: str) -> str:

@@ -29,7 +29,7 @@ from .history import audit_context
 from .models import (AcademicDepartment, Certificate, ClearanceApproval, ClearanceCycle, ClearanceRequest, Department,
                      FinanceRecord, GownIssuance, Hold, Payment, Programme, School, Student, User)
 from .services.finance import finance_hold_reason
-from .services.status import derive_request_status
+from .services.status import derive_request_status, stages_open
 
 REASON = "Demo data"
 A = ClearanceApproval.Status
@@ -312,10 +312,8 @@ def _write_chunk(b: _Builder, students: list[dict], states: list[str], fixed_pla
                 items.append(dict(
                     department_id=dept.pk, status=status, reason=reason, waiting_since=now - waited,
                     decided_by_id=admin.pk if decided else None, decided_at=now - waited / 2 if decided else None))
-            stage = {b.offices[code].pk: b.offices[code].stage for code in plan}
-            for item in items:      # the queue's "waiting": every earlier stage cleared (core.services.status)
-                item["stage_open"] = all(other["status"] in ClearanceApproval.CLEARED for other in items
-                                         if stage[other["department_id"]] < stage[item["department_id"]])
+            for item, opened in zip(items, stages_open((b.offices[c].stage, s) for c, s in plan.items())):
+                item["stage_open"] = opened      # the queue's "waiting", as the services store it
             status = derive_request_status([a["status"] for a in items], revoked=state == "revoked")
             req = dict(student_id=sid, cycle_id=b.cycle.pk, status=status, submitted_at=now - waited,
                        opened_by_id=admin.pk, created_at=now - waited,

@@ -35,7 +35,7 @@ class QueueFilter(admin.SimpleListFilter):
         # a status chosen, or the items one balance import decided (the finance pages link to them):
         # the list says what it lists, whatever waits
         self.status_chosen = (any(key.startswith("status__") or key == "import" for key in request.GET)
-                              or bool(str(request.GET.get(SEARCH_VAR, "")).strip()))
+                              or bool(request.GET.get(SEARCH_VAR, "").strip()))
         super().__init__(request, params, model, model_admin)
         # unfold's submit form keeps a choice through these (as for its field filters)
         self.lookup_kwarg = self.parameter_name

@@ -67,10 +67,10 @@ def account_link(user) -> str:
     return f"{settings.PUBLIC_URL}{path}"
 
 
-def _queue_link(user, kind: str) -> None:
+def _queue_link(user_id: int, kind: str) -> None:
     def enqueue():
         from django_q.tasks import async_task
-        async_task(SEND_TASK, user.pk, kind, task_name=f"account link for user #{user.pk}")
+        async_task(SEND_TASK, user_id, kind, task_name=f"account link for user #{user_id}")
     transaction.on_commit(enqueue)
 
 
@@ -82,7 +82,7 @@ def _queue_links(user_ids: list[int], kind: str) -> None:
     many (an import inviting 5,000 graduands queues 25 tasks, not 5,000)."""
     ids = list(user_ids)
     if len(ids) == 1:
-        _queue_link(User(pk=ids[0]), kind)
+        _queue_link(ids[0], kind)
         return
 
     def enqueue():
@@ -251,7 +251,7 @@ def student_sign_up(*, registration_number: str, email: str) -> None:
         if user is None:
             log.info("sign-up for %s: nothing sent (%s)", reg, why)
             return
-        _queue_link(user, "sign-up")
+        _queue_link(user.pk, "sign-up")
 
 
 SUBJECTS = {"invitation": "Your Clearance login", "sign-up": "Set your Clearance password"}

@@ -18,7 +18,7 @@ from ..selectors.registry import cohort_students
 from ._common import chunked, id_chunks, require_reason
 from .finance import FINANCE_CODE, finance_hold_reason
 from .notifications import notifications_send
-from .status import derive_request_status
+from .status import derive_request_status, stages_open
 
 R = ClearanceRequest.Status
 
@@ -78,12 +78,6 @@ def _finance_at_opening(student_ids, departments, now):
     return fields
 
 
-def _stage_open(department, planned) -> bool:
-    """At opening: no office of an earlier stage is still to clear (finance may be cleared already)."""
-    return not any(d.stage < department.stage and f.get("status", ClearanceApproval.Status.PENDING)
-                   not in ClearanceApproval.CLEARED for d, f in planned)
-
-
 def _open_for_students(students: QuerySet[Student], *, cycle, acting_user, reason, request_reason) -> OpenResult:
     """Bulk: one request per student without an open one in the cycle, and one pending approval per
     applicable active office. Queries grow with batches of 2,000 students, not with students."""
@@ -115,9 +109,12 @@ def _open_for_students(students: QuerySet[Student], *, cycle, acting_user, reaso
                     for s in batch]
         requests = bulk_create_tracked(requests, ClearanceRequest, user=acting_user, reason=history_reason)
         by_student = {r.student_id: r for r in requests}
+        # which items wait from the start (finance may be cleared already at opening)
         approvals = [ClearanceApproval(request_id=by_student[s.pk].pk, department_id=d.pk, waiting_since=now,
-                                       stage_open=_stage_open(d, planned[s.pk]), **f)
-                     for s in batch for d, f in planned[s.pk]]
+                                       stage_open=opened, **f)
+                     for s in batch
+                     for (d, f), opened in zip(planned[s.pk], stages_open(
+                         (d.stage, f.get("status", ClearanceApproval.Status.PENDING)) for d, f in planned[s.pk]))]
         bulk_create_tracked(approvals, ClearanceApproval, user=acting_user, reason=history_reason)
         result.created.extend(r.pk for r in requests)
         result.approvals_created += len(approvals)

@@ -4,10 +4,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
-from django.db import connection
 from django.utils import timezone
 
-from ..bulk_load import History, any_of, bulk_cursor, fetch_in, quote, update_ids
+from ..bulk_load import History, bulk_cursor, execute_in, fetch_in, quote, update_ids
 from ..models import ClearanceApproval, ClearanceCycle, ClearanceRequest, Department, Notification, Student
 from .notifications import notifications_send
 
@@ -59,55 +58,40 @@ def _requests_with_counts(request_ids: list[int]) -> list[tuple]:
         [*ClearanceApproval.CLEARED, A.REJECTED], f"r.{_q('id')}", ClearanceRequest._meta.pk, request_ids)
 
 
-def stage_open_sql() -> tuple[str, list]:
-    """SQL true for an approval (aliased `a`) whose stage is open: no approval of its request in an
-    earlier stage is still to be cleared — and its parameters."""
-    t, d = _q(ClearanceApproval._meta.db_table), _q(Department._meta.db_table)
-    cleared = ", ".join(["%s"] * len(ClearanceApproval.CLEARED))
-    return (f"NOT EXISTS (SELECT 1 FROM {t} b JOIN {d} bd ON bd.{_q('id')} = b.{_q('department_id')} "
-            f"WHERE b.{_q('request_id')} = a.{_q('request_id')} AND b.{_q('status')} NOT IN ({cleared}) "
-            f"AND bd.{_q('stage')} < (SELECT ad.{_q('stage')} FROM {d} ad WHERE ad.{_q('id')} = a.{_q('department_id')}))",
-            list(ClearanceApproval.CLEARED))
+def stages_open(items: Iterable[tuple[int, str]]) -> list[bool]:
+    """The one rule of `ClearanceApproval.stage_open`, for the (stage, status) of each of one
+    request's items: open when no item of an earlier stage is still to be cleared. What a request's
+    opening stores (and the demo and benchmark data); `approvals_refresh_stage_open` is its SQL."""
+    items = list(items)
+    return [all(status in ClearanceApproval.CLEARED for other, status in items if other < stage)
+            for stage, _ in items]
 
 
 def approvals_refresh_stage_open(request_ids: Iterable[int] | None) -> int:
     """Store `stage_open` again on the approvals of these requests (None: of every request, after an
     office's stage changed), writing only the rows whose value changes: one UPDATE per chunk of
-    requests. The callers hold the requests' locks (as for the status), so the siblings read are the
-    ones that stand. Returns the number of approvals changed."""
-    t = _q(ClearanceApproval._meta.db_table)
-    opened, params = stage_open_sql()
+    requests. An item of the first stage has no earlier one and is always open, so only the later
+    stages' items are looked at (the registry's, not the six offices' a balance import decides for;
+    a stage change re-stores them all). The callers hold the requests' locks (as for the status), so
+    the siblings read are the ones that stand. Returns the number of approvals changed."""
+    t, d = _q(ClearanceApproval._meta.db_table), _q(Department._meta.db_table)
+    stage_of_a = f"(SELECT ad.{_q('stage')} FROM {d} ad WHERE ad.{_q('id')} = a.{_q('department_id')})"
+    cleared = ", ".join(["%s"] * len(ClearanceApproval.CLEARED))
+    opened = (f"NOT EXISTS (SELECT 1 FROM {t} b JOIN {d} bd ON bd.{_q('id')} = b.{_q('department_id')} "
+              f"WHERE b.{_q('request_id')} = a.{_q('request_id')} AND b.{_q('status')} NOT IN ({cleared}) "
+              f"AND bd.{_q('stage')} < {stage_of_a})")
     # SQLite's UPDATE takes no alias: the correlated subquery names the row through a one-row select
-    sql = (f"UPDATE {t} SET {_q('stage_open')} = NOT {_q('stage_open')} WHERE {_q('id')} IN ("
-           f"SELECT a.{_q('id')} FROM {t} a WHERE a.{_q('stage_open')} <> ({opened}) AND {{ids}})")
-    if request_ids is not None:
-        request_ids = sorted(set(request_ids))
-        if not request_ids:
-            return 0
-    with bulk_cursor() as cursor:
-        if request_ids is None:
-            cursor.execute(sql.format(ids="1 = 1"), params)
+    update = (f"UPDATE {t} SET {_q('stage_open')} = NOT {_q('stage_open')} WHERE {_q('id')} IN ("
+              f"SELECT a.{_q('id')} FROM {t} a WHERE a.{_q('stage_open')} <> ({opened})")
+    params = list(ClearanceApproval.CLEARED)
+    if request_ids is None:
+        with bulk_cursor() as cursor:
+            cursor.execute(update + ")", params)
             return cursor.rowcount
-        # an item of the first stage has no earlier one: always open (a stage change re-stores all,
-        # above), so only the later stages' items are looked at — the registry's, not the six
-        # offices' a balance import decides for
-        stages = list(Department.objects.values_list("pk", "stage"))
-        first = min((stage for _, stage in stages), default=None)
-        later = [pk for pk, stage in stages if stage != first]
-        if not later:
-            return 0
-        in_later, later_params = any_of(f"a.{_q('department_id')}", later, Department._meta.pk)
-        sql = sql.replace("{ids})", f"{in_later} AND {{ids}})")
-        params = [*params, *later_params]
-        ids = request_ids
-        changed = 0
-        step = len(ids) if connection.vendor == "postgresql" else 5000
-        for start in range(0, len(ids), step):
-            in_sql, in_params = any_of(f"a.{_q('request_id')}", ids[start:start + step],
-                                       ClearanceRequest._meta.pk)
-            cursor.execute(sql.format(ids=in_sql), [*params, *in_params])
-            changed += cursor.rowcount
-        return changed
+    later = (f" AND a.{_q('department_id')} IN (SELECT {_q('id')} FROM {d} WHERE {_q('stage')} > "
+             f"(SELECT MIN({_q('stage')}) FROM {d})) AND {{ids}})")
+    return execute_in(update + later, params, f"a.{_q('request_id')}", ClearanceRequest._meta.pk,
+                      sorted(set(request_ids)))
 
 
 def requests_refresh_status(request_ids: Iterable[int], *, acting_user, reason: str = "") -> list[int]:
